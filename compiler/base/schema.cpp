@@ -1,0 +1,49 @@
+// The header and field tables.
+#include "compiler/base/schema.h"
+
+namespace flowc {
+namespace {
+
+constexpr llvm::StringLiteral kHeaderNames[] = {
+#define HEADER(Id, Keyword, Description) Keyword,
+#include "compiler/base/fields.def"
+};
+
+constexpr FieldInfo kFields[] = {
+#define FIELD(Id, Hdr, Name, Type, Bits, Container)                                            \
+  {Field::k##Id, Header::k##Hdr, Name, ValueType::k##Type, Bits, Field::k##Container},
+#include "compiler/base/fields.def"
+};
+
+} // namespace
+
+llvm::StringRef HeaderName(Header header) { return kHeaderNames[static_cast<size_t>(header)]; }
+
+const FieldInfo &GetFieldInfo(Field field) { return kFields[static_cast<size_t>(field)]; }
+
+llvm::ArrayRef<FieldInfo> AllFields() { return kFields; }
+
+std::optional<Field> FindField(Header header, llvm::StringRef name) {
+  for (const FieldInfo &f : kFields) {
+    if (f.header == header && f.name == name) {
+      return f.field;
+    }
+  }
+  return std::nullopt;
+}
+
+llvm::StringRef ValueTypeNoun(ValueType type) {
+  switch (type) {
+  case ValueType::kInt:
+    return "an integer";
+  case ValueType::kMac:
+    return "a MAC address";
+  case ValueType::kIpv4:
+    return "an IPv4 address";
+  case ValueType::kIpv6:
+    return "an IPv6 address";
+  }
+  return "a value";
+}
+
+} // namespace flowc

@@ -1,0 +1,57 @@
+// The headers and fields the Flow language can match, from fields.def.
+#ifndef FLOWC_BASE_SCHEMA_H
+#define FLOWC_BASE_SCHEMA_H
+
+#include <cstdint>
+#include <optional>
+
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/StringRef.h"
+
+namespace flowc {
+
+/// A protocol header that rules match on.
+enum class Header : uint8_t {
+#define HEADER(Id, Keyword, Description) k##Id,
+#include "compiler/base/fields.def"
+};
+inline constexpr unsigned kNumHeaders = 0
+#define HEADER(Id, Keyword, Description) +1
+#include "compiler/base/fields.def"
+    ;
+
+/// One matchable field of one header.
+enum class Field : uint8_t {
+#define FIELD(Id, Hdr, Name, Type, Bits, Container) k##Id,
+#include "compiler/base/fields.def"
+  kNone,
+};
+
+/// The literal form a field's values take.
+enum class ValueType : uint8_t { kInt, kMac, kIpv4, kIpv6 };
+
+/// What the schema knows about one field.
+struct FieldInfo {
+  Field field;
+  Header header;
+  llvm::StringRef name;
+  ValueType type;
+  unsigned bits;
+  /// The wider field this one is part of, or Field::kNone.
+  Field container;
+};
+
+/// The keyword of `header` ("ipv4").
+llvm::StringRef HeaderName(Header header);
+/// The schema entry of `field`.
+const FieldInfo &GetFieldInfo(Field field);
+/// Every field, in fields.def order.
+llvm::ArrayRef<FieldInfo> AllFields();
+/// The field `name` of `header`, if it has one.
+std::optional<Field> FindField(Header header, llvm::StringRef name);
+/// "an integer", "a MAC address", ... for messages.
+llvm::StringRef ValueTypeNoun(ValueType type);
+
+} // namespace flowc
+
+#endif // FLOWC_BASE_SCHEMA_H

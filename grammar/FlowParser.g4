@@ -1,0 +1,100 @@
+// FlowParser.g4: syntax of the Flow policy language (docs/language.md).
+//
+// Every decision is LL(1): a declaration is chosen by its keyword, a match
+// item by a header keyword, `inner`, `any` or a template name, and a value by
+// its first token. compiler/parse parses with SLL prediction and falls back to
+// full LL only after a syntax error.
+//
+// `file` is the whole language. For memory, compiler/parse does not call it:
+// it calls `declaration`, `portHeader` and `portItem` one at a time and frees
+// each parse tree as soon as it has become AST, so no tree outlives one
+// declaration or one rule (docs/architecture.md, "Parsing").
+parser grammar FlowParser;
+
+options { tokenVocab = FlowLexer; }
+
+file : (declaration | portBlock)* EOF;
+
+declaration
+  : importDecl
+  | targetDecl
+  | constDecl
+  | objectDecl
+  | matchDecl
+  ;
+
+importDecl : IMPORT (modulePath | STRING) SEMI;
+modulePath : ID (DOT ID)*;
+
+targetDecl : TARGET ID SEMI;
+
+constDecl : CONST ID EQUALS value SEMI;
+
+objectDecl : objectKind ID (COMMA ID)* SEMI;
+objectKind : QUEUE | COUNTER | HANDLE;
+
+// A named, parameterized match fragment (a template).
+matchDecl : MATCH ID paramList? EQUALS matchSpec SEMI;
+paramList : LPAREN (ID (COMMA ID)*)? RPAREN;
+
+portBlock  : portHeader portItem* RBRACE;
+portHeader : direction PORT INT_LIT LBRACE;
+direction  : INGRESS | EGRESS;
+
+portItem
+  : ruleDecl
+  | defaultDecl
+  | sniffDecl
+  ;
+
+ruleDecl    : RULE ID? ruleOption* COLON matchSpec ARROW actionList SEMI;
+defaultDecl : DEFAULT MULTICAST? ruleOption* ARROW actionList SEMI;
+sniffDecl   : SNIFF ruleOption* ARROW actionList SEMI;
+
+ruleOption
+  : PRIORITY INT_LIT     # priorityOption
+  | PASS                 # passOption
+  ;
+
+matchSpec
+  : ANY
+  | matchItem (COMMA matchItem)*
+  ;
+
+matchItem
+  : headerMatch
+  | INNER LBRACE headerMatch (COMMA headerMatch)* RBRACE
+  | ID argList?
+  ;
+
+headerMatch : header fieldMatch*;
+header      : ETH | IPV4 | IPV6 | TCP | UDP | ESP | VXLAN | GRE | MPLS;
+fieldMatch  : ID value;
+
+argList : LPAREN (value (COMMA value)*)? RPAREN;
+
+// A value: one scalar with an optional prefix, range or mask; a set; or
+// membership in a set.
+value
+  : scalar valueSuffix?
+  | setLiteral
+  | IN (setLiteral | ID)
+  ;
+valueSuffix
+  : SLASH INT_LIT        # prefixSuffix
+  | DOTDOT scalar        # rangeSuffix
+  | MASK scalar          # maskSuffix
+  ;
+scalar : INT_LIT | HEX_LIT | IPV4_LIT | ADDR_LIT | ID;
+
+setLiteral : LBRACE (setElement (COMMA setElement)* COMMA?)? RBRACE;
+setElement : scalar valueSuffix?;
+
+actionList : action (COMMA action)*;
+action
+  : STEER ID             # steerAction
+  | TAG scalar           # tagAction
+  | DROP                 # dropAction
+  | COUNT ID             # countAction
+  | HANDLE ID            # handleAction
+  ;

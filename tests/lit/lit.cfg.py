@@ -1,0 +1,21 @@
+# lit configuration for flowc's golden tests.
+import os
+import lit.formats
+
+config.name = "flowc"
+config.test_format = lit.formats.ShTest(execute_external=False)
+config.suffixes = [".flow", ".test"]
+config.excludes = ["inputs", "Inputs"]
+config.test_source_root = config.lit_source
+config.test_exec_root = os.path.join(os.path.dirname(config.flowc), "..", "..", "tests", "lit", "out")
+
+# Tests never see the installed stdlib or the user's environment.
+config.environment["LC_ALL"] = "C"
+config.substitutions.append(("%flowc", config.flowc))
+config.substitutions.append(("%FileCheck", config.filecheck))
+config.substitutions.append(("FileCheck", config.filecheck))
+config.substitutions.append(("%not", config.not_tool))
+config.substitutions.append(("%python", config.python))
+config.substitutions.append(("%stdlib", os.path.join(config.source_root, "stdlib")))
+config.substitutions.append(("%srcroot", config.source_root))
+config.substitutions.append(("%inputs", os.path.join(config.lit_source, "inputs")))
