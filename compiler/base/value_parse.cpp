@@ -8,6 +8,11 @@
 namespace flowc {
 namespace {
 
+// Source text quoted in a message, cut so that a huge literal stays readable.
+std::string Q(llvm::StringRef text) {
+  return text.size() > 40 ? (text.take_front(37) + "...").str() : text.str();
+}
+
 llvm::Error Fail(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
 }
@@ -35,16 +40,16 @@ llvm::Expected<uint64_t> ParseInteger(llvm::StringRef text) {
     digits = digits.drop_front(2);
   }
   if (digits.empty()) {
-    return Fail("'" + text + "' has no digits");
+    return Fail("'" + Q(text) + "' has no digits");
   }
   uint64_t value = 0;
   for (char c : digits) {
     int d = HexDigit(c);
     if (d < 0 || static_cast<unsigned>(d) >= radix) {
-      return Fail("'" + text + "' is not a valid integer");
+      return Fail("'" + Q(text) + "' is not a valid integer");
     }
     if (value > (UINT64_MAX - static_cast<unsigned>(d)) / radix) {
-      return Fail("integer '" + text + "' does not fit in 64 bits");
+      return Fail("integer '" + Q(text) + "' does not fit in 64 bits");
     }
     value = value * radix + static_cast<unsigned>(d);
   }
@@ -59,20 +64,20 @@ llvm::Expected<MacAddress> ParseMac(llvm::StringRef text) {
   llvm::SmallVector<llvm::StringRef, 6> groups;
   text.split(groups, ':');
   if (groups.size() != 6) {
-    return Fail("MAC address '" + text + "' must have six groups");
+    return Fail("MAC address '" + Q(text) + "' must have six groups");
   }
   MacAddress mac{};
   for (size_t i = 0; i < 6; ++i) {
     llvm::StringRef g = groups[i];
     if (g.empty() || g.size() > 2) {
-      return Fail("MAC address '" + text + "' has a group of " +
+      return Fail("MAC address '" + Q(text) + "' has a group of " +
                   llvm::Twine(g.size()) + " digits; each group has one or two hex digits");
     }
     unsigned v = 0;
     for (char c : g) {
       int d = HexDigit(c);
       if (d < 0) {
-        return Fail("MAC address '" + text + "' has a non-hex digit");
+        return Fail("MAC address '" + Q(text) + "' has a non-hex digit");
       }
       v = v * 16 + static_cast<unsigned>(d);
     }
@@ -85,22 +90,22 @@ llvm::Expected<uint32_t> ParseIpv4(llvm::StringRef text) {
   llvm::SmallVector<llvm::StringRef, 4> parts;
   text.split(parts, '.');
   if (parts.size() != 4) {
-    return Fail("IPv4 address '" + text + "' must have four parts");
+    return Fail("IPv4 address '" + Q(text) + "' must have four parts");
   }
   uint32_t addr = 0;
   for (llvm::StringRef p : parts) {
     if (p.empty() || p.size() > 3) {
-      return Fail("IPv4 address '" + text + "' has an octet out of range (0..255)");
+      return Fail("IPv4 address '" + Q(text) + "' has an octet out of range (0..255)");
     }
     unsigned v = 0;
     for (char c : p) {
       if (c < '0' || c > '9') {
-        return Fail("IPv4 address '" + text + "' has a non-decimal octet");
+        return Fail("IPv4 address '" + Q(text) + "' has a non-decimal octet");
       }
       v = v * 10 + static_cast<unsigned>(c - '0');
     }
     if (v > 255) {
-      return Fail("IPv4 address '" + text + "' has octet " + llvm::Twine(v) +
+      return Fail("IPv4 address '" + Q(text) + "' has octet " + llvm::Twine(v) +
                   " out of range (0..255)");
     }
     addr = (addr << 8) | v;
@@ -110,7 +115,7 @@ llvm::Expected<uint32_t> ParseIpv4(llvm::StringRef text) {
 
 llvm::Expected<Ipv6Address> ParseIpv6(llvm::StringRef text) {
   auto bad = [&](const llvm::Twine &why) {
-    return Fail("IPv6 address '" + text + "' " + why);
+    return Fail("IPv6 address '" + Q(text) + "' " + why);
   };
   // Split around the one permitted "::".
   size_t gap = text.find("::");

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "llvm/Support/ConvertUTF.h"
+
 namespace flowc::diag {
 namespace {
 
@@ -105,7 +107,17 @@ void TextConsumer::PrintLocated(llvm::SMLoc loc, llvm::ArrayRef<llvm::SMRange> r
     first = caret > kMaxShownLine / 2 ? caret - kMaxShownLine / 2 : 0;
     last = std::min(length, first + kMaxShownLine);
   }
-  llvm::StringRef shown(line_begin + first, last - first);
+  // Control bytes and broken UTF-8 would garble the terminal: show them as
+  // '?', one for one, so the caret line still aligns.
+  std::string shown(line_begin + first, last - first);
+  const llvm::UTF8 *utf8 = reinterpret_cast<const llvm::UTF8 *>(shown.data());
+  bool valid_utf8 = llvm::isLegalUTF8String(&utf8, utf8 + shown.size());
+  for (char &c : shown) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\t') || u == 0x7f || (u >= 0x80 && !valid_utf8)) {
+      c = '?';
+    }
+  }
   llvm::StringRef shown_marks = llvm::StringRef(marks).slice(first, std::max(last, caret + 1));
   out_ << (first > 0 ? "..." : "") << shown << (last < length ? "..." : "") << '\n';
   if (colors_) {

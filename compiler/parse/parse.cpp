@@ -67,12 +67,18 @@ private:
 /// (runs of invalid characters as one diagnostic).
 class TokenFilter : public antlr4::TokenSource {
 public:
-  TokenFilter(FlowLexer &lexer, llvm::StringRef data, diag::Engine &diags)
-      : lexer_(lexer), data_(data), diags_(diags) {}
+  TokenFilter(FlowLexer &lexer, ByteCharStream &chars, llvm::StringRef data, diag::Engine &diags)
+      : lexer_(lexer), chars_(chars), data_(data), diags_(diags) {}
 
   std::unique_ptr<antlr4::Token> nextToken() override {
     for (;;) {
-      std::unique_ptr<antlr4::Token> t = pending_ ? std::move(pending_) : lexer_.nextToken();
+      std::unique_ptr<antlr4::Token> t;
+      if (pending_) {
+        t = std::move(pending_);
+      } else {
+        SkipTrivia();
+        t = lexer_.nextToken();
+      }
       switch (t->getType()) {
       case FlowLexer::ERROR_CHAR: {
         size_t begin = t->getStartIndex();
@@ -126,11 +132,35 @@ public:
   }
 
 private:
+  /// Skips whitespace and line comments before the lexer sees them: the
+  /// lexer would make (and then drop) a token for each, through ANTLR's
+  /// action executor, which costs more than lexing the real tokens. Token
+  /// positions are byte offsets, so the lexer's line count is never used.
+  void SkipTrivia() {
+    size_t p = chars_.index();
+    const size_t n = data_.size();
+    for (;;) {
+      while (p < n && (data_[p] == ' ' || data_[p] == '\t' || data_[p] == '\n' ||
+                       data_[p] == '\r' || data_[p] == '\f')) {
+        ++p;
+      }
+      if (p + 1 < n && data_[p] == '/' && data_[p + 1] == '/') {
+        while (p < n && data_[p] != '\n' && data_[p] != '\r') {
+          ++p;
+        }
+        continue;
+      }
+      break;
+    }
+    chars_.seek(p);
+  }
+
   llvm::SMLoc Loc(size_t offset) {
     return llvm::SMLoc::getFromPointer(data_.data() + std::min(offset, data_.size()));
   }
 
   FlowLexer &lexer_;
+  ByteCharStream &chars_;
   llvm::StringRef data_;
   diag::Engine &diags_;
   std::unique_ptr<antlr4::Token> pending_;
@@ -203,8 +233,9 @@ std::string DescribeExpected(const antlr4::misc::IntervalSet &expected,
     const char *words;
   };
   const Group groups[] = {
+      // The `declaration` rule; port blocks are dispatched before it.
       {{FlowLexer::IMPORT, FlowLexer::TARGET, FlowLexer::CONST, FlowLexer::QUEUE,
-        FlowLexer::COUNTER, FlowLexer::MATCH, FlowLexer::INGRESS, FlowLexer::EGRESS},
+        FlowLexer::COUNTER, FlowLexer::HANDLE, FlowLexer::MATCH},
        "a declaration"},
       {{FlowLexer::ETH, FlowLexer::IPV4, FlowLexer::IPV6, FlowLexer::TCP, FlowLexer::UDP,
         FlowLexer::ESP, FlowLexer::VXLAN, FlowLexer::GRE, FlowLexer::MPLS},
@@ -276,7 +307,7 @@ public:
       : diags_(diags), options_(options), stats_(stats),
         data_(diags.sources().getMemoryBuffer(buffer_id)->getBuffer()),
         chars_(data_, diags.sources().getMemoryBuffer(buffer_id)->getBufferIdentifier().str()),
-        lexer_(&chars_), filter_(lexer_, data_, diags), tokens_(&filter_), parser_(&tokens_) {
+        lexer_(&chars_), filter_(lexer_, chars_, data_, diags), tokens_(&filter_), parser_(&tokens_) {
     lexer_.removeErrorListeners();
     parser_.removeErrorListeners();
     strategy_ = std::make_shared<FirstErrorStrategy>(filter_);
@@ -316,6 +347,7 @@ private:
   bool ParseOne(RuleFn rule, BuildFn build, bool in_block) {
     ssize_t marker = tokens_.mark();
     size_t start = tokens_.index();
+    size_t start_offset = tokens_.LT(1)->getStartIndex();
     bool ok = TryParse(rule, build, options_.force_ll ? antlr4::atn::PredictionMode::LL
                                                        : antlr4::atn::PredictionMode::SLL);
     if (!ok && !options_.force_ll) {
@@ -326,6 +358,16 @@ private:
     tokens_.release(marker);
     if (ok) {
       return true;
+    }
+    // Failing at the construct's first token: what the streaming loop accepts
+    // there is expected too.
+    if (strategy_->info.set && strategy_->info.start == start_offset) {
+      if (in_block) {
+        strategy_->info.expected.add(FlowLexer::RBRACE);
+      } else {
+        strategy_->info.expected.add(FlowLexer::INGRESS);
+        strategy_->info.expected.add(FlowLexer::EGRESS);
+      }
     }
     ReportSyntaxError();
     if (tokens_.index() == start && tokens_.LA(1) != antlr4::Token::EOF) {

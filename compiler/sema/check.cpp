@@ -616,8 +616,10 @@ private:
         .Range(range);
   }
 
+  /// The source text of `r` for quoting in a message, cut if it is long.
   std::string Source(llvm::SMRange r) const {
-    return std::string(r.Start.getPointer(), r.End.getPointer() - r.Start.getPointer());
+    llvm::StringRef text(r.Start.getPointer(), r.End.getPointer() - r.Start.getPointer());
+    return text.size() > 40 ? (text.take_front(37) + "...").str() : text.str();
   }
 
   static std::string ShowBits(const llvm::APInt &v, ValueType type) {

@@ -35,6 +35,13 @@ Loaded LoadSource(llvm::StringRef path, llvm::SMLoc imported_from, diag::Engine 
     result.failure = LoadFailure::kUnreadable;
     return result;
   }
+  if (status.type() != llvm::sys::fs::file_type::regular_file) {
+    // A FIFO or device would block or never end; only regular files are read.
+    Report(diags, diag::Kind::kFileUnreadable, path, imported_from,
+           "cannot read '" + path + "': it is not a regular file");
+    result.failure = LoadFailure::kUnreadable;
+    return result;
+  }
   if (llvm::sys::path::extension(path) != ".flow") {
     Report(diags, diag::Kind::kNotFlowFile, path, imported_from,
            "'" + path + "' is not a Flow policy: policy files end in '.flow'");

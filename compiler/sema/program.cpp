@@ -7,6 +7,7 @@
 #include "compiler/sema/sema.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 
 namespace flowc::sema {
@@ -41,7 +42,16 @@ private:
   /// Parses one loaded file, then its imports, then appends it.
   void Visit(const std::string &key, unsigned buffer_id) {
     parse::Stats stats;
+    unsigned errors_before = diags_.error_count();
     ast::Module module = parse::Parse(buffer_id, diags_, {}, &stats);
+    if (module.order.empty() && diags_.error_count() == errors_before) {
+      // Nothing but whitespace and comments: almost always a truncated or
+      // wrong file, so say so rather than accept an empty policy.
+      const llvm::MemoryBuffer *mb = diags_.sources().getMemoryBuffer(buffer_id);
+      diags_.Report(diag::Kind::kEmptyFile, llvm::SMLoc::getFromPointer(mb->getBufferStart()),
+                    "'" + mb->getBufferIdentifier() + "' has no declarations; a policy "
+                    "declares queues and rules, a library constants or templates");
+    }
     program_.rules_parsed += stats.rules;
     program_.ll_fallbacks += stats.ll_fallbacks;
     in_progress_.push_back({key, llvm::SMLoc()});

@@ -19,3 +19,8 @@ config.substitutions.append(("%python", config.python))
 config.substitutions.append(("%stdlib", os.path.join(config.source_root, "stdlib")))
 config.substitutions.append(("%srcroot", config.source_root))
 config.substitutions.append(("%inputs", os.path.join(config.lit_source, "inputs")))
+
+# The 'count' tool of llvm-14-tools, for "no output" checks.
+config.substitutions.append((r"\bcount\b", os.path.join(os.path.dirname(config.filecheck), "count")))
+if os.getuid() != 0:
+    config.available_features.add("non-root")
