@@ -102,3 +102,21 @@ TEST(LooksLikeMac, DistinguishesIpv6) {
 
 } // namespace
 } // namespace flowc
+
+#include "compiler/base/suggest.h"
+
+namespace flowc {
+namespace {
+
+TEST(SuggestName, TyposAndFarMisses) {
+  const llvm::StringRef names[] = {"dst", "src", "type", "vlan", "rx_storage", "check"};
+  EXPECT_EQ(SuggestName("dts", names), "dst");          // transposition
+  EXPECT_EQ(SuggestName("chekc", names), "check");      // transposition
+  EXPECT_EQ(SuggestName("rx_storag", names), "rx_storage");
+  EXPECT_EQ(SuggestName("typ", names), "type");
+  EXPECT_EQ(SuggestName("proto", names), "");           // nothing close
+  EXPECT_EQ(SuggestName("dst", names), "");             // exact names are not suggested
+}
+
+} // namespace
+} // namespace flowc
