@@ -8,8 +8,10 @@
 
 #include "compiler/base/suggest.h"
 #include "compiler/diag/diagnostic.h"
+#include "compiler/driver/explain.h"
 #include "compiler/sema/sema.h"
 #include "llvm/Support/Format.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/Process.h"
 
 namespace flowc::driver {
@@ -21,6 +23,7 @@ constexpr const char *kUsage = R"(usage: flowc <command> [options] [args]
 
 Commands:
   check POLICY.flow    check a policy: syntax, names, types, values, rules
+  explain FLnnnn       show the documentation of a diagnostic code
   help [COMMAND]       show help for flowc or one command
   version              print the version (also --version)
 
@@ -253,6 +256,47 @@ int RunCheck(const CheckOptions &o, llvm::raw_ostream &out, llvm::raw_ostream &e
   return diags.error_count() > 0 ? kExitErrors : kExitClean;
 }
 
+constexpr const char *kExplainHelp = R"(usage: flowc explain FLnnnn
+       flowc explain --list
+
+Prints the documentation of one diagnostic code (what it means, why, an
+example and the fix), or lists every code with its name and summary.
+)";
+
+int Explain(llvm::ArrayRef<llvm::StringRef> args, llvm::raw_ostream &out, llvm::raw_ostream &err) {
+  if (args.size() != 1) {
+    return Usage(err, "'explain' takes one diagnostic code, such as FL3001, or --list");
+  }
+  if (args[0] == "-h" || args[0] == "--help") {
+    out << kExplainHelp;
+    return kExitClean;
+  }
+  if (args[0] == "--list") {
+    for (const diag::KindInfo &k : diag::AllKinds()) {
+      out << diag::CodeString(k.code) << "  " << llvm::left_justify(k.name, 22) << "  "
+          << diag::SeverityName(k.default_severity) << "  " << k.summary << '\n';
+    }
+    return kExitClean;
+  }
+  std::optional<diag::Kind> kind = diag::FindKindByCode(args[0]);
+  if (!kind) {
+    // Accept the flag name too: `flowc explain undefined-name`.
+    kind = diag::FindKindByName(args[0]);
+  }
+  if (!kind) {
+    return Usage(err, "unknown diagnostic code '" + args[0] +
+                          "'; 'flowc explain --list' shows them all");
+  }
+  const diag::KindInfo &info = diag::Info(*kind);
+  llvm::StringRef text = ExplainText(diag::CodeString(info.code));
+  if (text.empty()) {
+    out << diag::CodeString(info.code) << ' ' << info.name << "\n\n" << info.summary << ".\n";
+    return kExitClean;
+  }
+  out << text;
+  return kExitClean;
+}
+
 int Help(llvm::ArrayRef<llvm::StringRef> args, llvm::raw_ostream &out, llvm::raw_ostream &err) {
   if (args.empty()) {
     out << kUsage;
@@ -260,6 +304,10 @@ int Help(llvm::ArrayRef<llvm::StringRef> args, llvm::raw_ostream &out, llvm::raw
   }
   if (args[0] == "check") {
     out << kCheckHelp;
+    return kExitClean;
+  }
+  if (args[0] == "explain") {
+    out << kExplainHelp;
     return kExitClean;
   }
   if (args[0] == "help" || args[0] == "version") {
@@ -292,7 +340,10 @@ int Main(llvm::ArrayRef<llvm::StringRef> args, llvm::raw_ostream &out, llvm::raw
     }
     return RunCheck(options, out, err);
   }
-  static const llvm::StringRef kCommands[] = {"check", "help", "version"};
+  if (command == "explain") {
+    return Explain(rest, out, err);
+  }
+  static const llvm::StringRef kCommands[] = {"check", "explain", "help", "version"};
   llvm::StringRef guess = SuggestName(command, kCommands);
   return Usage(err, "unknown command '" + command + "'" +
                         (guess.empty() ? "" : "; did you mean '" + guess + "'?"));
