@@ -62,10 +62,14 @@ RPAREN   : ')';
 // lexer backs off to INT for "1000..1999".
 IPV4_LIT : DEC '.' DEC '.' DEC '.' DEC;
 // MACs (six groups) and IPv6 addresses: at least three groups, or a "::".
+// After a "::" anything made of groups and colons is one token, so that
+// "1::2::3" is one bad literal ("more than one '::'"), not two tokens.
 // "0:" (a priority followed by the rule colon) is therefore not an address.
+// A group starts with a hex digit and runs over any letters after it, so that
+// "44:5g" is one bad literal ("non-hex digit"), not an address and a name.
 ADDR_LIT
-  : H16 ':' H16 (':' H16)+ ('.' DEC '.' DEC '.' DEC)?
-  | (H16 (':' H16)*)? '::' (H16 (':' H16)* ('.' DEC '.' DEC '.' DEC)?)?
+  : GRP ':' GRP (':' GRP)+ ('.' DEC '.' DEC '.' DEC)?
+  | (GRP (':' GRP)*)? '::' (GRP | ':')* ('.' DEC '.' DEC '.' DEC)?
   ;
 HEX_LIT  : '0' [xX] HEXD+;
 INT_LIT  : DEC;
@@ -74,7 +78,7 @@ ID       : [a-zA-Z_] [a-zA-Z0-9_]*;
 
 fragment DEC  : [0-9]+;
 fragment HEXD : [0-9a-fA-F];
-fragment H16  : HEXD+;
+fragment GRP  : HEXD [0-9a-zA-Z_]*;
 
 // Trivia.
 WS            : [ \t\r\n\f]+ -> skip;

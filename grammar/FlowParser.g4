@@ -38,7 +38,7 @@ matchDecl : MATCH ID paramList? EQUALS matchSpec SEMI;
 paramList : LPAREN (ID (COMMA ID)*)? RPAREN;
 
 portBlock  : portHeader portItem* RBRACE;
-portHeader : direction PORT INT_LIT LBRACE;
+portHeader : direction PORT integer LBRACE;
 direction  : INGRESS | EGRESS;
 
 portItem
@@ -52,7 +52,7 @@ defaultDecl : DEFAULT MULTICAST? ruleOption* ARROW actionList SEMI;
 sniffDecl   : SNIFF ruleOption* ARROW actionList SEMI;
 
 ruleOption
-  : PRIORITY INT_LIT     # priorityOption
+  : PRIORITY integer     # priorityOption
   | PASS                 # passOption
   ;
 
@@ -69,7 +69,16 @@ matchItem
 
 headerMatch : header fieldMatch*;
 header      : ETH | IPV4 | IPV6 | TCP | UDP | ESP | VXLAN | GRE | MPLS;
-fieldMatch  : ID value;
+fieldMatch  : fieldName value;
+// Field names are identifiers; some keywords are accepted here only so that
+// `tcp port 80` gets "'tcp' has no field 'port'" from sema rather than a
+// syntax error. Header names, `in` and `mask` are excluded because they would
+// make the decision after a value ambiguous; action keywords because a
+// missing '->' (`udp dst 53 steer q`) must be reported at the action.
+fieldName
+  : ID | IMPORT | TARGET | CONST | QUEUE | COUNTER | MATCH | INGRESS | EGRESS
+  | PORT | RULE | PRIORITY | PASS | DEFAULT | MULTICAST | SNIFF | ANY
+  ;
 
 argList : LPAREN (value (COMMA value)*)? RPAREN;
 
@@ -86,6 +95,7 @@ valueSuffix
   | MASK scalar          # maskSuffix
   ;
 scalar : INT_LIT | HEX_LIT | IPV4_LIT | ADDR_LIT | ID;
+integer : INT_LIT | HEX_LIT;
 
 setLiteral : LBRACE (setElement (COMMA setElement)* COMMA?)? RBRACE;
 setElement : scalar valueSuffix?;

@@ -124,6 +124,8 @@ struct Rule {
   llvm::StringRef name;
   llvm::SMRange name_range;
   bool has_priority = false;
+  /// False when the priority was a malformed literal (already reported).
+  bool priority_valid = true;
   uint64_t priority = 0;
   llvm::SMRange priority_range;
   bool pass = false;
@@ -140,6 +142,8 @@ struct PortBlock {
   llvm::SMRange range;
   uint64_t port = 0;
   llvm::SMRange port_range;
+  /// False when the port number was a malformed literal (already reported).
+  bool port_valid = true;
   std::vector<Rule> rules;
 };
 

@@ -1,6 +1,8 @@
 // Parsing and formatting of Flow's literal forms.
 #include "compiler/base/value_parse.h"
 
+#include <algorithm>
+
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/raw_ostream.h"
@@ -94,8 +96,12 @@ llvm::Expected<uint32_t> ParseIpv4(llvm::StringRef text) {
   }
   uint32_t addr = 0;
   for (llvm::StringRef p : parts) {
-    if (p.empty() || p.size() > 3) {
-      return Fail("IPv4 address '" + Q(text) + "' has an octet out of range (0..255)");
+    if (p.empty()) {
+      return Fail("IPv4 address '" + Q(text) + "' has an empty octet");
+    }
+    if (p.size() > 3) {
+      return Fail("IPv4 address '" + Q(text) + "' has octet '" + Q(p) +
+                  "' with more than three digits");
     }
     unsigned v = 0;
     for (char c : p) {
@@ -139,7 +145,8 @@ llvm::Expected<Ipv6Address> ParseIpv6(llvm::StringRef text) {
       if (last && i + 1 == groups.size() && g.contains('.')) {
         auto v4 = ParseIpv4(g);
         if (!v4) {
-          return v4.takeError();
+          std::string why = llvm::toString(v4.takeError());
+          return bad("has an invalid embedded IPv4 part: " + why);
         }
         out.push_back(static_cast<uint16_t>(*v4 >> 16));
         out.push_back(static_cast<uint16_t>(*v4 & 0xffff));
@@ -205,6 +212,13 @@ std::string FormatIpv4(uint32_t addr) {
 }
 
 std::string FormatIpv6(const Ipv6Address &addr) {
+  // RFC 5952 section 5: IPv4-mapped addresses end in dotted quad.
+  bool mapped = std::all_of(addr.begin(), addr.begin() + 10, [](uint8_t b) { return b == 0; }) &&
+                addr[10] == 0xff && addr[11] == 0xff;
+  if (mapped) {
+    return "::ffff:" + FormatIpv4(static_cast<uint32_t>(addr[12]) << 24 | addr[13] << 16 |
+                                  addr[14] << 8 | addr[15]);
+  }
   uint16_t groups[8];
   for (size_t i = 0; i < 8; ++i) {
     groups[i] = static_cast<uint16_t>(addr[2 * i] << 8 | addr[2 * i + 1]);

@@ -100,6 +100,14 @@ void Engine::Emit(Diagnostic diag) {
   if (stopped_) {
     return;
   }
+  // The same problem at the same place is reported once, however many
+  // template uses or constant references lead to it.
+  std::string key = std::to_string(static_cast<unsigned>(diag.kind)) + ':' +
+                    std::to_string(reinterpret_cast<uintptr_t>(diag.loc.getPointer())) + ':' +
+                    diag.file + ':' + diag.message;
+  if (!seen_.insert(key).second) {
+    return;
+  }
   if (diag.severity == Severity::kWarning) {
     for (Kind k : options_.disabled) {
       if (k == diag.kind) {
@@ -118,12 +126,12 @@ void Engine::Emit(Diagnostic diag) {
   consumer_.Handle(diag);
   if (options_.max_errors != 0 && errors_ >= options_.max_errors &&
       diag.kind != Kind::kTooManyErrors) {
+    // Reported without a location and not counted, like clang's fatal
+    // error-limit message: "20 errors generated" for --max-errors=20.
     Diagnostic limit;
     limit.kind = Kind::kTooManyErrors;
     limit.severity = Severity::kError;
-    limit.file = "flowc";
     limit.message = "too many errors emitted, stopping now (use --max-errors=0 for no limit)";
-    ++errors_;
     consumer_.Handle(limit);
     stopped_ = true;
   }

@@ -4,6 +4,7 @@
 #define FLOWC_DIAG_DIAGNOSTIC_H
 
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -137,6 +138,7 @@ private:
   unsigned errors_ = 0;
   unsigned warnings_ = 0;
   bool stopped_ = false;
+  std::set<std::string> seen_;
 };
 
 /// A resolved source position: file name, 1-based line and column (in

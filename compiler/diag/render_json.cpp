@@ -23,6 +23,10 @@ Position EndOf(const llvm::SourceMgr &sources, llvm::ArrayRef<llvm::SMRange> ran
 void WritePlainLocation(llvm::json::OStream &j, const llvm::SourceMgr &sources, llvm::SMLoc loc,
                         llvm::ArrayRef<llvm::SMRange> ranges, llvm::StringRef file) {
   Position pos = Resolve(sources, loc);
+  if (pos.line == 0 && file.empty()) {
+    j.attribute("location", nullptr);
+    return;
+  }
   j.attributeObject("location", [&] {
     j.attribute("file", pos.line != 0 ? pos.file : file.str());
     if (pos.line == 0) {
@@ -82,7 +86,8 @@ void JsonConsumer::WritePlain() {
     j.attribute("version", 1);
     j.attributeArray("diagnostics", [&] {
       for (const Diagnostic &d : diags_) {
-        errors += d.severity == Severity::kError;
+        // The "too many errors" notice is not itself an error of the input.
+        errors += d.severity == Severity::kError && d.kind != Kind::kTooManyErrors;
         warnings += d.severity == Severity::kWarning;
         j.object([&] {
           const KindInfo &info = Info(d.kind);
@@ -135,10 +140,10 @@ void JsonConsumer::WriteSarif() {
                   j.attributeObject("fullDescription", [&] { j.attribute("text", info.summary); });
                   j.attributeObject("help", [&] {
                     j.attribute("text", (info.summary + ". Run 'flowc explain " + code +
-                                         "' or see " + kDocsUri + "#" + llvm::StringRef(code).lower())
+                                         "' or see the section '" + code + " " + info.name +
+                                         "' of " + kDocsUri + ".")
                                             .str());
                   });
-                  j.attribute("helpUri", std::string(kDocsUri) + "#" + llvm::StringRef(code).lower());
                   j.attributeObject("defaultConfiguration",
                                     [&] { j.attribute("level", LevelOf(info.default_severity)); });
                 });
@@ -153,7 +158,7 @@ void JsonConsumer::WriteSarif() {
         for (const Diagnostic &d : diags_) {
           Position pos = Resolve(sources_, d.loc);
           std::string uri = pos.line != 0 ? pos.file : d.file;
-          if (seen.insert(uri).second) {
+          if (!uri.empty() && seen.insert(uri).second) {
             artifacts.push_back(uri);
           }
         }
@@ -171,7 +176,10 @@ void JsonConsumer::WriteSarif() {
               j.attribute("level", LevelOf(d.severity));
               j.attributeObject("message", [&] { j.attribute("text", d.message); });
               j.attributeArray("locations", [&] {
-                j.object([&] { WriteSarifLocation(j, sources_, d.loc, d.ranges, d.file); });
+                // A problem with no place (the error limit) has no location.
+                if (d.loc.isValid() || !d.file.empty()) {
+                  j.object([&] { WriteSarifLocation(j, sources_, d.loc, d.ranges, d.file); });
+                }
               });
               if (d.notes.empty()) {
                 return;

@@ -84,21 +84,38 @@ void TextConsumer::PrintLocated(llvm::SMLoc loc, llvm::ArrayRef<llvm::SMRange> r
   while (line_end < buf_end && *line_end != '\n' && *line_end != '\r') {
     ++line_end;
   }
-  size_t caret = static_cast<size_t>(loc.getPointer() - line_begin);
-  size_t length = static_cast<size_t>(line_end - line_begin);
+  // Marks are placed per code point, so that a caret after a non-ASCII
+  // character sits under the column the location reports.
+  llvm::SmallVector<const char *, 128> starts; // start of each code point
+  for (const char *p = line_begin; p < line_end; ++p) {
+    if ((static_cast<unsigned char>(*p) & 0xC0) != 0x80) {
+      starts.push_back(p);
+    }
+  }
+  auto column_of = [&](const char *p) {
+    return static_cast<size_t>(std::upper_bound(starts.begin(), starts.end(), p) - starts.begin()) -
+           (p < line_end && !starts.empty() && p >= starts.front() ? 1 : 0);
+  };
+  size_t length = starts.size();
+  size_t caret = loc.getPointer() >= line_end ? length : column_of(loc.getPointer());
   std::string marks(length + 1, ' ');
   for (llvm::SMRange r : ranges) {
     const char *b = std::max(r.Start.getPointer(), line_begin);
     const char *e = std::min(r.End.getPointer(), line_end);
-    for (const char *p = b; p < e; ++p) {
-      marks[static_cast<size_t>(p - line_begin)] = '~';
+    if (b >= e) {
+      continue;
+    }
+    size_t cb = column_of(b);
+    size_t ce = e >= line_end ? length : column_of(e);
+    for (size_t c = cb; c < ce; ++c) {
+      marks[c] = '~';
     }
   }
   marks[std::min(caret, length)] = '^';
   // Tabs stay tabs in the marker line so that both lines align.
-  for (size_t i = 0; i < length; ++i) {
-    if (line_begin[i] == '\t' && marks[i] == ' ') {
-      marks[i] = '\t';
+  for (size_t c = 0; c < length; ++c) {
+    if (*starts[c] == '\t' && marks[c] == ' ') {
+      marks[c] = '\t';
     }
   }
   size_t first = 0;
@@ -107,9 +124,11 @@ void TextConsumer::PrintLocated(llvm::SMLoc loc, llvm::ArrayRef<llvm::SMRange> r
     first = caret > kMaxShownLine / 2 ? caret - kMaxShownLine / 2 : 0;
     last = std::min(length, first + kMaxShownLine);
   }
+  const char *shown_begin = first < length ? starts[first] : line_end;
+  const char *shown_end = last < length ? starts[last] : line_end;
   // Control bytes and broken UTF-8 would garble the terminal: show them as
   // '?', one for one, so the caret line still aligns.
-  std::string shown(line_begin + first, last - first);
+  std::string shown(shown_begin, shown_end);
   const llvm::UTF8 *utf8 = reinterpret_cast<const llvm::UTF8 *>(shown.data());
   bool valid_utf8 = llvm::isLegalUTF8String(&utf8, utf8 + shown.size());
   for (char &c : shown) {
@@ -130,7 +149,9 @@ void TextConsumer::PrintLocated(llvm::SMLoc loc, llvm::ArrayRef<llvm::SMRange> r
 }
 
 void TextConsumer::Handle(const Diagnostic &diag) {
-  if (diag.severity == Severity::kError) {
+  if (diag.kind == Kind::kTooManyErrors) {
+    // Not counted: the summary line reports the errors that were shown.
+  } else if (diag.severity == Severity::kError) {
     ++errors_;
   } else if (diag.severity == Severity::kWarning) {
     ++warnings_;

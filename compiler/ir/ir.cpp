@@ -80,7 +80,8 @@ void Where(const llvm::SourceMgr &sources, llvm::SMRange range, llvm::raw_ostrea
 } // namespace
 
 void Dump(const Policy &policy, const llvm::SourceMgr &sources, llvm::raw_ostream &out) {
-  out << "Policy target=" << (policy.target.empty() ? "(none)" : policy.target) << '\n';
+  out << "Policy target=" << policy.target << (policy.target_is_default ? " (default)" : "")
+      << '\n';
   auto objects = [&](llvm::StringRef what, const std::vector<Object> &list) {
     for (size_t i = 0; i < list.size(); ++i) {
       out << "  " << what << ' ' << i << ' ' << list[i].name << '\n';

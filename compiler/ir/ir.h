@@ -95,9 +95,11 @@ struct Rule {
 
 /// The checked program.
 struct Policy {
-  /// The `target` declaration's profile name, empty if none was written.
+  /// The target profile: --target, else the `target` declaration, else mlx5.
   std::string target;
   llvm::SMRange target_range;
+  /// Neither --target nor a `target` declaration chose it.
+  bool target_is_default = false;
   std::vector<Object> queues, counters, handles;
   /// Ordered by precedence: direction, port, normal rules before the special
   /// kinds, then priority class, then source order. For one port and

@@ -91,9 +91,8 @@ public:
           end = pending_->getStopIndex() + 1;
         }
         llvm::StringRef text = data_.slice(begin, end);
-        std::string shown = text.size() == 1 && llvm::isPrint(text[0])
-                                ? "invalid character '" + text.str() + "'"
-                                : "invalid characters in the source text";
+        std::string shown = DescribeInvalid(text);
+        after_invalid_ = pending_->getStartIndex();
         diags_.Report(diag::Kind::kInvalidCharacter, Loc(begin), shown)
             .Range(llvm::SMRange(Loc(begin), Loc(end)));
         continue;
@@ -107,12 +106,56 @@ public:
         diags_.Report(diag::Kind::kUnterminatedString, Loc(t->getStartIndex()),
                       "missing terminating '\"' character");
         continue;
-      default:
-        ends_[returned_ % kRecent] = {returned_, t->getStopIndex() + 1};
+      default: {
+        ends_[returned_ % kRecent] = {returned_, t->getStopIndex() + 1, depth_};
         ++returned_;
+        size_t type = t->getType();
+        if (type == FlowLexer::LBRACE || type == FlowLexer::LPAREN) {
+          ++depth_;
+        } else if (type == FlowLexer::RBRACE || type == FlowLexer::RPAREN) {
+          --depth_;
+        }
         return t;
       }
+      }
     }
+  }
+
+  /// The offset of the token right after the last run of invalid
+  /// characters: a syntax error there is a consequence, not news.
+  size_t after_invalid() const { return after_invalid_; }
+
+  /// The message for a run of characters no token can start with.
+  static std::string DescribeInvalid(llvm::StringRef text) {
+    // Typographic look-alikes pasted from documents.
+    static const std::pair<llvm::StringRef, llvm::StringRef> kLookAlikes[] = {
+        {"\u2192", "->"}, {"\u201c", "\""}, {"\u201d", "\""}, {"\u2018", "'"},
+        {"\u2019", "'"},  {"\u2013", "-"},  {"\u2014", "-"},  {"\u00a0", "a space"}};
+    for (auto [bad, good] : kLookAlikes) {
+      if (text == bad) {
+        return "invalid character '" + text.str() + "'; did you mean '" + good.str() + "'?";
+      }
+    }
+    bool one_code_point = !text.empty() &&
+                          (static_cast<unsigned char>(text[0]) < 0x80
+                               ? text.size() == 1
+                               : llvm::count_if(text.drop_front(), [](char c) {
+                                   return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+                                 }) == 0);
+    if (one_code_point && (static_cast<unsigned char>(text[0]) >= 0x80 || llvm::isPrint(text[0]))) {
+      return "invalid character '" + text.str() + "'";
+    }
+    return "invalid characters in the source text";
+  }
+
+  /// The bracket depth before the token with stream index `index` (counted
+  /// over the whole file), if it is recent.
+  std::optional<long> DepthBefore(size_t index) const {
+    const Recent &r = ends_[index % kRecent];
+    if (r.index != index) {
+      return std::nullopt;
+    }
+    return r.depth;
   }
 
   /// The end offset of the token with stream index `index`, if it is recent.
@@ -169,15 +212,21 @@ private:
   struct Recent {
     size_t index = SIZE_MAX;
     size_t end = 0;
+    long depth = 0;
   };
   static constexpr size_t kRecent = 4096;
   std::vector<Recent> ends_ = std::vector<Recent>(kRecent);
   size_t returned_ = 0;
+  long depth_ = 0;
+  size_t after_invalid_ = SIZE_MAX;
 };
 
 /// What the first syntax error of one declaration was.
 struct SyntaxErrorInfo {
   bool set = false;
+  /// A ';' missing at the end of a line was supplied: the construct parsed
+  /// and is kept, and only the missing ';' is reported.
+  bool recovered = false;
   size_t token_type = 0;
   size_t start = 0;
   size_t stop = 0;
@@ -190,7 +239,8 @@ struct SyntaxErrorInfo {
 /// by the streaming loop, which resynchronizes at the next declaration or rule.
 class FirstErrorStrategy : public antlr4::DefaultErrorStrategy {
 public:
-  explicit FirstErrorStrategy(const TokenFilter &tokens) : tokens_(tokens) {}
+  FirstErrorStrategy(const TokenFilter &tokens, llvm::StringRef data)
+      : tokens_(tokens), data_(data) {}
   SyntaxErrorInfo info;
 
   void reportError(antlr4::Parser *parser, const antlr4::RecognitionException &e) override {
@@ -217,12 +267,37 @@ public:
     throw antlr4::ParseCancellationException();
   }
   antlr4::Token *recoverInline(antlr4::Parser *parser) override {
+    antlr4::Token *t = parser->getCurrentToken();
+    if (!info.set && parser->getExpectedTokens().contains(static_cast<size_t>(FlowLexer::SEMI)) &&
+        AtLineStart(t)) {
+      // `queue a, b` then a new line: the declaration is complete but for
+      // its ';'. Keep it, so its names do not cascade into "undefined name".
+      antlr4::InputMismatchException e(parser);
+      reportError(parser, e);
+      info.recovered = true;
+      return getMissingSymbol(parser);
+    }
     throw antlr4::InputMismatchException(parser);
   }
   void sync(antlr4::Parser *) override {}
 
 private:
+  /// True if a line break separates `t` from the token before it.
+  bool AtLineStart(antlr4::Token *t) const {
+    if (t->getType() == antlr4::Token::EOF || t->getTokenIndex() == 0 ||
+        t->getTokenIndex() == SIZE_MAX) {
+      return t->getType() == antlr4::Token::EOF;
+    }
+    std::optional<size_t> end = tokens_.EndOf(t->getTokenIndex() - 1);
+    if (!end || *end > t->getStartIndex()) {
+      return false;
+    }
+    llvm::StringRef between = data_.slice(*end, t->getStartIndex());
+    return between.find_first_of("\n\r") != llvm::StringRef::npos;
+  }
+
   const TokenFilter &tokens_;
+  llvm::StringRef data_;
 };
 
 /// Describes the set of expected tokens in words, grouping families.
@@ -310,7 +385,7 @@ public:
         lexer_(&chars_), filter_(lexer_, chars_, data_, diags), tokens_(&filter_), parser_(&tokens_) {
     lexer_.removeErrorListeners();
     parser_.removeErrorListeners();
-    strategy_ = std::make_shared<FirstErrorStrategy>(filter_);
+    strategy_ = std::make_shared<FirstErrorStrategy>(filter_, data_);
     parser_.setErrorHandler(strategy_);
     module_.buffer_id = buffer_id;
     module_.path = chars_.getSourceName();
@@ -357,6 +432,9 @@ private:
     }
     tokens_.release(marker);
     if (ok) {
+      if (strategy_->info.recovered) {
+        ReportSyntaxError();
+      }
       return true;
     }
     // Failing at the construct's first token: what the streaming loop accepts
@@ -373,7 +451,7 @@ private:
     if (tokens_.index() == start && tokens_.LA(1) != antlr4::Token::EOF) {
       tokens_.consume();
     }
-    Resync(in_block);
+    Resync(in_block, start);
     return false;
   }
 
@@ -385,7 +463,7 @@ private:
     bool ok = false;
     try {
       auto *ctx = rule();
-      ok = !strategy_->info.set;
+      ok = !strategy_->info.set || strategy_->info.recovered;
       if (ok) {
         build(ctx);
       }
@@ -402,6 +480,11 @@ private:
   void ReportSyntaxError() {
     const SyntaxErrorInfo &info = strategy_->info;
     if (!info.set) {
+      return;
+    }
+    if (info.start == filter_.after_invalid()) {
+      // The invalid character just reported is the cause (`→` for `->`).
+      last_error_at_ = info.start;
       return;
     }
     std::string expected = DescribeExpected(info.expected, parser_.getVocabulary());
@@ -427,8 +510,15 @@ private:
 
   /// Skips tokens to the end of the broken construct: past a ';' or before a
   /// '}' or the keyword that starts the next construct, at bracket depth 0.
-  void Resync(bool in_block) {
-    int depth = 0;
+  void Resync(bool in_block, size_t start) {
+    // Brackets opened since the construct began (a set's '{' before an error
+    // inside the set) must close before a '}' can end the block.
+    long depth = 0;
+    std::optional<long> at_start = filter_.DepthBefore(start);
+    std::optional<long> now = filter_.DepthBefore(tokens_.index());
+    if (at_start && now && *now > *at_start) {
+      depth = *now - *at_start;
+    }
     for (;;) {
       size_t la = tokens_.LA(1);
       if (la == antlr4::Token::EOF) {
@@ -442,7 +532,7 @@ private:
         if (la == FlowLexer::RBRACE && in_block) {
           return;
         }
-        if (StartsDeclaration(la) || (in_block && StartsRule(la))) {
+        if (StartsDeclaration(la) || (in_block ? StartsRule(la) : la == FlowLexer::HANDLE)) {
           return;
         }
       }
@@ -455,6 +545,8 @@ private:
     }
   }
 
+  /// Keywords that can only start a top-level declaration (`handle` also
+  /// names an action, so it ends a block's broken rule only at top level).
   static bool StartsDeclaration(size_t t) {
     return t == FlowLexer::IMPORT || t == FlowLexer::TARGET || t == FlowLexer::CONST ||
            t == FlowLexer::QUEUE || t == FlowLexer::COUNTER || t == FlowLexer::MATCH ||
@@ -487,7 +579,8 @@ private:
         tokens_.consume();
         return;
       }
-      if (la == antlr4::Token::EOF || StartsDeclaration(la)) {
+      // At the start of a block item `handle` can only be a declaration.
+      if (la == antlr4::Token::EOF || StartsDeclaration(la) || la == FlowLexer::HANDLE) {
         size_t at = la == antlr4::Token::EOF ? data_.size() : tokens_.LT(1)->getStartIndex();
         if (last_error_at_ != at) {
           diags_.Report(diag::Kind::kUnclosedBrace, Loc(at),
@@ -625,8 +718,10 @@ private:
     b.direction = ctx->direction()->INGRESS() != nullptr ? ast::Direction::kIngress
                                                         : ast::Direction::kEgress;
     b.range = Range(ctx);
-    b.port_range = Range(ctx->INT_LIT());
-    b.port = ParseIntToken(ctx->INT_LIT());
+    b.port_range = Range(ctx->integer());
+    std::optional<uint64_t> port = ParseIntToken(ctx->integer()->getStart());
+    b.port = port.value_or(0);
+    b.port_valid = port.has_value();
     block_lbrace_ = Loc(ctx->LBRACE()->getSymbol()->getStartIndex());
     Append(ast::DeclKind::kPortBlock, module_.port_blocks, std::move(b));
   }
@@ -663,10 +758,26 @@ private:
     }
     for (auto *o : options) {
       if (auto *p = dynamic_cast<FlowParser::PriorityOptionContext *>(o)) {
+        if (r.has_priority) {
+          diags_.Report(diag::Kind::kInvalidRuleOption, Range(p).Start,
+                        "'priority' is given twice for one rule")
+              .Range(Range(p))
+              .AddNote(r.priority_range.Start, "first 'priority' is here", r.priority_range);
+          continue;
+        }
         r.has_priority = true;
-        r.priority = ParseIntToken(p->INT_LIT());
+        std::optional<uint64_t> priority = ParseIntToken(p->integer()->getStart());
+        r.priority = priority.value_or(0);
+        r.priority_valid = priority.has_value();
         r.priority_range = Range(p);
       } else {
+        if (r.pass) {
+          diags_.Report(diag::Kind::kInvalidRuleOption, Range(o).Start,
+                        "'pass' is given twice for one rule")
+              .Range(Range(o))
+              .AddNote(r.pass_range.Start, "first 'pass' is here", r.pass_range);
+          continue;
+        }
         r.pass = true;
         r.pass_range = Range(o);
       }
@@ -770,7 +881,8 @@ private:
       break;
     }
     for (auto *f : ctx->fieldMatch()) {
-      h.fields.push_back(ast::FieldMatch{Text(f->ID()), Range(f->ID()), BuildValue(f->value())});
+      antlr4::Token *name = f->fieldName()->getStart();
+      h.fields.push_back(ast::FieldMatch{Text(name), Range(name), BuildValue(f->value())});
     }
     return h;
   }
@@ -811,8 +923,12 @@ private:
     }
     if (auto *p = dynamic_cast<FlowParser::PrefixSuffixContext *>(suffix)) {
       v.form = ast::ValueForm::kPrefix;
-      v.prefix_len = ParseIntToken(p->INT_LIT());
+      std::optional<uint64_t> len = ParseIntToken(p->INT_LIT()->getSymbol());
+      v.prefix_len = len.value_or(0);
       v.prefix_range = Range(p->INT_LIT());
+      if (!len) {
+        v.first.kind = ast::ScalarKind::kInvalid; // already reported
+      }
     } else if (auto *r = dynamic_cast<FlowParser::RangeSuffixContext *>(suffix)) {
       v.form = ast::ValueForm::kRange;
       v.second = BuildScalar(r->scalar());
@@ -822,12 +938,31 @@ private:
     }
   }
 
-  uint64_t ParseIntToken(antlr4::tree::TerminalNode *n) {
-    auto value = ParseInteger(Text(n));
+  /// Colon-separated groups of one or two hex digits, with no "::" or
+  /// dotted tail: what a MAC with too few or too many groups looks like.
+  static bool LooksLikeShortMac(llvm::StringRef text) {
+    if (text.contains("::") || text.contains('.')) {
+      return false;
+    }
+    llvm::SmallVector<llvm::StringRef, 8> groups;
+    text.split(groups, ':');
+    return llvm::all_of(groups, [](llvm::StringRef g) { return !g.empty() && g.size() <= 2; });
+  }
+
+  /// Every group has exactly two hex digits, as MACs are written.
+  static bool IsTwoDigitGroups(llvm::StringRef text) {
+    llvm::SmallVector<llvm::StringRef, 8> groups;
+    text.split(groups, ':');
+    return llvm::all_of(groups, [](llvm::StringRef g) { return g.size() == 2; });
+  }
+
+  /// The integer `t` spells, or nullopt after reporting why it is not one.
+  std::optional<uint64_t> ParseIntToken(antlr4::Token *t) {
+    auto value = ParseInteger(Text(t));
     if (!value) {
-      diags_.Report(diag::Kind::kInvalidLiteral, Range(n).Start, llvm::toString(value.takeError()))
-          .Range(Range(n));
-      return 0;
+      diags_.Report(diag::Kind::kInvalidLiteral, Range(t).Start, llvm::toString(value.takeError()))
+          .Range(Range(t));
+      return std::nullopt;
     }
     return *value;
   }
@@ -874,6 +1009,20 @@ private:
         auto v = ParseIpv6(text);
         if (v) {
           s.bytes = *v;
+        } else if (LooksLikeShortMac(text)) {
+          // "aa:bb:cc:dd:ee" is a MAC with a group missing; "1:2:3" could be
+          // either form cut short, so name both.
+          llvm::consumeError(v.takeError());
+          if (IsTwoDigitGroups(text)) {
+            auto mac = ParseMac(text);
+            error = mac ? llvm::Error::success() : mac.takeError();
+          } else {
+            error = llvm::createStringError(
+                llvm::inconvertibleErrorCode(),
+                "'" + (text.size() > 40 ? (text.take_front(37) + "...").str() : text.str()) +
+                    "' is neither a MAC address (six groups) nor "
+                "an IPv6 address (eight groups, or fewer with '::')");
+          }
         } else {
           error = v.takeError();
         }

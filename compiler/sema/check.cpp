@@ -1,14 +1,20 @@
 // Checking a loaded program into the IR.
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "compiler/base/suggest.h"
 #include "compiler/base/value_parse.h"
 #include "compiler/sema/sema.h"
+#include "llvm/ADT/ScopeExit.h"
 #include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/StringSet.h"
 #include "llvm/Support/FormatVariadic.h"
 
 namespace flowc::sema {
+
+/// The profile used without `target` or --target (design.md: mlx5).
+constexpr const char *kDefaultTarget = "mlx5";
 
 llvm::ArrayRef<llvm::StringRef> KnownTargets() {
   static const llvm::StringRef kTargets[] = {"generic", "mlx5", "mlx4"};
@@ -58,10 +64,30 @@ std::string FieldTitle(Field field, ir::Layer layer) {
          info.name.str() + "'";
 }
 
-std::string HexOrDec(const llvm::APInt &v) {
+/// An integer as people write it for `field`: ethertypes and other code
+/// points in 4-digit hex (0x0800), everything else (ports, labels) in decimal.
+std::string FormatInt(Field field, const llvm::APInt &v) {
+  switch (field) {
+  case Field::kEthType:
+  case Field::kEthTci:
+  case Field::kGreProtocol:
+  case Field::kGreFlags:
+    return llvm::formatv("{0:x4}", v.getZExtValue()).str();
+  default: {
+    llvm::SmallString<40> s;
+    v.toString(s, 10, /*Signed=*/false);
+    return std::string(s);
+  }
+  }
+}
+
+/// A mask of an integer field, in hex padded to the field's width.
+std::string FormatMask(const llvm::APInt &v) {
   llvm::SmallString<40> s;
-  v.toString(s, v.getBitWidth() > 8 ? 16 : 10, false, true);
-  return std::string(s);
+  v.toString(s, 16, /*Signed=*/false);
+  std::string digits = llvm::StringRef(s).lower();
+  size_t width = (v.getBitWidth() + 3) / 4;
+  return "0x" + std::string(width > digits.size() ? width - digits.size() : 0, '0') + digits;
 }
 
 bool Admits(const ir::FieldMatch &m, uint64_t v) {
@@ -99,12 +125,15 @@ public:
       Declare(m);
     }
     ResolveTarget();
+    // Definitions are checked in source order, whether or not a rule uses
+    // them, so their diagnostics come out in the order of the file.
     for (const ast::Module &m : program_.modules) {
-      for (const ast::MatchDecl &t : m.templates) {
-        CheckTemplateDefinition(t);
-      }
-      for (const ast::ConstDecl &c : m.consts) {
-        ConstValue(&c);
+      for (auto [kind, index] : m.order) {
+        if (kind == ast::DeclKind::kMatch) {
+          CheckTemplateDefinition(m.templates[index]);
+        } else if (kind == ast::DeclKind::kConst) {
+          ConstValue(&m.consts[index]);
+        }
       }
     }
     for (const ast::Module &m : program_.modules) {
@@ -125,25 +154,36 @@ private:
   void Define(llvm::StringRef name, Symbol symbol) {
     auto [it, inserted] = globals_.try_emplace(name, symbol);
     if (!inserted) {
-      diags_.Report(Kind::kDuplicateDefinition, symbol.range.Start,
+      redefined_.insert(name);
+      Report(Kind::kDuplicateDefinition, symbol.range.Start,
                     "'" + name + "' is already defined as " + SymbolNoun(it->second.kind))
           .Range(symbol.range)
           .AddNote(it->second.range.Start, "previous definition is here", it->second.range);
     }
   }
 
+  /// Declares a module's names in source order, so that a duplicate is
+  /// reported at the later definition.
   void Declare(const ast::Module &m) {
-    for (const ast::ConstDecl &c : m.consts) {
-      Symbol s{SymbolKind::kConst, c.name_range};
-      s.const_decl = &c;
-      Define(c.name, s);
+    for (auto [kind, index] : m.order) {
+      if (kind == ast::DeclKind::kConst) {
+        const ast::ConstDecl &c = m.consts[index];
+        Symbol s{SymbolKind::kConst, c.name_range};
+        s.const_decl = &c;
+        Define(c.name, s);
+      } else if (kind == ast::DeclKind::kMatch) {
+        const ast::MatchDecl &t = m.templates[index];
+        Symbol s{SymbolKind::kTemplate, t.name_range};
+        s.template_decl = &t;
+        Define(t.name, s);
+      } else if (kind == ast::DeclKind::kObject) {
+        DeclareObjects(m.objects[index]);
+      }
     }
-    for (const ast::MatchDecl &t : m.templates) {
-      Symbol s{SymbolKind::kTemplate, t.name_range};
-      s.template_decl = &t;
-      Define(t.name, s);
-    }
-    for (const ast::ObjectDecl &o : m.objects) {
+  }
+
+  void DeclareObjects(const ast::ObjectDecl &o) {
+    {
       for (const ast::Name &n : o.names) {
         std::vector<ir::Object> *table = o.kind == ast::ObjectKind::kQueue     ? &policy_.queues
                                          : o.kind == ast::ObjectKind::kCounter ? &policy_.counters
@@ -168,7 +208,7 @@ private:
     for (const ast::Module &m : program_.modules) {
       for (const ast::TargetDecl &t : m.targets) {
         if (first != nullptr) {
-          diags_.Report(Kind::kDuplicateTarget, t.range.Start, "the target is already declared")
+          Report(Kind::kDuplicateTarget, t.range.Start, "the target is already declared")
               .Range(t.range)
               .AddNote(first->range.Start, "first target declaration is here", first->range);
           continue;
@@ -181,7 +221,7 @@ private:
         llvm::StringRef guess = SuggestName(t.name, KnownTargets());
         message += guess.empty() ? "; known targets are generic, mlx5 and mlx4"
                                  : "; did you mean '" + guess.str() + "'?";
-        diags_.Report(Kind::kUnknownTarget, t.name_range.Start, message).Range(t.name_range);
+        Report(Kind::kUnknownTarget, t.name_range.Start, message).Range(t.name_range);
       }
     }
     if (!options_.target_override.empty()) {
@@ -189,6 +229,9 @@ private:
     } else if (first != nullptr) {
       policy_.target = first->name.str();
       policy_.target_range = first->name_range;
+    } else {
+      policy_.target = kDefaultTarget;
+      policy_.target_is_default = true;
     }
   }
 
@@ -217,7 +260,7 @@ private:
     if (!guess.empty()) {
       message += "; did you mean '" + guess.str() + "'?";
     }
-    auto d = diags_.Report(Kind::kUndefinedName, range.Start, message);
+    auto d = Report(Kind::kUndefinedName, range.Start, message);
     d.Range(range);
     if (!guess.empty()) {
       auto g = globals_.find(guess);
@@ -231,7 +274,12 @@ private:
   /// Reports `name` being `symbol`'s kind where `expected` was needed.
   void WrongKind(llvm::StringRef name, llvm::SMRange range, const Symbol &symbol,
                  llvm::StringRef expected) {
-    diags_.Report(Kind::kWrongKind, range.Start,
+    if (redefined_.count(name) != 0) {
+      // The duplicate definition already explains the clash; a use meant for
+      // the rejected definition is not a second mistake.
+      return;
+    }
+    Report(Kind::kWrongKind, range.Start,
                   "'" + name + "' is " + SymbolNoun(symbol.kind) + ", not " + expected)
         .Range(range)
         .AddNote(symbol.range.Start, "'" + name + "' is declared here", symbol.range);
@@ -247,7 +295,7 @@ private:
       return state.value ? &*state.value : nullptr;
     }
     if (state.status == ConstState::kVisiting) {
-      diags_.Report(Kind::kDefinitionCycle, decl->name_range.Start,
+      Report(Kind::kDefinitionCycle, decl->name_range.Start,
                     "constant '" + decl->name + "' is defined in terms of itself")
           .Range(decl->name_range);
       return nullptr;
@@ -272,7 +320,7 @@ private:
     for (const ast::Value &e : v.elements) {
       if (e.first.kind != kind && e.first.kind != ast::ScalarKind::kInvalid &&
           kind != ast::ScalarKind::kInvalid) {
-        diags_.Report(Kind::kTypeMismatch, e.range.Start,
+        Report(Kind::kTypeMismatch, e.range.Start,
                       "set mixes " + ScalarNoun(kind) + " and " + ScalarNoun(e.first.kind))
             .Range(e.range)
             .AddNote(v.elements.front().range.Start, "first element is here",
@@ -332,7 +380,7 @@ private:
       return std::nullopt;
     }
     if (v->form != ValueForm::kScalar) {
-      diags_.Report(Kind::kInvalidValueForm, s.range.Start,
+      Report(Kind::kInvalidValueForm, s.range.Start,
                     "'" + s.name + "' is " + FormNoun(*v) + "; " + role + " must be a single value")
           .Range(s.range);
       return std::nullopt;
@@ -400,8 +448,11 @@ private:
       if (!named) {
         return std::nullopt;
       }
+      if (named->form == ValueForm::kScalar && named->first.kind == ast::ScalarKind::kInvalid) {
+        return std::nullopt; // a placeholder or an already reported literal
+      }
       if (named->form != ValueForm::kSet) {
-        diags_.Report(Kind::kInvalidValueForm, v.first.range.Start,
+        Report(Kind::kInvalidValueForm, v.first.range.Start,
                       "'" + v.first.name + "' is " + FormNoun(*named) + ", not a set; 'in' needs a set")
             .Range(v.first.range);
         return std::nullopt;
@@ -468,9 +519,10 @@ private:
       }
       if (width < 64 && (s.integer >> width) != 0) {
         llvm::APInt max = llvm::APInt::getMaxValue(width);
-        diags_.Report(Kind::kValueOutOfRange, s.range.Start,
-                      llvm::formatv("value {0} is out of range for {1} (0..{2}, {3} bits)",
-                                    s.integer, what, max.getZExtValue(), width))
+        Report(Kind::kValueOutOfRange, s.range.Start,
+                      llvm::formatv("value {0} is out of range for {1} (0..{2}, {3} bit{4})",
+                                    s.integer, what, max.getZExtValue(), width,
+                                    width == 1 ? "" : "s"))
             .Range(s.range);
         return std::nullopt;
       }
@@ -505,8 +557,9 @@ private:
     default:
       break;
     }
-    diags_.Report(Kind::kTypeMismatch, s.range.Start,
-                  "expected " + ValueTypeNoun(type).str() + (is_mask ? " or an integer" : "") +
+    Report(Kind::kTypeMismatch, s.range.Start,
+                  "expected " + ValueTypeNoun(type).str() +
+                      (is_mask && type != ValueType::kInt ? " or an integer" : "") +
                       " for " + what + ", found " + ScalarNoun(s.kind))
         .Range(s.range);
     return std::nullopt;
@@ -534,7 +587,7 @@ private:
         return std::nullopt;
       }
       if (v.prefix_len > w) {
-        diags_.Report(Kind::kPrefixTooLong, v.prefix_range.Start,
+        Report(Kind::kPrefixTooLong, v.prefix_range.Start,
                       llvm::formatv("prefix length {0} is longer than {1} ({2} bits)",
                                     v.prefix_len, what, w))
             .Range(v.prefix_range);
@@ -545,8 +598,8 @@ private:
       e.value = *bits;
       if ((*bits & ~e.mask) != 0) {
         llvm::APInt canon = *bits & e.mask;
-        std::string shown = ShowBits(canon, f.type) + "/" + std::to_string(len);
-        diags_.Report(Kind::kValueOutsideMask, v.range.Start,
+        std::string shown = ShowBits(canon, f) + "/" + std::to_string(len);
+        Report(Kind::kValueOutsideMask, v.range.Start,
                       "'" + Source(v.range) + "' has bits set after the first " +
                           std::to_string(len) + "; did you mean '" + shown + "'?")
             .Range(v.range);
@@ -564,11 +617,27 @@ private:
         return std::nullopt;
       }
       if ((*bits & ~*mask) != 0) {
-        diags_.Report(Kind::kValueOutsideMask, v.first.range.Start,
-                      "value " + ShowBits(*bits, f.type) + " has bits outside mask " +
-                          ShowBits(*mask, f.type) +
-                          "; such a match never succeeds on hardware that compares "
-                          "before masking (mlx5)")
+        std::string fixed = f.type == ValueType::kInt ? FormatMask(*bits & *mask)
+                                                      : ShowBits(*bits & *mask, f);
+        // An integer is shown as written, and in hex beside the mask when it
+        // was written otherwise ("4791 (0x12b7)", "'roce' (4791, 0x12b7)").
+        std::string value = ShowBits(*bits, f);
+        if (f.type == ValueType::kInt) {
+          std::string written = Source(v.first.range);
+          std::string hex = FormatMask(*bits);
+          if (v.first.kind == ast::ScalarKind::kName) {
+            value = "'" + written + "' (" + FormatInt(f.field, *bits) + ", " + hex + ")";
+          } else if (llvm::StringRef(written).startswith_insensitive("0x")) {
+            value = written;
+          } else {
+            value = written + " (" + hex + ")";
+          }
+        }
+        Report(Kind::kValueOutsideMask, v.first.range.Start,
+                      "value " + value +
+                          " has bits set outside mask " + ShowBits(*mask, f, true) +
+                          ", so no masked packet equals it and the rule never matches on mlx5; "
+                          "did you mean '" + fixed + "'?")
             .Range(v.range);
         return std::nullopt;
       }
@@ -586,7 +655,7 @@ private:
         return std::nullopt;
       }
       if (lo->ugt(*hi)) {
-        diags_.Report(Kind::kEmptyRange, v.range.Start,
+        Report(Kind::kEmptyRange, v.range.Start,
                       "range '" + Source(v.range) + "' is empty: its low end is above its high end")
             .Range(v.range);
         return std::nullopt;
@@ -611,7 +680,7 @@ private:
   }
 
   void WarnEverything(llvm::SMRange range, const std::string &what, llvm::StringRef form) {
-    diags_.Report(Kind::kMatchesEverything, range.Start,
+    Report(Kind::kMatchesEverything, range.Start,
                   form + " matches every value of " + what + "; leave the field out instead")
         .Range(range);
   }
@@ -622,8 +691,8 @@ private:
     return text.size() > 40 ? (text.take_front(37) + "...").str() : text.str();
   }
 
-  static std::string ShowBits(const llvm::APInt &v, ValueType type) {
-    switch (type) {
+  static std::string ShowBits(const llvm::APInt &v, const FieldInfo &f, bool is_mask = false) {
+    switch (f.type) {
     case ValueType::kIpv4:
       return FormatIpv4(static_cast<uint32_t>(v.getZExtValue()));
     case ValueType::kMac: {
@@ -641,20 +710,23 @@ private:
       return FormatIpv6(a);
     }
     case ValueType::kInt:
-      return HexOrDec(v);
+      return is_mask ? FormatMask(v) : FormatInt(f.field, v);
     }
     return "";
   }
 
   // --- Templates ------------------------------------------------------------
 
-  /// Checks what a template's body can be checked for without arguments:
-  /// parameters, field names and the names it refers to.
+  /// Checks a template where it is defined, so that a template nothing uses
+  /// is checked too: its parameters, and its body expanded with placeholder
+  /// arguments that pass every check a real argument might fail (field
+  /// names, names, templates it uses, literal values). Problems found again
+  /// at a use are reported once (the engine drops repeats).
   void CheckTemplateDefinition(const ast::MatchDecl &t) {
     llvm::StringMap<llvm::SMRange> params;
     for (const ast::Name &p : t.params) {
       if (!params.try_emplace(p.text, p.range).second) {
-        diags_.Report(Kind::kDuplicateDefinition, p.range.Start,
+        Report(Kind::kDuplicateDefinition, p.range.Start,
                       "parameter '" + p.text + "' is declared twice")
             .Range(p.range)
             .AddNote(params[p.text].Start, "previous declaration is here", params[p.text]);
@@ -662,16 +734,28 @@ private:
       }
       auto g = globals_.find(p.text);
       if (g != globals_.end()) {
-        diags_.Report(Kind::kParamShadows, p.range.Start,
+        Report(Kind::kParamShadows, p.range.Start,
                       "parameter '" + p.text + "' hides " + SymbolNoun(g->second.kind) +
                           " of the same name")
             .Range(p.range)
             .AddNote(g->second.range.Start, "'" + p.text + "' is declared here", g->second.range);
       }
     }
+    ast::Value placeholder;
+    placeholder.first.kind = ast::ScalarKind::kInvalid;
+    Scope scope;
+    for (const ast::Name &p : t.params) {
+      scope[p.text] = &placeholder;
+    }
+    RuleBuilder rb;
+    rb.expanding.push_back(&t);
+    ProcessSpec(t.spec, &scope, rb);
   }
 
   // --- Rules ----------------------------------------------------------------
+
+  /// Template uses being expanded, outermost first.
+  using UseChain = std::vector<std::pair<const ast::MatchDecl *, llvm::SMRange>>;
 
   struct RuleBuilder {
     ir::Rule rule;
@@ -680,12 +764,21 @@ private:
     llvm::SMRange inner_at;
     /// Templates being expanded, innermost last, for cycle detection.
     std::vector<const ast::MatchDecl *> expanding;
+    /// The template uses that brought in each remembered source position, so
+    /// a check after expansion still points at the rule's use.
+    std::map<const char *, UseChain> chains;
   };
+
+  void Remember(RuleBuilder &rb, llvm::SMRange range) {
+    if (!uses_.empty() && range.isValid()) {
+      rb.chains.emplace(range.Start.getPointer(), uses_);
+    }
+  }
 
   void CheckBlock(const ast::PortBlock &b) {
     bool port_ok = b.port >= 1 && b.port <= 255;
-    if (!port_ok) {
-      diags_.Report(Kind::kPortOutOfRange, b.port_range.Start,
+    if (!port_ok && b.port_valid) {
+      Report(Kind::kPortOutOfRange, b.port_range.Start,
                     llvm::formatv("port {0} is out of range; ports are numbered 1..255", b.port))
           .Range(b.port_range);
     }
@@ -700,6 +793,8 @@ private:
   void CheckRule(const ast::PortBlock &block, const ast::Rule &r, uint8_t port) {
     unsigned errors_before = diags_.error_count();
     RuleBuilder rb;
+    rule_ = &rb;
+    auto forget = llvm::make_scope_exit([&] { rule_ = nullptr; });
     ir::Rule &rule = rb.rule;
     rule.kind = r.kind;
     rule.direction = block.direction;
@@ -711,7 +806,7 @@ private:
     if (!r.name.empty()) {
       auto [it, inserted] = rule_names_.try_emplace(r.name, r.name_range);
       if (!inserted) {
-        diags_.Report(Kind::kDuplicateRuleName, r.name_range.Start,
+        Report(Kind::kDuplicateRuleName, r.name_range.Start,
                       "a rule named '" + r.name + "' already exists")
             .Range(r.name_range)
             .AddNote(it->second.Start, "previous rule is here", it->second);
@@ -733,14 +828,16 @@ private:
   }
 
   void CheckRuleKind(const ast::PortBlock &block, const ast::Rule &r, ir::Rule &rule) {
-    if (r.has_priority) {
+    if (r.has_priority && r.priority_valid) {
       if (r.kind != ast::RuleKind::kNormal) {
-        diags_.Report(Kind::kInvalidRuleOption, r.priority_range.Start,
-                      "'priority' has no meaning on a '" + ast::RuleKindName(r.kind) +
-                          "' rule, which matches only what no other rule takes")
+        Report(Kind::kInvalidRuleOption, r.priority_range.Start,
+                      "'priority' has no meaning on a '" + ast::RuleKindName(r.kind) + "' rule, " +
+                          (r.kind == ast::RuleKind::kSniffer
+                               ? "which receives a copy of all traffic"
+                               : "which takes only what no other rule takes"))
             .Range(r.priority_range);
       } else if (r.priority > 0xffff) {
-        diags_.Report(Kind::kValueOutOfRange, r.priority_range.Start,
+        Report(Kind::kValueOutOfRange, r.priority_range.Start,
                       llvm::formatv("priority class {0} is out of range (0..65535)", r.priority))
             .Range(r.priority_range);
       } else {
@@ -748,7 +845,7 @@ private:
       }
     }
     if (r.pass && r.kind != ast::RuleKind::kNormal) {
-      diags_.Report(Kind::kInvalidRuleOption, r.pass_range.Start,
+      Report(Kind::kInvalidRuleOption, r.pass_range.Start,
                     "'pass' is not allowed on a '" + ast::RuleKindName(r.kind) +
                         "' rule; only normal rules can copy and continue")
           .Range(r.pass_range);
@@ -756,7 +853,7 @@ private:
     bool is_default =
         r.kind == ast::RuleKind::kDefault || r.kind == ast::RuleKind::kMulticastDefault;
     if (is_default && block.direction == ast::Direction::kEgress) {
-      diags_.Report(Kind::kEgressRuleKind, r.keyword_range.Start,
+      Report(Kind::kEgressRuleKind, r.keyword_range.Start,
                     "'" + ast::RuleKindName(r.kind) +
                         "' rules exist only for ingress; egress traffic has no default queue")
           .Range(r.keyword_range);
@@ -765,7 +862,7 @@ private:
       auto key = std::make_tuple(block.direction, block.port, r.kind);
       auto [it, inserted] = special_rules_.try_emplace(key, r.keyword_range);
       if (!inserted) {
-        diags_.Report(Kind::kDuplicateRuleKind, r.keyword_range.Start,
+        Report(Kind::kDuplicateRuleKind, r.keyword_range.Start,
                       llvm::formatv("port {0} already has a '{1}' rule", block.port,
                                     ast::RuleKindName(r.kind)))
             .Range(r.keyword_range)
@@ -786,6 +883,7 @@ private:
       case ast::MatchItemKind::kInner:
         if (!rb.inner_at.isValid()) {
           rb.inner_at = item.range;
+          Remember(rb, item.range);
         }
         for (const ast::HeaderMatch &h : item.headers) {
           ProcessHeader(h, /*inner=*/true, scope, rb);
@@ -808,15 +906,29 @@ private:
       return;
     }
     const ast::MatchDecl &t = *s->template_decl;
-    if (llvm::is_contained(rb.expanding, &t)) {
-      diags_.Report(Kind::kDefinitionCycle, item.name_range.Start,
-                    "template '" + t.name + "' uses itself")
-          .Range(item.name_range)
-          .AddNote(t.name_range.Start, "'" + t.name + "' is defined here", t.name_range);
+    auto cycle_start = llvm::find(rb.expanding, &t);
+    if (cycle_start != rb.expanding.end()) {
+      // One diagnostic per cycle, however many definitions and rules reach it.
+      std::vector<const ast::MatchDecl *> cycle(cycle_start, rb.expanding.end());
+      if (llvm::none_of(cycle, [&](const ast::MatchDecl *d) { return cyclic_.count(d) != 0; })) {
+        cyclic_.insert(cycle.begin(), cycle.end());
+        std::string through;
+        for (size_t i = 1; i < cycle.size(); ++i) {
+          through += i == 1 ? " through '" : i + 1 == cycle.size() ? "' and '" : "', '";
+          through += cycle[i]->name;
+        }
+        if (!through.empty()) {
+          through += "'";
+        }
+        Report(Kind::kDefinitionCycle, item.name_range.Start,
+               "template '" + t.name + "' uses itself" + through)
+            .Range(item.name_range)
+            .AddNote(t.name_range.Start, "'" + t.name + "' is defined here", t.name_range);
+      }
       return;
     }
     if (item.args.size() != t.params.size()) {
-      diags_.Report(Kind::kTemplateArity, item.name_range.Start,
+      Report(Kind::kTemplateArity, item.name_range.Start,
                     llvm::formatv("template '{0}' takes {1} argument{2}, but {3} {4} given", t.name,
                                   t.params.size(), t.params.size() == 1 ? "" : "s",
                                   item.args.size(), item.args.size() == 1 ? "is" : "are"))
@@ -838,7 +950,9 @@ private:
       inner[t.params[i].text] = &args[i];
     }
     rb.expanding.push_back(&t);
+    uses_.push_back({&t, item.range});
     ProcessSpec(t.spec, &inner, rb);
+    uses_.pop_back();
     rb.expanding.pop_back();
   }
 
@@ -853,7 +967,7 @@ private:
   void ProcessHeader(const ast::HeaderMatch &h, bool inner, const Scope *scope, RuleBuilder &rb) {
     if (inner && (h.header == Header::kVxlan || h.header == Header::kGre ||
                   h.header == Header::kEsp)) {
-      diags_.Report(Kind::kInvalidInnerHeader, h.range.Start,
+      Report(Kind::kInvalidInnerHeader, h.range.Start,
                     "'" + HeaderName(h.header) +
                         "' cannot be matched inside 'inner'; inner headers are eth, ipv4, ipv6, "
                         "tcp, udp and mpls")
@@ -868,6 +982,7 @@ private:
     llvm::SMRange &first = rb.header_at[l][static_cast<unsigned>(h.header)];
     if (!first.isValid()) {
       first = h.range;
+      Remember(rb, h.range);
     }
     for (const ast::FieldMatch &f : h.fields) {
       ProcessField(h.header, f, layer, scope, rb);
@@ -894,7 +1009,7 @@ private:
           message += (i == 0 ? "" : i + 1 == names.size() ? " and " : ", ") + names[i].str();
         }
       }
-      diags_.Report(Kind::kUnknownField, f.name_range.Start, message).Range(f.name_range);
+      Report(Kind::kUnknownField, f.name_range.Start, message).Range(f.name_range);
       return;
     }
     const FieldInfo &info = GetFieldInfo(*field);
@@ -905,7 +1020,7 @@ private:
     auto dup = rb.field_index.find(key);
     if (dup != rb.field_index.end()) {
       llvm::SMRange prev = rb.rule.matches[dup->second].range;
-      diags_.Report(Kind::kDuplicateField, f.name_range.Start,
+      Report(Kind::kDuplicateField, f.name_range.Start,
                     what + " is matched twice in one rule; use a set to allow several values")
           .Range(f.name_range)
           .AddNote(prev.Start, "first match of " + what + " is here", prev);
@@ -918,7 +1033,7 @@ private:
       const FieldInfo &other = GetFieldInfo(k.second);
       if (other.container == *field || info.container == k.second) {
         llvm::SMRange prev = rb.rule.matches[index].range;
-        diags_.Report(Kind::kOverlappingFields, f.name_range.Start,
+        Report(Kind::kOverlappingFields, f.name_range.Start,
                       what + " overlaps " + FieldTitle(k.second, layer) +
                           ", which this rule already matches; match one or the other")
             .Range(f.name_range)
@@ -937,7 +1052,7 @@ private:
     m.range = llvm::SMRange(f.name_range.Start, f.value.range.End);
     if (value->form == ValueForm::kSet) {
       if (value->elements.empty()) {
-        diags_.Report(Kind::kEmptySet, value->range.Start,
+        Report(Kind::kEmptySet, value->range.Start,
                       "the set for " + what + " is empty, so the rule can never match")
             .Range(value->range);
         return;
@@ -955,7 +1070,7 @@ private:
                  x.lo == typed->lo && x.hi == typed->hi;
         });
         if (same != m.elements.end()) {
-          diags_.Report(Kind::kDuplicateSetElement, e.range.Start,
+          Report(Kind::kDuplicateSetElement, e.range.Start,
                         "'" + Source(e.range) + "' appears twice in the set for " + what)
               .Range(e.range)
               .AddNote(same->range.Start, "first occurrence is here", same->range);
@@ -978,6 +1093,7 @@ private:
       m.hi = typed->hi;
     }
     rb.field_index[key] = rb.rule.matches.size();
+    Remember(rb, m.range);
     rb.rule.matches.push_back(std::move(m));
   }
 
@@ -989,7 +1105,7 @@ private:
     HeaderSet tunnel = r.headers[static_cast<unsigned>(ir::Layer::kTunnel)];
     HeaderSet inner = r.headers[static_cast<unsigned>(ir::Layer::kInner)];
     if (inner != 0 && tunnel == 0) {
-      diags_.Report(Kind::kInnerWithoutTunnel, rb.inner_at.Start,
+      Report(Kind::kInnerWithoutTunnel, rb.inner_at.Start,
                     "'inner' headers need a tunnel in the same rule (vxlan, gre or mpls)")
           .Range(rb.inner_at);
     }
@@ -1007,7 +1123,7 @@ private:
     llvm::SMRange earlier = later.Start == ra.Start ? rb_ : ra;
     Header later_h = later.Start == ra.Start ? a : b;
     Header earlier_h = later_h == a ? b : a;
-    diags_.Report(Kind::kConflictingHeaders, later.Start,
+    Report(Kind::kConflictingHeaders, later.Start,
                   "'" + HeaderName(later_h) + "' and '" + HeaderName(earlier_h) + "' " + why)
         .Range(later)
         .AddNote(earlier.Start, "'" + HeaderName(earlier_h) + "' is matched here", earlier);
@@ -1037,10 +1153,9 @@ private:
     }
     std::string values;
     for (uint64_t v : allowed) {
-      values += (values.empty() ? "" : " or ") +
-                HexOrDec(llvm::APInt(GetFieldInfo(f).bits, v));
+      values += (values.empty() ? "" : " or ") + FormatInt(f, llvm::APInt(GetFieldInfo(f).bits, v));
     }
-    diags_.Report(Kind::kConflictingProtocol, m->range.Start,
+    Report(Kind::kConflictingProtocol, m->range.Start,
                   "'" + Source(m->range) + "' contradicts " + because + ", which needs " +
                       FieldTitle(f, layer) + " " + values + "; the rule can never match")
         .Range(m->range)
@@ -1076,7 +1191,7 @@ private:
                                        [static_cast<unsigned>(Header::kGre)];
     if (vxlan && (has(Header::kTcp) || has(Header::kEsp))) {
       Header other = has(Header::kTcp) ? Header::kTcp : Header::kEsp;
-      diags_.Report(Kind::kConflictingHeaders, vxlan_at.Start,
+      Report(Kind::kConflictingHeaders, vxlan_at.Start,
                     "'vxlan' runs over UDP, but this rule matches '" + HeaderName(other) + "'")
           .Range(vxlan_at)
           .AddNote(at(other).Start, "'" + HeaderName(other) + "' is matched here", at(other));
@@ -1086,7 +1201,7 @@ private:
       Header other = has(Header::kTcp) ? Header::kTcp
                      : has(Header::kUdp) ? Header::kUdp
                                          : Header::kEsp;
-      diags_.Report(Kind::kConflictingHeaders, gre_at.Start,
+      Report(Kind::kConflictingHeaders, gre_at.Start,
                     "'gre' is IP protocol 47, but this rule matches '" + HeaderName(other) + "'")
           .Range(gre_at)
           .AddNote(at(other).Start, "'" + HeaderName(other) + "' is matched here", at(other));
@@ -1118,6 +1233,15 @@ private:
       RequireValue(rb, layer, Field::kEthType, {0x0800}, "'ipv4'", at(Header::kIpv4));
     } else if (has(Header::kIpv6)) {
       RequireValue(rb, layer, Field::kEthType, {0x86DD}, "'ipv6'", at(Header::kIpv6));
+    } else {
+      // Anything above IP needs an IP ethertype, whichever version.
+      for (const Implied &i : implied) {
+        if (i.present) {
+          RequireValue(rb, layer, Field::kEthType, {0x0800, 0x86DD},
+                       "'" + HeaderName(i.header).str() + "'", i.where);
+          break;
+        }
+      }
     }
     if (vxlan) {
       RequireValue(rb, layer, Field::kUdpDst, {4789}, "'vxlan'", vxlan_at);
@@ -1137,9 +1261,25 @@ private:
                "cannot both be the tunnel of one packet");
       return;
     }
+    if (mpls && vxlan) {
+      Conflict(rb, ir::Layer::kTunnel, Header::kVxlan, Header::kMpls,
+               "cannot both be the tunnel of one packet");
+      return;
+    }
     if (mpls && gre) {
       RequireValue(rb, ir::Layer::kTunnel, Field::kGreProtocol, {0x8847, 0x8848}, "'mpls'",
                    at(Header::kMpls));
+    }
+    // verbs-facts 3.3: an MPLS spec follows UDP (MPLS over UDP), GRE, or the
+    // Ethernet header; MPLS right after an IP header has no spec order.
+    bool over_l3_only = (outer & (ir::Bit(Header::kIpv4) | ir::Bit(Header::kIpv6))) != 0 &&
+                        (outer & ir::Bit(Header::kUdp)) == 0;
+    if (mpls && !gre && over_l3_only) {
+      llvm::SMRange where = at(Header::kMpls);
+      Report(Kind::kConflictingHeaders, where.Start,
+                    "'mpls' must follow 'udp' (MPLS over UDP), 'gre' or 'eth'; this rule puts it "
+                    "right after the IP header")
+          .Range(where);
     }
     HeaderSet over_ip = ir::Bit(Header::kIpv4) | ir::Bit(Header::kIpv6) | ir::Bit(Header::kUdp) |
                         ir::Bit(Header::kTcp) | ir::Bit(Header::kEsp);
@@ -1158,7 +1298,7 @@ private:
     for (const ast::Action &a : r.actions) {
       unsigned k = static_cast<unsigned>(a.kind);
       if (seen[k] != nullptr) {
-        diags_.Report(Kind::kDuplicateAction, a.range.Start,
+        Report(Kind::kDuplicateAction, a.range.Start,
                       "'" + ast::ActionKeyword(a.kind) + "' appears twice in one rule" +
                           (a.kind == ast::ActionKind::kCount ? "; a flow has one counter"
                                                              : ""))
@@ -1168,7 +1308,7 @@ private:
       }
       seen[k] = &a;
       if (egress && (a.kind == ast::ActionKind::kSteer || a.kind == ast::ActionKind::kTag)) {
-        diags_.Report(Kind::kEgressAction, a.range.Start,
+        Report(Kind::kEgressAction, a.range.Start,
                       "'" + ast::ActionKeyword(a.kind) +
                           "' is not possible on egress; egress rules can drop, count and "
                           "apply handles")
@@ -1183,19 +1323,24 @@ private:
     const ast::Action *drop = seen[static_cast<unsigned>(ast::ActionKind::kDrop)];
     const ast::Action *steer = seen[static_cast<unsigned>(ast::ActionKind::kSteer)];
     const ast::Action *tag = seen[static_cast<unsigned>(ast::ActionKind::kTag)];
+    if (drop != nullptr && r.kind == ast::RuleKind::kSniffer) {
+      Report(Kind::kDropConflict, drop->range.Start,
+                    "a 'sniff' rule copies every packet to a queue; 'drop' has no meaning there")
+          .Range(drop->range);
+    }
     if (drop != nullptr) {
       for (const ast::Action *other : {steer, tag}) {
         if (other == nullptr || egress) {
           continue;
         }
-        diags_.Report(Kind::kDropConflict, other->range.Start,
+        Report(Kind::kDropConflict, other->range.Start,
                       "'" + ast::ActionKeyword(other->kind) +
                           "' has no effect on packets that the rule drops")
             .Range(other->range)
             .AddNote(drop->range.Start, "'drop' is here", drop->range);
       }
       if (r.pass) {
-        diags_.Report(Kind::kInvalidRuleOption, r.pass_range.Start,
+        Report(Kind::kInvalidRuleOption, r.pass_range.Start,
                       "'pass' copies packets and lets later rules see them; a rule that drops "
                       "cannot pass")
             .Range(r.pass_range)
@@ -1204,7 +1349,7 @@ private:
     }
     if (!egress && drop == nullptr && steer == nullptr) {
       llvm::SMRange where = r.actions.empty() ? r.keyword_range : r.actions.front().range;
-      diags_.Report(Kind::kMissingSteer, where.Start,
+      Report(Kind::kMissingSteer, where.Start,
                     "this ingress rule delivers packets but names no queue; add 'steer QUEUE' "
                     "or 'drop'")
           .Range(where);
@@ -1256,9 +1401,35 @@ private:
     std::optional<ast::Value> value;
   };
 
+  /// Starts a diagnostic and notes each template use being expanded, so a
+  /// problem in a template body points at the rule that used it.
+  diag::Builder Report(Kind kind, llvm::SMLoc loc, const llvm::Twine &message) {
+    diag::Builder b = diags_.Report(kind, loc, message);
+    const UseChain *chain = &uses_;
+    if (uses_.empty() && rule_ != nullptr) {
+      auto found = rule_->chains.find(loc.getPointer());
+      if (found != rule_->chains.end()) {
+        chain = &found->second;
+      }
+    }
+    for (auto it = chain->rbegin(); it != chain->rend(); ++it) {
+      b.AddNote(it->second.Start, "in the use of template '" + it->first->name + "' here",
+                it->second);
+    }
+    return b;
+  }
+
   const Program &program_;
   const Options &options_;
   diag::Engine &diags_;
+  /// Template uses being expanded, outermost first.
+  UseChain uses_;
+  /// Names defined more than once (FL3002 reported).
+  llvm::StringSet<> redefined_;
+  /// Templates on a cycle already reported.
+  std::set<const ast::MatchDecl *> cyclic_;
+  /// The rule being checked, for the template chains of its positions.
+  RuleBuilder *rule_ = nullptr;
   ir::Policy policy_;
   llvm::StringMap<Symbol> globals_;
   std::map<const ast::ConstDecl *, ConstState> consts_;

@@ -54,32 +54,37 @@ private:
     }
     program_.rules_parsed += stats.rules;
     program_.ll_fallbacks += stats.ll_fallbacks;
-    in_progress_.push_back({key, llvm::SMLoc()});
-    std::set<std::string> imported_here;
+    in_progress_.push_back({key, nullptr});
+    std::map<std::string, llvm::SMRange> imported_here;
     for (const ast::ImportDecl &imp : module.imports) {
       if (diags_.ShouldStop()) {
         break;
       }
-      in_progress_.back().second = imp.range.Start;
+      in_progress_.back().second = &imp;
       std::string path = Resolve(imp, module.path);
       if (path.empty()) {
         continue;
       }
       std::string target = Canonical(path);
-      if (!imported_here.insert(target).second) {
-        diags_.Report(diag::Kind::kDuplicateImport, imp.range.Start,
+      auto [first, inserted] = imported_here.try_emplace(target, imp.path_range);
+      if (!inserted) {
+        diags_.Report(diag::Kind::kDuplicateImport, imp.path_range.Start,
                       "'" + imp.path + "' is imported twice")
-            .Range(imp.path_range);
+            .Range(imp.path_range)
+            .AddNote(first->second.Start, "first imported here", first->second);
         continue;
       }
       auto cycle = llvm::find_if(in_progress_, [&](auto &e) { return e.first == target; });
       if (cycle != in_progress_.end()) {
-        auto d = diags_.Report(diag::Kind::kImportCycle, imp.range.Start,
-                               "import cycle: '" + imp.path + "' imports this file back");
+        auto d = diags_.Report(diag::Kind::kImportCycle, imp.path_range.Start,
+                               CycleMessage(imp.path, in_progress_.end() - cycle));
         d.Range(imp.path_range);
+        // The other imports of the cycle, in the order they are followed.
         for (auto it = cycle; it != in_progress_.end(); ++it) {
-          if (it->second.isValid() && it->second != imp.range.Start) {
-            d.AddNote(it->second, "which imports the next file of the cycle here");
+          const ast::ImportDecl *step = it->second;
+          if (step != nullptr && step != &imp) {
+            d.AddNote(step->path_range.Start, "which imports '" + step->path + "' here",
+                      step->path_range);
           }
         }
         continue;
@@ -97,6 +102,18 @@ private:
     in_progress_.pop_back();
     done_.insert(key);
     program_.modules.push_back(std::move(module));
+  }
+
+  /// How a cycle of `length` files that an import of `path` closes reads.
+  static std::string CycleMessage(const std::string &path, ptrdiff_t length) {
+    if (length == 1) {
+      return "import cycle: this file imports itself";
+    }
+    if (length == 2) {
+      return "import cycle: '" + path + "' imports this file back";
+    }
+    return "import cycle: '" + path + "' leads back to this file (a cycle of " +
+           std::to_string(length) + " files)";
   }
 
   /// The file an import names, or "" after reporting that it is missing.
@@ -151,7 +168,7 @@ private:
   std::vector<std::string> search_path_;
   Program program_;
   /// Files being visited, with where each imports the next.
-  std::vector<std::pair<std::string, llvm::SMLoc>> in_progress_;
+  std::vector<std::pair<std::string, const ast::ImportDecl *>> in_progress_;
   std::set<std::string> done_;
 };
 

@@ -95,11 +95,25 @@ TEST(Engine, StopsAtErrorLimit) {
   options.max_errors = 2;
   Engine engine(f.sources, options, consumer);
   for (int i = 0; i < 5; ++i) {
-    engine.Report(Kind::kSyntaxError, f.At(0), "e");
+    engine.Report(Kind::kSyntaxError, f.At(0), "e" + llvm::Twine(i));
   }
   EXPECT_TRUE(engine.ShouldStop());
-  EXPECT_EQ(engine.error_count(), 3u); // two errors and the limit itself
+  consumer.Finish();
+  EXPECT_EQ(engine.error_count(), 2u); // the limit itself is not counted
+  EXPECT_NE(os.str().find("2 errors generated."), std::string::npos) << os.str();
   EXPECT_NE(os.str().find("too many errors emitted"), std::string::npos);
+}
+
+TEST(Engine, ReportsAProblemAtOnePlaceOnce) {
+  Fixture f("x y");
+  std::string out;
+  llvm::raw_string_ostream os(out);
+  TextConsumer consumer(f.sources, os, false);
+  Engine engine(f.sources, Options(), consumer);
+  engine.Report(Kind::kUndefinedName, f.At(0), "undefined name 'x'");
+  engine.Report(Kind::kUndefinedName, f.At(0), "undefined name 'x'");
+  engine.Report(Kind::kUndefinedName, f.At(2), "undefined name 'x'");
+  EXPECT_EQ(engine.error_count(), 2u);
 }
 
 TEST(JsonConsumer, SarifShape) {
