@@ -244,6 +244,8 @@ int RunCheck(const CheckOptions &o, llvm::raw_ostream &out, llvm::raw_ostream &e
       ir::Dump(policy, sources, out);
     }
   }
+  // Dumps go out before the diagnostics, so that 2>&1 does not interleave them.
+  out.flush();
   diags.Finish();
   timer.Print(err);
   if (o.time_phases) {

@@ -53,7 +53,7 @@ std::string Format(Field field, const llvm::APInt &v) {
   case ValueType::kInt: {
     llvm::SmallString<40> s;
     v.toString(s, 16, /*Signed=*/false, /*formatAsCLiteral=*/true);
-    return std::string(s);
+    return llvm::StringRef(s).lower();
   }
   }
   return "?";
