@@ -28,6 +28,7 @@ SNIFF     : 'sniff';
 STEER     : 'steer';
 TAG       : 'tag';
 DROP      : 'drop';
+ALLOW     : 'allow';
 COUNT     : 'count';
 IN        : 'in';
 MASK      : 'mask';

@@ -105,6 +105,7 @@ action
   : STEER ID             # steerAction
   | TAG scalar           # tagAction
   | DROP                 # dropAction
+  | ALLOW                # allowAction
   | COUNT ID             # countAction
   | HANDLE ID            # handleAction
   ;

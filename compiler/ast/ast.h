@@ -99,7 +99,8 @@ struct MatchSpec {
   std::vector<MatchItem> items;
 };
 
-enum class ActionKind : uint8_t { kSteer, kTag, kDrop, kCount, kHandle };
+enum class ActionKind : uint8_t { kSteer, kTag, kDrop, kCount, kHandle, kAllow };
+constexpr unsigned kNumActionKinds = 6;
 
 /// One action after `->`.
 struct Action {

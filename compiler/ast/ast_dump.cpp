@@ -18,6 +18,8 @@ llvm::StringRef ActionKeyword(ActionKind kind) {
     return "count";
   case ActionKind::kHandle:
     return "handle";
+  case ActionKind::kAllow:
+    return "allow";
   }
   return "?";
 }

@@ -152,6 +152,7 @@ void Dump(const Policy &policy, const llvm::SourceMgr &sources, llvm::raw_ostrea
         out << ' ' << a.operand;
         break;
       case ast::ActionKind::kDrop:
+      case ast::ActionKind::kAllow:
         break;
       }
       out << '\n';

@@ -315,7 +315,8 @@ std::string DescribeExpected(const antlr4::misc::IntervalSet &expected,
       {{FlowLexer::ETH, FlowLexer::IPV4, FlowLexer::IPV6, FlowLexer::TCP, FlowLexer::UDP,
         FlowLexer::ESP, FlowLexer::VXLAN, FlowLexer::GRE, FlowLexer::MPLS},
        "a header"},
-      {{FlowLexer::STEER, FlowLexer::TAG, FlowLexer::DROP, FlowLexer::COUNT, FlowLexer::HANDLE},
+      {{FlowLexer::STEER, FlowLexer::TAG, FlowLexer::DROP, FlowLexer::ALLOW, FlowLexer::COUNT,
+        FlowLexer::HANDLE},
        "an action"},
       {{FlowLexer::INT_LIT, FlowLexer::HEX_LIT, FlowLexer::IPV4_LIT, FlowLexer::ADDR_LIT,
         FlowLexer::ID},
@@ -800,6 +801,8 @@ private:
       a.tag = BuildScalar(c->scalar());
     } else if (dynamic_cast<FlowParser::DropActionContext *>(ctx) != nullptr) {
       a.kind = ast::ActionKind::kDrop;
+    } else if (dynamic_cast<FlowParser::AllowActionContext *>(ctx) != nullptr) {
+      a.kind = ast::ActionKind::kAllow;
     } else if (auto *c = dynamic_cast<FlowParser::CountActionContext *>(ctx)) {
       a.kind = ast::ActionKind::kCount;
       name = c->ID();

@@ -1293,7 +1293,7 @@ private:
   // --- Actions --------------------------------------------------------------
 
   void CheckActions(const ast::PortBlock &block, const ast::Rule &r, ir::Rule &rule) {
-    const ast::Action *seen[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
+    const ast::Action *seen[ast::kNumActionKinds] = {};
     bool egress = block.direction == ast::Direction::kEgress;
     for (const ast::Action &a : r.actions) {
       unsigned k = static_cast<unsigned>(a.kind);
@@ -1310,8 +1310,15 @@ private:
       if (egress && (a.kind == ast::ActionKind::kSteer || a.kind == ast::ActionKind::kTag)) {
         Report(Kind::kEgressAction, a.range.Start,
                       "'" + ast::ActionKeyword(a.kind) +
-                          "' is not possible on egress; egress rules can drop, count and "
-                          "apply handles")
+                          "' is not possible on egress; egress rules can allow, drop, count "
+                          "and apply handles")
+            .Range(a.range);
+        continue;
+      }
+      if (!egress && a.kind == ast::ActionKind::kAllow) {
+        Report(Kind::kIngressAllow, a.range.Start,
+               "'allow' is for egress rules; an ingress rule delivers packets to a queue with "
+               "'steer'")
             .Range(a.range);
         continue;
       }
@@ -1323,9 +1330,10 @@ private:
     const ast::Action *drop = seen[static_cast<unsigned>(ast::ActionKind::kDrop)];
     const ast::Action *steer = seen[static_cast<unsigned>(ast::ActionKind::kSteer)];
     const ast::Action *tag = seen[static_cast<unsigned>(ast::ActionKind::kTag)];
+    const ast::Action *allow = seen[static_cast<unsigned>(ast::ActionKind::kAllow)];
     if (drop != nullptr && r.kind == ast::RuleKind::kSniffer) {
       Report(Kind::kDropConflict, drop->range.Start,
-                    "a 'sniff' rule copies every packet to a queue; 'drop' has no meaning there")
+                    "a 'sniff' rule only copies packets; 'drop' has no meaning there")
           .Range(drop->range);
     }
     if (drop != nullptr) {
@@ -1339,6 +1347,13 @@ private:
             .Range(other->range)
             .AddNote(drop->range.Start, "'drop' is here", drop->range);
       }
+      if (allow != nullptr && egress) {
+        Report(Kind::kDropConflict, allow->range.Start,
+               "'allow' and 'drop' contradict each other; a rule either lets packets out or "
+               "drops them")
+            .Range(allow->range)
+            .AddNote(drop->range.Start, "'drop' is here", drop->range);
+      }
       if (r.pass) {
         Report(Kind::kInvalidRuleOption, r.pass_range.Start,
                       "'pass' copies packets and lets later rules see them; a rule that drops "
@@ -1347,7 +1362,7 @@ private:
             .AddNote(drop->range.Start, "'drop' is here", drop->range);
       }
     }
-    if (!egress && drop == nullptr && steer == nullptr) {
+    if (!egress && drop == nullptr && steer == nullptr && allow == nullptr) {
       llvm::SMRange where = r.actions.empty() ? r.keyword_range : r.actions.front().range;
       Report(Kind::kMissingSteer, where.Start,
                     "this ingress rule delivers packets but names no queue; add 'steer QUEUE' "
@@ -1362,6 +1377,7 @@ private:
     out.range = a.range;
     switch (a.kind) {
     case ast::ActionKind::kDrop:
+    case ast::ActionKind::kAllow:
       return out;
     case ast::ActionKind::kTag: {
       std::optional<ast::Scalar> s = ResolveScalar(a.tag, nullptr, "a tag");

@@ -1,6 +1,8 @@
 // Unit tests for parsing and sema on in-memory sources.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "compiler/parse/parse.h"
 #include "compiler/sema/sema.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -117,6 +119,129 @@ TEST(Sema, ReportsEachProblemOnce) {
     Checked r = CheckSource(c.source);
     EXPECT_EQ(Codes(r), c.codes) << c.source << "\n first: " << (r.diags.empty() ? "" : r.diags[0].second);
   }
+}
+
+TEST(Sema, PrecedenceIsClassThenSourceOrderPerPortAndDirection) {
+  Checked c = CheckSource(R"(
+    queue q;
+    egress port 1 { rule e1: ipv4 dst 10.0.0.1 -> drop; }
+    ingress port 2 { rule p2: udp dst 2 -> steer q; }
+    ingress port 1 {
+      rule c1a priority 1: udp dst 3 -> steer q;
+      rule c0a: udp dst 4 -> steer q;
+      sniff -> steer q;
+      rule c0b priority 0: udp dst 5 -> steer q;
+      rule c1b priority 1: udp dst 6 -> steer q;
+      default -> steer q;
+    }
+  )");
+  ASSERT_TRUE(c.diags.empty()) << c.diags.front().second;
+  std::vector<std::string> names;
+  for (const ir::Rule &r : c.policy.rules) {
+    names.push_back(r.name.empty() ? std::string(ast::RuleKindName(r.kind)) : r.name);
+  }
+  // Ingress before egress, port 1 before port 2, normal rules before the
+  // special kinds, then class, then source order.
+  std::vector<std::string> want = {"c0a", "c0b", "c1a", "c1b", "sniff", "default", "p2", "e1"};
+  std::vector<std::string> got = names;
+  std::sort(want.begin(), want.end());
+  std::sort(got.begin(), got.end());
+  ASSERT_EQ(got, want);
+  for (size_t i = 1; i < c.policy.rules.size(); ++i) {
+    EXPECT_FALSE(ir::Precedes(c.policy.rules[i], c.policy.rules[i - 1]))
+        << names[i] << " sorted after " << names[i - 1];
+  }
+  auto pos = [&](llvm::StringRef n) { return llvm::find(names, n) - names.begin(); };
+  EXPECT_LT(pos("c0a"), pos("c0b"));
+  EXPECT_LT(pos("c0b"), pos("c1a"));
+  EXPECT_LT(pos("c1a"), pos("c1b"));
+  EXPECT_LT(pos("c1b"), pos("default"));
+}
+
+TEST(Sema, LayersOfTunnelsAndInnerHeaders) {
+  Checked c = CheckSource(R"(
+    queue q;
+    ingress port 1 {
+      rule g: gre key 7, inner { ipv4 src 10.0.0.0/8, tcp dst 22 } -> steer q;
+      rule m: udp dst 6635, mpls label 100, inner { ipv6 } -> steer q;
+    }
+  )");
+  ASSERT_TRUE(c.diags.empty()) << c.diags.front().second;
+  const ir::Rule &g = c.policy.rules.at(0);
+  EXPECT_EQ(g.headers[unsigned(ir::Layer::kTunnel)], ir::Bit(Header::kGre));
+  EXPECT_EQ(g.headers[unsigned(ir::Layer::kInner)], ir::Bit(Header::kIpv4) | ir::Bit(Header::kTcp));
+  for (const ir::FieldMatch &m : g.matches) {
+    EXPECT_EQ(m.layer, m.field == Field::kGreKey ? ir::Layer::kTunnel : ir::Layer::kInner);
+  }
+  const ir::Rule &m = c.policy.rules.at(1);
+  EXPECT_EQ(m.headers[unsigned(ir::Layer::kOuter)], ir::Bit(Header::kUdp));
+  EXPECT_EQ(m.headers[unsigned(ir::Layer::kTunnel)], ir::Bit(Header::kMpls));
+  EXPECT_EQ(m.headers[unsigned(ir::Layer::kInner)], ir::Bit(Header::kIpv6));
+}
+
+TEST(Sema, PrefixLengthsAtTheirEdges) {
+  struct Case {
+    const char *match;
+    std::vector<unsigned> codes;
+    unsigned mask_ones; ///< when clean
+  } cases[] = {
+      {"ipv4 dst 10.0.0.1/32", {}, 32},
+      {"ipv4 dst 10.0.0.0/8", {}, 8},
+      {"ipv4 dst 0.0.0.0/0", {4009}, 0},
+      {"ipv4 dst 10.0.0.0/33", {4004}, 0},
+      {"ipv4 dst 10.0.0.1/31", {4006}, 0},
+      {"ipv6 dst 2001:db8::/32", {}, 32},
+      {"ipv6 dst ::1/128", {}, 128},
+      {"ipv6 dst ::/129", {4004}, 0},
+      {"ipv6 dst 2001:db8::1/127", {4006}, 0},
+      {"eth dst 66:11:22:00:00:00/24", {}, 24},
+      {"eth dst 66:11:22:33:44:55/48", {}, 48},
+      {"eth dst 66:11:22:33:44:55/49", {4004}, 0},
+  };
+  for (const Case &k : cases) {
+    std::string source = "queue q; ingress port 1 { rule r: " + std::string(k.match) + " -> steer q; }";
+    Checked c = CheckSource(source);
+    EXPECT_EQ(Codes(c), k.codes) << k.match;
+    if (k.codes.empty()) {
+      ASSERT_EQ(c.policy.rules.size(), 1u) << k.match;
+      const ir::FieldMatch &m = c.policy.rules[0].matches.at(0);
+      EXPECT_EQ(m.mask.countLeadingOnes(), k.mask_ones) << k.match;
+      EXPECT_EQ(m.mask.countPopulation(), k.mask_ones) << k.match;
+      EXPECT_TRUE((m.value & ~m.mask).isZero()) << k.match;
+    }
+  }
+}
+
+TEST(Sema, DefinitionsAreCheckedOnceInSourceOrder) {
+  Checked c = CheckSource(R"(
+    queue q;
+    const bad_port = 70000;
+    match loop_a = udp dst 1, loop_b;
+    match loop_b = loop_a;
+    match unused(x) = tcp dst x, ipv4 ttl 300;
+    ingress port 1 {
+      rule r1: loop_a -> steer q;
+      rule r2: loop_b -> steer q;
+    }
+  )");
+  // The template cycle is one diagnostic however many rules reach it; an
+  // unused template is still checked.
+  EXPECT_EQ(Codes(c), (std::vector<unsigned>{3004, 4003}));
+}
+
+TEST(Sema, EgressAllowAndItsMisuse) {
+  Checked ok = CheckSource(R"(
+    egress port 1 {
+      rule mgmt: ipv4 dst 203.0.113.5 -> allow;
+      rule doc: ipv4 dst 203.0.113.0/24 -> drop;
+    }
+  )");
+  ASSERT_TRUE(ok.diags.empty()) << ok.diags.front().second;
+  EXPECT_EQ(ok.policy.rules.at(0).actions.at(0).kind, ast::ActionKind::kAllow);
+  EXPECT_EQ(Codes(CheckSource("ingress port 1 { rule r: any -> allow; }")),
+            (std::vector<unsigned>{6005}));
+  EXPECT_EQ(Codes(CheckSource("egress port 1 { rule r: any -> allow, drop; }")),
+            (std::vector<unsigned>{6003}));
 }
 
 TEST(Parse, SllAndLlAgree) {

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 namespace flowc {
 namespace {
 
@@ -92,6 +94,66 @@ TEST(ParseIpv6, Rejects) {
     auto v = ParseIpv6(text);
     EXPECT_FALSE(bool(v)) << text;
     llvm::consumeError(v.takeError());
+  }
+}
+
+// RFC 5952: lower case, no leading zeros, "::" for the longest run of two or
+// more zero groups (the first of equal runs), and parse(format(a)) == a.
+TEST(FormatIpv6, RoundTripsInCanonicalForm) {
+  std::mt19937 rng(5952);
+  for (int n = 0; n < 20000; ++n) {
+    Ipv6Address a{};
+    for (unsigned g = 0; g < 8; ++g) {
+      // Mostly zero groups, so that runs of every length and position occur.
+      uint16_t v = rng() % 3 == 0 ? static_cast<uint16_t>(rng() >> (rng() % 16)) : 0;
+      a[2 * g] = static_cast<uint8_t>(v >> 8);
+      a[2 * g + 1] = static_cast<uint8_t>(v);
+    }
+    std::string text = FormatIpv6(a);
+    auto back = ParseIpv6(text);
+    ASSERT_TRUE(bool(back)) << text << ": " << llvm::toString(back.takeError());
+    EXPECT_EQ(*back, a) << text;
+    EXPECT_EQ(text, llvm::StringRef(text).lower()) << text;
+    llvm::StringRef rest(text);
+    EXPECT_LE(llvm::StringRef(text).count("::"), 1u) << text;
+    // The longest zero run of two or more groups is the one compressed.
+    unsigned best = 0, best_at = 8, run = 0;
+    for (unsigned g = 0; g < 8; ++g) {
+      bool zero = a[2 * g] == 0 && a[2 * g + 1] == 0;
+      run = zero ? run + 1 : 0;
+      if (run > best) {
+        best = run;
+        best_at = g + 1 - run;
+      }
+    }
+    bool mapped = best == 5 && best_at == 0 && a[10] == 0xff && a[11] == 0xff;
+    if (best >= 2 && !mapped) {
+      EXPECT_NE(text.find("::"), std::string::npos) << text;
+    } else if (!mapped) {
+      EXPECT_EQ(text.find("::"), std::string::npos) << text;
+    }
+    llvm::SmallVector<llvm::StringRef, 8> groups;
+    rest.split(groups, ':');
+    for (llvm::StringRef g : groups) {
+      EXPECT_FALSE(g.size() > 1 && g.front() == '0' && !g.contains('.')) << text;
+    }
+  }
+}
+
+TEST(FormatMacAndIpv4, RoundTrip) {
+  std::mt19937 rng(48);
+  for (int n = 0; n < 2000; ++n) {
+    MacAddress mac;
+    for (auto &b : mac) {
+      b = static_cast<uint8_t>(rng());
+    }
+    auto m = ParseMac(FormatMac(mac));
+    ASSERT_TRUE(bool(m)) << FormatMac(mac);
+    EXPECT_EQ(*m, mac);
+    uint32_t v4 = rng();
+    auto v = ParseIpv4(FormatIpv4(v4));
+    ASSERT_TRUE(bool(v)) << FormatIpv4(v4);
+    EXPECT_EQ(*v, v4);
   }
 }
 
