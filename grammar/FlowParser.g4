@@ -74,10 +74,11 @@ fieldMatch  : fieldName value;
 // `tcp port 80` gets "'tcp' has no field 'port'" from sema rather than a
 // syntax error. Header names, `in` and `mask` are excluded because they would
 // make the decision after a value ambiguous; action keywords because a
-// missing '->' (`udp dst 53 steer q`) must be reported at the action.
+// missing '->' (`udp dst 53 steer q`) must be reported at the action; and the
+// keywords that start a declaration or a rule because after a missing ';'
+// (`match web = tcp dst 80` NEWLINE `queue q;`) they start the next one.
 fieldName
-  : ID | IMPORT | TARGET | CONST | QUEUE | COUNTER | MATCH | INGRESS | EGRESS
-  | PORT | RULE | PRIORITY | PASS | DEFAULT | MULTICAST | SNIFF | ANY
+  : ID | PORT | PRIORITY | PASS | MULTICAST | ANY
   ;
 
 argList : LPAREN (value (COMMA value)*)? RPAREN;
@@ -90,7 +91,7 @@ value
   | IN (setLiteral | ID)
   ;
 valueSuffix
-  : SLASH INT_LIT        # prefixSuffix
+  : SLASH integer        # prefixSuffix
   | DOTDOT scalar        # rangeSuffix
   | MASK scalar          # maskSuffix
   ;

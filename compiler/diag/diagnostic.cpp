@@ -118,23 +118,25 @@ void Engine::Emit(Diagnostic diag) {
       diag.severity = Severity::kError;
     }
   }
-  if (diag.severity == Severity::kError) {
-    ++errors_;
-  } else if (diag.severity == Severity::kWarning) {
-    ++warnings_;
-  }
-  consumer_.Handle(diag);
-  if (options_.max_errors != 0 && errors_ >= options_.max_errors &&
-      diag.kind != Kind::kTooManyErrors) {
-    // Reported without a location and not counted, like clang's fatal
-    // error-limit message: "20 errors generated" for --max-errors=20.
+  if (diag.severity == Severity::kError && options_.max_errors != 0 &&
+      errors_ >= options_.max_errors) {
+    // One error more than the limit: say so instead, without a location and
+    // uncounted, like clang's fatal error-limit message ("20 errors generated"
+    // for --max-errors=20), and stop. Nothing is said when nothing was cut.
     Diagnostic limit;
     limit.kind = Kind::kTooManyErrors;
     limit.severity = Severity::kError;
     limit.message = "too many errors emitted, stopping now (use --max-errors=0 for no limit)";
     consumer_.Handle(limit);
     stopped_ = true;
+    return;
   }
+  if (diag.severity == Severity::kError) {
+    ++errors_;
+  } else if (diag.severity == Severity::kWarning) {
+    ++warnings_;
+  }
+  consumer_.Handle(diag);
 }
 
 Position Resolve(const llvm::SourceMgr &sources, llvm::SMLoc loc) {

@@ -130,9 +130,12 @@ public:
     // Typographic look-alikes pasted from documents.
     static const std::pair<llvm::StringRef, llvm::StringRef> kLookAlikes[] = {
         {"\u2192", "->"}, {"\u201c", "\""}, {"\u201d", "\""}, {"\u2018", "'"},
-        {"\u2019", "'"},  {"\u2013", "-"},  {"\u2014", "-"},  {"\u00a0", "a space"}};
+        {"\u2019", "'"},  {"\u2013", "-"},  {"\u2014", "-"},  {"\u00a0", ""}};
     for (auto [bad, good] : kLookAlikes) {
       if (text == bad) {
+        if (good.empty()) {
+          return "invalid character U+00A0 (no-break space); did you mean a space?";
+        }
         return "invalid character '" + text.str() + "'; did you mean '" + good.str() + "'?";
       }
     }
@@ -926,9 +929,19 @@ private:
     }
     if (auto *p = dynamic_cast<FlowParser::PrefixSuffixContext *>(suffix)) {
       v.form = ast::ValueForm::kPrefix;
-      std::optional<uint64_t> len = ParseIntToken(p->INT_LIT()->getSymbol());
+      antlr4::Token *t = p->integer()->getStart();
+      v.prefix_range = Range(t);
+      std::optional<uint64_t> len;
+      if (t->getType() == FlowLexer::HEX_LIT) {
+        // Prefix lengths are decimal everywhere (CIDR); say so rather than
+        // guess.
+        diags_.Report(diag::Kind::kInvalidLiteral, v.prefix_range.Start,
+                      "a prefix length is decimal, not '" + Clip(Text(t)) + "'")
+            .Range(v.prefix_range);
+      } else {
+        len = ParseIntToken(t);
+      }
       v.prefix_len = len.value_or(0);
-      v.prefix_range = Range(p->INT_LIT());
       if (!len) {
         v.first.kind = ast::ScalarKind::kInvalid; // already reported
       }

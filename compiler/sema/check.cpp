@@ -1,5 +1,6 @@
 // Checking a loaded program into the IR.
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <set>
 
@@ -518,11 +519,15 @@ private:
         break;
       }
       if (width < 64 && (s.integer >> width) != 0) {
-        llvm::APInt max = llvm::APInt::getMaxValue(width);
+        // In the base the value was written in.
+        uint64_t max = width == 0 ? 0 : UINT64_MAX >> (64 - width);
+        bool hex = llvm::StringRef(Source(s.range)).startswith_insensitive("0x");
+        auto show = [&](uint64_t x) {
+          return hex ? llvm::formatv("{0:x}", x).str() : std::to_string(x);
+        };
         Report(Kind::kValueOutOfRange, s.range.Start,
-                      llvm::formatv("value {0} is out of range for {1} (0..{2}, {3} bit{4})",
-                                    s.integer, what, max.getZExtValue(), width,
-                                    width == 1 ? "" : "s"))
+               llvm::formatv("value {0} is out of range for {1} (0..{2}, {3} bit{4})",
+                             show(s.integer), what, show(max), width, width == 1 ? "" : "s"))
             .Range(s.range);
         return std::nullopt;
       }
@@ -625,7 +630,10 @@ private:
         if (f.type == ValueType::kInt) {
           std::string written = Source(v.first.range);
           std::string hex = FormatMask(*bits);
-          if (v.first.kind == ast::ScalarKind::kName) {
+          // The value may come from a constant: then the text is its name.
+          bool named = !written.empty() && (std::isalpha(static_cast<unsigned char>(written[0])) ||
+                                            written[0] == '_');
+          if (named) {
             value = "'" + written + "' (" + FormatInt(f.field, *bits) + ", " + hex + ")";
           } else if (llvm::StringRef(written).startswith_insensitive("0x")) {
             value = written;
@@ -1365,8 +1373,10 @@ private:
     if (!egress && drop == nullptr && steer == nullptr && allow == nullptr) {
       llvm::SMRange where = r.actions.empty() ? r.keyword_range : r.actions.front().range;
       Report(Kind::kMissingSteer, where.Start,
-                    "this ingress rule delivers packets but names no queue; add 'steer QUEUE' "
-                    "or 'drop'")
+             r.kind == ast::RuleKind::kSniffer
+                 ? "a 'sniff' rule copies packets to a queue but names none; add 'steer QUEUE'"
+                 : "this ingress rule delivers packets but names no queue; add 'steer QUEUE' or "
+                   "'drop'")
           .Range(where);
     }
   }

@@ -11,16 +11,18 @@ namespace {
 
 // Reports against the import that named the file, or the file itself.
 diag::Builder Report(diag::Engine &diags, diag::Kind kind, llvm::StringRef path,
-                     llvm::SMLoc imported_from, const llvm::Twine &message) {
+                     llvm::SMRange imported_from, const llvm::Twine &message) {
   if (imported_from.isValid()) {
-    return diags.Report(kind, imported_from, message);
+    diag::Builder b = diags.Report(kind, imported_from.Start, message);
+    b.Range(imported_from);
+    return b;
   }
   return diags.ReportFile(kind, path, message);
 }
 
 } // namespace
 
-Loaded LoadSource(llvm::StringRef path, llvm::SMLoc imported_from, diag::Engine &diags) {
+Loaded LoadSource(llvm::StringRef path, llvm::SMRange imported_from, diag::Engine &diags) {
   Loaded result;
   llvm::sys::fs::file_status status;
   if (std::error_code ec = llvm::sys::fs::status(path, status)) {
@@ -57,7 +59,7 @@ Loaded LoadSource(llvm::StringRef path, llvm::SMLoc imported_from, diag::Engine 
     return result;
   }
   llvm::StringRef text = (*buffer)->getBuffer();
-  unsigned id = diags.sources().AddNewSourceBuffer(std::move(*buffer), imported_from);
+  unsigned id = diags.sources().AddNewSourceBuffer(std::move(*buffer), imported_from.Start);
   result.buffer_id = id;
 
   size_t nul = text.find('\0');

@@ -18,10 +18,11 @@ struct Loaded {
   LoadFailure failure = LoadFailure::kNone;
 };
 
-/// Reads `path` into `diags.sources()`, recording `imported_from` as the
-/// include location (invalid for the root file). Reports FL0001..FL0004 at
-/// `imported_from`, or against the file name for the root.
-Loaded LoadSource(llvm::StringRef path, llvm::SMLoc imported_from, diag::Engine &diags);
+/// Reads `path` into `diags.sources()`, recording `imported_from` (the
+/// import's path; invalid for the root file) as the include location.
+/// Reports FL0001..FL0004 at `imported_from`, or against the file name for
+/// the root.
+Loaded LoadSource(llvm::StringRef path, llvm::SMRange imported_from, diag::Engine &diags);
 
 } // namespace flowc::sema
 

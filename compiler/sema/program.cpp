@@ -19,7 +19,7 @@ public:
       : options_(options), diags_(diags), search_path_(StdlibSearchPath(options)) {}
 
   Program Load(llvm::StringRef root) {
-    Loaded loaded = LoadSource(root, llvm::SMLoc(), diags_);
+    Loaded loaded = LoadSource(root, llvm::SMRange(), diags_);
     if (loaded.failure == LoadFailure::kUnreadable) {
       program_.root_readable = false;
       return std::move(program_);
@@ -92,7 +92,7 @@ private:
       if (done_.count(target) != 0) {
         continue;
       }
-      Loaded loaded = LoadSource(path, imp.range.Start, diags_);
+      Loaded loaded = LoadSource(path, imp.path_range, diags_);
       if (loaded.failure != LoadFailure::kNone) {
         done_.insert(target);
         continue;
