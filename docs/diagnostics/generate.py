@@ -71,6 +71,9 @@ class Generator:
         if kind in ("RUN", "RUNOUT", "SHRUN"):
             shown = ""
             if kind == "SHRUN":
+                # The command makes the example; its directory may hold nothing
+                # else, and git keeps no empty directories.
+                os.makedirs(cwd, exist_ok=True)
                 subprocess.run(fields[1], shell=True, executable="/bin/bash", cwd=cwd, check=True)
                 shown = "$ " + fields[1] + "\n"
                 args = fields[2]
