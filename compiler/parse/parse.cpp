@@ -245,6 +245,7 @@ public:
   FirstErrorStrategy(const TokenFilter &tokens, llvm::StringRef data)
       : tokens_(tokens), data_(data) {}
   SyntaxErrorInfo info;
+  bool record_loops = false;
 
   void reportError(antlr4::Parser *parser, const antlr4::RecognitionException &e) override {
     if (info.set) {
@@ -259,6 +260,11 @@ public:
     info.start = t->getStartIndex();
     info.stop = t->getStopIndex();
     info.expected = e.getExpectedTokens();
+    if (t->getTokenIndex() == loop_token_) {
+      // The loop just left could also have gone on: `queue a b` wants ','
+      // as much as ';'.
+      info.expected.addAll(loop_expected_);
+    }
     if (t->getTokenIndex() > 0 && t->getTokenIndex() != SIZE_MAX) {
       if (std::optional<size_t> end = tokens_.EndOf(t->getTokenIndex() - 1)) {
         info.has_previous = true;
@@ -282,9 +288,40 @@ public:
     }
     throw antlr4::InputMismatchException(parser);
   }
-  void sync(antlr4::Parser *) override {}
+  /// Instead of ANTLR's in-loop recovery: where a `( ... )*` loop is left
+  /// at a token that neither continues it nor follows it, remember what the
+  /// loop would have taken, for the message of the error that follows.
+  /// Only on the LL pass that follows a syntax error: the fast SLL pass
+  /// does not pay for it.
+  void sync(antlr4::Parser *parser) override {
+    if (!record_loops || info.set) {
+      return;
+    }
+    const antlr4::atn::ATN &atn = parser->getATN();
+    antlr4::atn::ATNState *s = atn.states[parser->getState()];
+    auto type = s->getStateType();
+    if (type != antlr4::atn::ATNState::STAR_LOOP_ENTRY &&
+        type != antlr4::atn::ATNState::STAR_LOOP_BACK &&
+        type != antlr4::atn::ATNState::PLUS_LOOP_BACK) {
+      return;
+    }
+    size_t la = parser->getTokenStream()->LA(1);
+    const antlr4::misc::IntervalSet &next = atn.nextTokens(s);
+    if (next.contains(antlr4::Token::EPSILON) || next.contains(la)) {
+      return;
+    }
+    loop_expected_ = next;
+    loop_token_ = parser->getCurrentToken()->getTokenIndex();
+  }
+  void reset(antlr4::Parser *parser) override {
+    DefaultErrorStrategy::reset(parser);
+    loop_token_ = SIZE_MAX;
+  }
 
 private:
+  antlr4::misc::IntervalSet loop_expected_;
+  size_t loop_token_ = SIZE_MAX;
+
   /// True if a line break separates `t` from the token before it.
   bool AtLineStart(antlr4::Token *t) const {
     if (t->getType() == antlr4::Token::EOF || t->getTokenIndex() == 0 ||
@@ -464,6 +501,7 @@ private:
     parser_.getInterpreter<antlr4::atn::ParserATNSimulator>()->setPredictionMode(mode);
     strategy_->info = SyntaxErrorInfo();
     strategy_->reset(&parser_);
+    strategy_->record_loops = mode == antlr4::atn::PredictionMode::LL;
     bool ok = false;
     try {
       auto *ctx = rule();
@@ -499,8 +537,9 @@ private:
     bool wants_semi = info.expected.contains(static_cast<size_t>(FlowLexer::SEMI));
     if (wants_semi && info.has_previous && info.token_type != FlowLexer::SEMI &&
         LineOf(info.previous_end) != LineOf(info.start)) {
+      // At a line end, the ';' is what is missing, not another list item.
       diags_.Report(diag::Kind::kSyntaxError, Loc(info.previous_end),
-                    "expected " + expected + " before " + found);
+                    "expected ';' before " + found);
       last_error_at_ = info.start;
       return;
     }
