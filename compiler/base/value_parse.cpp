@@ -257,4 +257,26 @@ std::string FormatIpv6(const Ipv6Address &addr) {
   return os.str();
 }
 
+std::string FormatAddressBits(const llvm::APInt &bits) {
+  unsigned n = bits.getBitWidth() / 8;
+  auto byte = [&](unsigned i) {
+    return static_cast<uint8_t>(bits.extractBitsAsZExtValue(8, 8 * (n - 1 - i)));
+  };
+  if (n == 6) {
+    MacAddress mac;
+    for (unsigned i = 0; i < 6; ++i) {
+      mac[i] = byte(i);
+    }
+    return FormatMac(mac);
+  }
+  if (n == 16) {
+    Ipv6Address a;
+    for (unsigned i = 0; i < 16; ++i) {
+      a[i] = byte(i);
+    }
+    return FormatIpv6(a);
+  }
+  return FormatIpv4(static_cast<uint32_t>(bits.getZExtValue()));
+}
+
 } // namespace flowc

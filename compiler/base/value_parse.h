@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "llvm/ADT/APInt.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 
@@ -38,6 +39,10 @@ bool LooksLikeMac(llvm::StringRef text);
 std::string FormatMac(const MacAddress &mac);
 std::string FormatIpv4(uint32_t addr);
 std::string FormatIpv6(const Ipv6Address &addr);
+
+/// A MAC (48 bits), IPv4 (32) or IPv6 (128) address held as an integer,
+/// most significant byte first on the wire, in its usual text form.
+std::string FormatAddressBits(const llvm::APInt &bits);
 
 } // namespace flowc
 

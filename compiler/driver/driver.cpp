@@ -9,7 +9,14 @@
 #include "compiler/base/suggest.h"
 #include "compiler/diag/diagnostic.h"
 #include "compiler/driver/explain.h"
+#include "compiler/emit/fbin.h"
+#include "compiler/emit/outputs.h"
+#include "compiler/expand/expand.h"
 #include "compiler/sema/sema.h"
+#include "compiler/target/legalize.h"
+#include "compiler/target/profile.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/Process.h"
@@ -22,12 +29,14 @@ constexpr const char *kVersion = FLOWSTEER_VERSION;
 constexpr const char *kUsage = R"(usage: flowc <command> [options] [args]
 
 Commands:
+  build POLICY.flow    compile a policy into ibv_create_flow() rules for a NIC
   check POLICY.flow    check a policy: syntax, names, types, values, rules
+  targets              list the target profiles and their capabilities
   explain FLnnnn       show the documentation of a diagnostic code
   help [COMMAND]       show help for flowc or one command
   version              print the version (also --version)
 
-Run 'flowc help check' for the options of a command.
+Run 'flowc help build' or 'flowc help check' for the options of a command.
 )";
 
 constexpr const char *kCheckHelp = R"(usage: flowc check POLICY.flow [options]
@@ -52,8 +61,46 @@ Options:
 Exit status: 0 clean, 1 errors were reported, 2 bad invocation or unreadable input.
 )";
 
+constexpr const char *kBuildHelp = R"(usage: flowc build POLICY.flow [options]
+
+Compiles a policy into the rules ibv_create_flow() takes for one NIC family:
+expands sets, ranges and masks, checks every rule against the target's
+profile, assigns hardware priorities and writes the result.
+
+Options:
+  -o FILE                   where to write (default: POLICY.fbin in the current
+                            directory for --emit=fbin, standard output otherwise;
+                            '-' is standard output)
+  --emit=fbin|text|json     the compiled policy file (default), a readable
+                            disassembly, or a JSON listing with the exact bytes
+  --target=T                target profile, overriding the file's 'target'
+                            (generic, mlx5, mlx4; default mlx5)
+  --cap=[+|-]NAME,...       add or remove device capabilities of the target
+                            ('flowc targets' lists them; all are on by default)
+  --expand-masks            on a full-or-zero-mask target (mlx4), turn partial
+                            masks, prefixes and ranges into exact rules
+  --max-expansion=N         the most hardware rules one rule may become (4096)
+  and every diagnostic option of 'flowc check' (--format, -Werror, -Wno-NAME,
+  --max-errors, --color, --stdlib-dir, --dump-ir, --time-phases)
+
+Exit status: 0 compiled, 1 errors were reported, 2 bad invocation, unreadable
+input or unwritable output.
+)";
+
+constexpr const char *kTargetsHelp = R"(usage: flowc targets
+
+Lists the target profiles, their priority ranges and the device capabilities
+that --cap can remove or add.
+)";
+
 struct CheckOptions {
+  std::string command = "check";
   std::string input;
+  // build only:
+  std::string output;
+  enum class Emit { kFbin, kText, kJson } emit = Emit::kFbin;
+  std::vector<std::string> caps;
+  expand::Options expand;
   enum class Format { kText, kJson, kSarif } format = Format::kText;
   enum class Color { kAuto, kAlways, kNever } color = Color::kAuto;
   sema::Options sema;
@@ -107,7 +154,8 @@ std::optional<int> ParseCheck(llvm::ArrayRef<llvm::StringRef> args, CheckOptions
     std::optional<llvm::StringRef> v;
     if (only_inputs || !a.startswith("-") || a == "-") {
       if (!o.input.empty()) {
-        return Usage(err, "'check' takes one policy file; got '" + o.input + "' and '" + a + "'");
+        return Usage(err, "'" + o.command + "' takes one policy file; got '" + o.input + "' and '" +
+                              a + "'");
       }
       o.input = a.str();
       continue;
@@ -115,8 +163,40 @@ std::optional<int> ParseCheck(llvm::ArrayRef<llvm::StringRef> args, CheckOptions
     if (a == "--") {
       only_inputs = true;
     } else if (a == "-h" || a == "--help") {
-      out << kCheckHelp;
+      out << (o.command == "build" ? kBuildHelp : kCheckHelp);
       return kExitClean;
+    } else if (o.command == "build" && (a == "-o" || a.startswith("-o"))) {
+      llvm::StringRef file = a.drop_front(2);
+      if (file.empty()) {
+        if (i + 1 >= args.size()) {
+          return Usage(err, "-o needs a file name");
+        }
+        file = args[++i];
+      }
+      o.output = file.str();
+    } else if (o.command == "build" && TakeValue(args, i, "--emit", v)) {
+      if (*v == "fbin") {
+        o.emit = CheckOptions::Emit::kFbin;
+      } else if (*v == "text") {
+        o.emit = CheckOptions::Emit::kText;
+      } else if (*v == "json") {
+        o.emit = CheckOptions::Emit::kJson;
+      } else {
+        return Usage(err, "unknown --emit '" + *v + "'; use fbin, text or json");
+      }
+    } else if (o.command == "build" && TakeValue(args, i, "--cap", v)) {
+      if (v->empty()) {
+        return Usage(err, "--cap needs capability names, such as --cap=-sniffer");
+      }
+      o.caps.push_back(v->str());
+    } else if (o.command == "build" && a == "--expand-masks") {
+      o.expand.expand_masks = true;
+    } else if (o.command == "build" && TakeValue(args, i, "--max-expansion", v)) {
+      uint64_t n = 0;
+      if (v->getAsInteger(10, n) || n == 0) {
+        return Usage(err, "--max-expansion needs a positive number, got '" + *v + "'");
+      }
+      o.expand.max_per_rule = n;
     } else if (TakeValue(args, i, "--format", v)) {
       if (*v == "text") {
         o.format = CheckOptions::Format::kText;
@@ -180,11 +260,17 @@ std::optional<int> ParseCheck(llvm::ArrayRef<llvm::StringRef> args, CheckOptions
         llvm::erase_value(o.diag.disabled, *kind);
       }
     } else {
-      return Usage(err, "unknown option '" + a + "' for 'check'");
+      return Usage(err, "unknown option '" + a + "' for '" + o.command + "'");
     }
   }
   if (o.input.empty()) {
-    return Usage(err, "'check' needs a policy file");
+    return Usage(err, "'" + o.command + "' needs a policy file");
+  }
+  bool build_to_stdout = o.command == "build" && o.emit != CheckOptions::Emit::kFbin &&
+                         (o.output.empty() || o.output == "-");
+  if (build_to_stdout && o.format != CheckOptions::Format::kText) {
+    return Usage(err, "--format=json and --format=sarif write diagnostics to standard output; "
+                      "write the --emit output to a file with -o");
   }
   return std::nullopt;
 }
@@ -215,6 +301,177 @@ private:
   std::vector<std::pair<std::string, double>> phases_;
 };
 
+/// The device capabilities the compiled rules rely on, of those `target`'s
+/// family can lack, as "inner,sniffer".
+std::string RequiredCaps(const target::Target &t, const target::HwPolicy &hw) {
+  using target::Cap;
+  target::CapSet used = 0;
+  for (const target::HwRuleInfo &r : hw.rules) {
+    const emit::HwRule &rule = r.rule;
+    if (rule.type == emit::AttrType::kSniffer) {
+      used |= target::CapBit(Cap::kSniffer);
+    }
+    if ((rule.flags & emit::kFlagDontTrap) != 0) {
+      used |= target::CapBit(Cap::kDontTrap);
+    }
+    if (rule.priority > t.profile->max_priority_reduced) {
+      used |= target::CapBit(Cap::kPriorities16);
+    }
+    for (size_t i = 0; i < rule.specs.size(); ++i) {
+      const emit::HwSpec &s = rule.specs[i];
+      if (s.inner) {
+        used |= target::CapBit(Cap::kInner);
+      }
+      if (s.kind != emit::SpecKind::kMpls) {
+        continue;
+      }
+      if (!s.inner && i > 0 && rule.specs[i - 1].kind == emit::SpecKind::kUdp) {
+        used |= target::CapBit(Cap::kMplsOverUdp);
+      }
+      if (!s.inner && i > 0 && rule.specs[i - 1].kind == emit::SpecKind::kGre) {
+        used |= target::CapBit(Cap::kMplsOverGre);
+      }
+      const std::pair<Field, Cap> sub[] = {{Field::kMplsLabel, Cap::kMplsLabel},
+                                           {Field::kMplsTc, Cap::kMplsTc},
+                                           {Field::kMplsBos, Cap::kMplsBos},
+                                           {Field::kMplsTtl, Cap::kMplsTtl}};
+      for (auto [field, cap] : sub) {
+        if (!emit::GetField(s, field).second.isZero()) {
+          used |= target::CapBit(cap);
+        }
+      }
+    }
+  }
+  std::string out;
+  for (unsigned c = 0; c < target::kNumCaps; ++c) {
+    auto cap = static_cast<Cap>(c);
+    if ((used & t.profile->caps & target::CapBit(cap)) != 0) {
+      out += (out.empty() ? "" : ",") + target::GetCapInfo(cap).name.str();
+    }
+  }
+  return out;
+}
+
+/// Opens `path` for writing ("-" or "" is `fallback`), or reports why not.
+std::unique_ptr<llvm::raw_fd_ostream> OpenOutput(const std::string &path, llvm::raw_ostream &err) {
+  std::error_code ec;
+  auto file = std::make_unique<llvm::raw_fd_ostream>(path, ec, llvm::sys::fs::OF_None);
+  if (ec) {
+    err << "flowc: error: cannot write '" << path << "': " << ec.message() << "\n";
+    return nullptr;
+  }
+  return file;
+}
+
+/// expand, legalize, emit. Returns an exit status when the build stops for
+/// a reason other than diagnostics (a bad --cap, an unwritable output).
+std::optional<int> Build(const CheckOptions &o, const ir::Policy &policy,
+                         const llvm::SourceMgr &sources, diag::Engine &diags, PhaseTimer &timer,
+                         llvm::raw_ostream &out, llvm::raw_ostream &err) {
+  llvm::Expected<target::Target> t = target::MakeTarget(policy.target, o.caps);
+  if (!t) {
+    return Usage(err, llvm::toString(t.takeError()));
+  }
+  expand::Expanded expanded = expand::Expand(policy, *t, o.expand, diags);
+  timer.Done("expand");
+  target::HwPolicy hw = target::Legalize(policy, expanded, *t, diags);
+  timer.Done("legalize");
+  if (diags.error_count() > 0) {
+    return std::nullopt;
+  }
+  emit::OutputPolicy p;
+  p.compiler = std::string("flowc ") + kVersion;
+  p.target = t->profile->name.str();
+  p.caps = t->CapChanges();
+  p.input = o.input;
+  for (const ir::Object &q : policy.queues) {
+    p.queues.push_back(q.name);
+  }
+  for (const ir::Object &c : policy.counters) {
+    p.counters.push_back(c.name);
+  }
+  for (const ir::Object &h : policy.handles) {
+    p.handles.push_back(h.name);
+  }
+  for (const target::HwRuleInfo &r : hw.rules) {
+    const ir::Rule &src = policy.rules[r.source];
+    emit::OutputRule o_rule;
+    o_rule.rule = r.rule;
+    o_rule.bytes = emit::Encode(r.rule);
+    // The post-emit verifier: the bytes decode to the same rule.
+    llvm::Expected<emit::HwRule> back = emit::Decode(o_rule.bytes);
+    if (!back) {
+      err << "flowc: internal error: an emitted buffer does not decode: "
+          << llvm::toString(back.takeError()) << "\n";
+      return kExitErrors;
+    }
+    for (size_t i = 0; i < back->specs.size(); ++i) {
+      emit::HwSpec expected = r.rule.specs[i];
+      expected.binding = 0;
+      if (!(back->specs[i] == expected)) {
+        err << "flowc: internal error: spec " << i << " of an emitted buffer decodes differently\n";
+        return kExitErrors;
+      }
+    }
+    o_rule.egress = src.direction == ast::Direction::kEgress;
+    o_rule.pass = src.pass;
+    o_rule.queue_index = r.queue;
+    if (r.queue) {
+      o_rule.queue = policy.queues[*r.queue].name;
+    }
+    for (const emit::HwSpec &s : r.rule.specs) {
+      o_rule.bindings.push_back(s.kind == emit::SpecKind::kActionCount
+                                    ? policy.counters[s.binding].name
+                                : s.kind == emit::SpecKind::kActionHandle
+                                    ? policy.handles[s.binding].name
+                                    : std::string());
+    }
+    o_rule.source.rule = src.name.empty() ? ast::RuleKindName(src.kind).str() : src.name;
+    if (src.range.isValid()) {
+      unsigned buffer = sources.FindBufferContainingLoc(src.range.Start);
+      o_rule.source.file = sources.getMemoryBuffer(buffer)->getBufferIdentifier().str();
+      std::tie(o_rule.source.line, o_rule.source.column) =
+          sources.getLineAndColumn(src.range.Start, buffer);
+    }
+    p.rules.push_back(std::move(o_rule));
+  }
+  timer.Done("emit");
+  std::string path = o.output;
+  if (path.empty() && o.emit == CheckOptions::Emit::kFbin) {
+    path = llvm::sys::path::stem(o.input).str() + ".fbin";
+  }
+  std::unique_ptr<llvm::raw_fd_ostream> file;
+  if (!path.empty() && path != "-") {
+    file = OpenOutput(path, err);
+    if (!file) {
+      return kExitUsage;
+    }
+  }
+  llvm::raw_ostream &dest = file ? *file : out;
+  switch (o.emit) {
+  case CheckOptions::Emit::kFbin: {
+    std::vector<uint8_t> bytes = emit::WriteFbin(p, RequiredCaps(*t, hw));
+    dest.write(reinterpret_cast<const char *>(bytes.data()), bytes.size());
+    break;
+  }
+  case CheckOptions::Emit::kText:
+    emit::WriteText(p, dest);
+    break;
+  case CheckOptions::Emit::kJson:
+    emit::WriteJson(p, dest);
+    break;
+  }
+  if (file) {
+    file->close();
+    if (file->has_error()) {
+      err << "flowc: error: cannot write '" << path << "': " << file->error().message() << "\n";
+      file->clear_error();
+      return kExitUsage;
+    }
+  }
+  return std::nullopt;
+}
+
 int RunCheck(const CheckOptions &o, llvm::raw_ostream &out, llvm::raw_ostream &err) {
   PhaseTimer timer(o.time_phases);
   llvm::SourceMgr sources;
@@ -237,11 +494,15 @@ int RunCheck(const CheckOptions &o, llvm::raw_ostream &out, llvm::raw_ostream &e
   if (o.dump_ast && !program.modules.empty()) {
     ast::Dump(program.modules.back(), sources, out);
   }
+  std::optional<int> stopped;
   if (program.root_readable && !diags.ShouldStop()) {
     ir::Policy policy = sema::Check(program, o.sema, diags);
     timer.Done("sema");
     if (o.dump_ir) {
       ir::Dump(policy, sources, out);
+    }
+    if (o.command == "build" && diags.error_count() == 0) {
+      stopped = Build(o, policy, sources, diags, timer, out, err);
     }
   }
   // Dumps go out before the diagnostics, so that 2>&1 does not interleave them.
@@ -254,6 +515,9 @@ int RunCheck(const CheckOptions &o, llvm::raw_ostream &out, llvm::raw_ostream &e
   }
   if (!program.root_readable) {
     return kExitUsage;
+  }
+  if (stopped) {
+    return *stopped;
   }
   return diags.error_count() > 0 ? kExitErrors : kExitClean;
 }
@@ -299,6 +563,39 @@ int Explain(llvm::ArrayRef<llvm::StringRef> args, llvm::raw_ostream &out, llvm::
   return kExitClean;
 }
 
+int Targets(llvm::ArrayRef<llvm::StringRef> args, llvm::raw_ostream &out, llvm::raw_ostream &err) {
+  if (!args.empty() && (args[0] == "-h" || args[0] == "--help")) {
+    out << kTargetsHelp;
+    return kExitClean;
+  }
+  if (!args.empty()) {
+    return Usage(err, "'targets' takes no arguments");
+  }
+  for (const target::Profile &p : target::AllProfiles()) {
+    out << p.name << ": " << p.description << "\n";
+    out << "  priorities 0.." << p.max_priority;
+    if (p.max_priority_reduced != p.max_priority) {
+      out << " (0.." << p.max_priority_reduced << " without prio16)";
+    }
+    out << "; at most " << p.max_specs << " specs per rule; egress "
+        << (p.egress ? "yes" : "no") << "\n";
+    bool any = false;
+    for (unsigned c = 0; c < target::kNumCaps; ++c) {
+      const target::CapInfo &info = target::GetCapInfo(static_cast<target::Cap>(c));
+      if ((p.caps & target::CapBit(info.cap)) == 0) {
+        continue;
+      }
+      if (!any) {
+        out << "  capabilities (all on unless --cap=-NAME):\n";
+        any = true;
+      }
+      out << "    " << llvm::left_justify(info.name, 14) << ' ' << info.description << " ("
+          << info.fact << ")\n";
+    }
+  }
+  return kExitClean;
+}
+
 int Help(llvm::ArrayRef<llvm::StringRef> args, llvm::raw_ostream &out, llvm::raw_ostream &err) {
   if (args.empty()) {
     out << kUsage;
@@ -306,6 +603,14 @@ int Help(llvm::ArrayRef<llvm::StringRef> args, llvm::raw_ostream &out, llvm::raw
   }
   if (args[0] == "check") {
     out << kCheckHelp;
+    return kExitClean;
+  }
+  if (args[0] == "build") {
+    out << kBuildHelp;
+    return kExitClean;
+  }
+  if (args[0] == "targets") {
+    out << kTargetsHelp;
     return kExitClean;
   }
   if (args[0] == "explain") {
@@ -335,8 +640,12 @@ int Main(llvm::ArrayRef<llvm::StringRef> args, llvm::raw_ostream &out, llvm::raw
   if (command == "help" || command == "--help" || command == "-h") {
     return Help(rest, out, err);
   }
-  if (command == "check") {
+  if (command == "targets") {
+    return Targets(rest, out, err);
+  }
+  if (command == "check" || command == "build") {
     CheckOptions options;
+    options.command = command.str();
     if (std::optional<int> exit = ParseCheck(rest, options, out, err)) {
       return *exit;
     }
@@ -345,7 +654,8 @@ int Main(llvm::ArrayRef<llvm::StringRef> args, llvm::raw_ostream &out, llvm::raw
   if (command == "explain") {
     return Explain(rest, out, err);
   }
-  static const llvm::StringRef kCommands[] = {"check", "explain", "help", "version"};
+  static const llvm::StringRef kCommands[] = {"build", "check", "explain", "help", "targets",
+                                              "version"};
   llvm::StringRef guess = SuggestName(command, kCommands);
   return Usage(err, "unknown command '" + command + "'" +
                         (guess.empty() ? "" : "; did you mean '" + guess + "'?"));

@@ -29,27 +29,29 @@ llvm::StringRef LayerName(Layer layer) {
   return "?";
 }
 
-namespace {
+std::string RuleTitle(const Rule &rule) {
+  if (!rule.name.empty()) {
+    return "rule '" + rule.name + "'";
+  }
+  if (rule.kind == ast::RuleKind::kNormal) {
+    return "this rule";
+  }
+  return "the '" + ast::RuleKindName(rule.kind).str() + "' rule";
+}
 
-std::string Format(Field field, const llvm::APInt &v) {
+std::string FieldTitle(Field field, Layer layer) {
+  const FieldInfo &info = GetFieldInfo(field);
+  return (layer == Layer::kInner ? "'inner " : "'") + HeaderName(info.header).str() + " " +
+         info.name.str() + "'";
+}
+
+std::string FormatValue(Field field, const llvm::APInt &v) {
   const FieldInfo &info = GetFieldInfo(field);
   switch (info.type) {
-  case ValueType::kMac: {
-    MacAddress mac;
-    for (unsigned i = 0; i < 6; ++i) {
-      mac[i] = static_cast<uint8_t>(v.extractBitsAsZExtValue(8, 40 - 8 * i));
-    }
-    return FormatMac(mac);
-  }
+  case ValueType::kMac:
   case ValueType::kIpv4:
-    return FormatIpv4(static_cast<uint32_t>(v.getZExtValue()));
-  case ValueType::kIpv6: {
-    Ipv6Address a;
-    for (unsigned i = 0; i < 16; ++i) {
-      a[i] = static_cast<uint8_t>(v.extractBitsAsZExtValue(8, 120 - 8 * i));
-    }
-    return FormatIpv6(a);
-  }
+  case ValueType::kIpv6:
+    return FormatAddressBits(v);
   case ValueType::kInt: {
     llvm::SmallString<40> s;
     v.toString(s, 16, /*Signed=*/false, /*formatAsCLiteral=*/true);
@@ -59,11 +61,13 @@ std::string Format(Field field, const llvm::APInt &v) {
   return "?";
 }
 
+namespace {
+
 void PrintTernary(Field field, const llvm::APInt &value, const llvm::APInt &mask,
                   llvm::raw_ostream &out) {
-  out << Format(field, value);
+  out << FormatValue(field, value);
   if (!mask.isAllOnes()) {
-    out << " mask " << Format(field, mask);
+    out << " mask " << FormatValue(field, mask);
   }
 }
 
@@ -118,7 +122,7 @@ void Dump(const Policy &policy, const llvm::SourceMgr &sources, llvm::raw_ostrea
         PrintTernary(m.field, m.value, m.mask, out);
         break;
       case MatchKind::kRange:
-        out << "range " << Format(m.field, m.lo) << ".." << Format(m.field, m.hi);
+        out << "range " << FormatValue(m.field, m.lo) << ".." << FormatValue(m.field, m.hi);
         break;
       case MatchKind::kSet:
         out << "set {";
@@ -126,7 +130,7 @@ void Dump(const Policy &policy, const llvm::SourceMgr &sources, llvm::raw_ostrea
           const SetElement &e = m.elements[i];
           out << (i ? ", " : " ");
           if (e.kind == MatchKind::kRange) {
-            out << Format(m.field, e.lo) << ".." << Format(m.field, e.hi);
+            out << FormatValue(m.field, e.lo) << ".." << FormatValue(m.field, e.hi);
           } else {
             PrintTernary(m.field, e.value, e.mask, out);
           }

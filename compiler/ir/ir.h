@@ -73,6 +73,13 @@ struct Object {
   llvm::SMRange range;
 };
 
+/// Where a rule names a header, for messages about the header.
+struct HeaderUse {
+  Layer layer;
+  Header header;
+  llvm::SMRange range;
+};
+
 /// One checked rule.
 struct Rule {
   std::string name; ///< empty for anonymous, default and sniff rules
@@ -87,6 +94,8 @@ struct Rule {
   bool pass = false;
   /// Headers present per layer (`tcp` alone constrains only the protocol).
   HeaderSet headers[kNumLayers] = {0, 0, 0};
+  /// The first place each present header is named.
+  std::vector<HeaderUse> header_uses;
   /// Field constraints, sorted by (layer, field).
   std::vector<FieldMatch> matches;
   std::vector<Action> actions;
@@ -111,6 +120,17 @@ struct Policy {
 bool Precedes(const Rule &a, const Rule &b);
 
 llvm::StringRef LayerName(Layer layer);
+
+/// How messages name a rule: "rule 'web'", "the 'default' rule", "this rule"
+/// (an anonymous normal rule, shown by the caret line).
+std::string RuleTitle(const Rule &rule);
+
+/// How messages name a field: "'ipv4 dst'", "'inner tcp dst'".
+std::string FieldTitle(Field field, Layer layer);
+
+/// A value of `field` as the dumps print it: a MAC, IPv4 or IPv6 address
+/// in its usual form, an integer in hex ("0x12b7").
+std::string FormatValue(Field field, const llvm::APInt &value);
 
 /// Prints `policy` for --dump-ir.
 void Dump(const Policy &policy, const llvm::SourceMgr &sources, llvm::raw_ostream &out);

@@ -59,11 +59,7 @@ struct Symbol {
 using Scope = llvm::StringMap<const ast::Value *>;
 
 /// A field's spelling for messages: 'udp dst' or 'inner udp dst'.
-std::string FieldTitle(Field field, ir::Layer layer) {
-  const FieldInfo &info = GetFieldInfo(field);
-  return (layer == ir::Layer::kInner ? "'inner " : "'") + HeaderName(info.header).str() + " " +
-         info.name.str() + "'";
-}
+using ir::FieldTitle;
 
 /// An integer as people write it for `field`: ethertypes and other code
 /// points in 4-digit hex (0x0800), everything else (ports, labels) in decimal.
@@ -991,6 +987,10 @@ private:
     if (!first.isValid()) {
       first = h.range;
       Remember(rb, h.range);
+      llvm::SMRange keyword(h.range.Start, h.range.Start.getFromPointer(
+                                               h.range.Start.getPointer() +
+                                               HeaderName(h.header).size()));
+      rb.rule.header_uses.push_back({layer, h.header, keyword});
     }
     for (const ast::FieldMatch &f : h.fields) {
       ProcessField(h.header, f, layer, scope, rb);

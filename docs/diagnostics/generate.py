@@ -15,6 +15,14 @@ each alone on a line of the template:
   @@RUNOUT dir :: ARGS@@          the same, stdout only, no exit status
   @@SHRUN dir :: SHELL :: ARGS@@  a shell command in dir, then @@RUN dir :: ARGS@@
   @@SARIF dir :: ARGS@@           `flowc check ARGS --format=sarif`: version and results
+  @@BUILD dir :: ARGS@@           `flowc build ARGS` in dir: stderr+stdout, exit status
+  @@BUILDCLEAN dir/file.flow :: ARGS@@
+                                  the file, fenced; `flowc build ARGS file` must exit 0
+                                  with nothing on stderr (stdout is not shown)
+
+Give BUILD and BUILDCLEAN `--emit=text` (and `-o /dev/null` where only the
+diagnostics matter), so that no .fbin file is written and the output stays
+readable.
 """
 import argparse
 import difflib
@@ -39,11 +47,25 @@ class Generator:
         self.scratch = scratch
         self.errors = []
 
+    @staticmethod
+    def clean_text(data):
+        return data.decode("utf-8", "replace").replace(SOURCE_ROOT, PLACEHOLDER_ROOT)
+
+    def flowc_run(self, command, cwd, args):
+        """Runs `flowc COMMAND ARGS` in cwd: (stdout, stderr, exit status)."""
+        p = subprocess.run([self.flowc, command] + args, cwd=cwd, capture_output=True)
+        return self.clean_text(p.stdout), self.clean_text(p.stderr), p.returncode
+
     def flowc_check(self, cwd, args, stdout_only=False):
-        p = subprocess.run([self.flowc, "check"] + args, cwd=cwd, capture_output=True)
-        out = p.stdout if stdout_only else p.stderr + p.stdout
-        text = out.decode("utf-8", "replace").replace(SOURCE_ROOT, PLACEHOLDER_ROOT)
-        return text, p.returncode
+        out, err, rc = self.flowc_run("check", cwd, args)
+        return (out if stdout_only else err + out), rc
+
+    def console(self, command, args, out, rc, shown=""):
+        """A console fence: the command line, its output and `echo $?`."""
+        text = shown + "$ flowc " + command + " " + args + "\n" + out
+        if not text.endswith("\n"):
+            text += "\n"
+        return self.fence("console", text + "$ echo $?\n" + str(rc) + "\n")
 
     @staticmethod
     def fence(lang, body):
@@ -67,7 +89,22 @@ class Generator:
                 if rc != 0 or out:
                     self.errors.append(f"{parts[0]} is not clean (exit {rc}):\n{out}")
             return self.fence(parts[1] if len(parts) > 1 else "flow", body)
+        if kind == "BUILDCLEAN":
+            name = fields[0]
+            path = os.path.join(self.scratch, name)
+            with open(path, encoding="utf-8") as f:
+                body = f.read()
+            args = shlex.split(fields[1]) if len(fields) > 1 else []
+            _, err, rc = self.flowc_run("build", os.path.dirname(path),
+                                        args + [os.path.basename(path)])
+            if rc != 0 or err:
+                self.errors.append(f"{name} does not build cleanly with '{' '.join(args)}' "
+                                   f"(exit {rc}):\n{err}")
+            return self.fence("flow", body)
         cwd = os.path.join(self.scratch, fields[0])
+        if kind == "BUILD":
+            out, err, rc = self.flowc_run("build", cwd, shlex.split(fields[1]))
+            return self.console("build", fields[1], err + out, rc)
         if kind in ("RUN", "RUNOUT", "SHRUN"):
             shown = ""
             if kind == "SHRUN":
@@ -80,12 +117,9 @@ class Generator:
             else:
                 args = fields[1]
             out, rc = self.flowc_check(cwd, shlex.split(args), stdout_only=(kind == "RUNOUT"))
-            text = shown + "$ flowc check " + args + "\n" + out
             if kind != "RUNOUT":
-                if not text.endswith("\n"):
-                    text += "\n"
-                text += "$ echo $?\n" + str(rc) + "\n"
-            return self.fence("console", text)
+                return self.console("check", args, out, rc, shown)
+            return self.fence("console", shown + "$ flowc check " + args + "\n" + out)
         if kind == "SARIF":
             args = fields[1]
             out, _ = self.flowc_check(cwd, shlex.split(args) + ["--format=sarif"], stdout_only=True)

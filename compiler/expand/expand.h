@@ -1,0 +1,67 @@
+// Expansion: every rule of the checked policy as ternary matches only. Sets
+// become several rules, ranges a prefix cover (or exact values where the
+// target takes only full masks, when allowed), with limits on the growth.
+#ifndef FLOWC_EXPAND_EXPAND_H
+#define FLOWC_EXPAND_EXPAND_H
+
+#include <cstdint>
+#include <vector>
+
+#include "compiler/diag/diagnostic.h"
+#include "compiler/ir/ir.h"
+#include "compiler/target/profile.h"
+#include "llvm/ADT/APInt.h"
+#include "llvm/ADT/SmallVector.h"
+
+namespace flowc::expand {
+
+/// One field constrained to `value` under `mask` (value & ~mask == 0).
+struct TernaryMatch {
+  ir::Layer layer;
+  Field field;
+  llvm::APInt value, mask;
+};
+
+/// One rule of the expanded policy: all or part of a source rule.
+struct TernaryRule {
+  /// The rule of ir::Policy::rules it comes from.
+  uint32_t source;
+  /// Sorted by (layer, field) as in the source rule; no zero masks.
+  llvm::SmallVector<TernaryMatch, 6> matches;
+};
+
+struct Options {
+  /// --expand-masks: on a full-or-zero target, turn a partial mask, prefix
+  /// or range into exact rules instead of reporting it.
+  bool expand_masks = false;
+  /// --max-expansion: the most rules one source rule may become.
+  uint64_t max_per_rule = 4096;
+  /// The most rules the whole policy may become.
+  uint64_t max_total = 1u << 20;
+};
+
+struct Expanded {
+  /// In the order of the source rules; the rules of one source rule are
+  /// consecutive.
+  std::vector<TernaryRule> rules;
+};
+
+/// Expands `policy` for `target`. Reports FL8003 (a partial mask where the
+/// target takes full masks only) and FL8008 (over a limit); such rules are
+/// left out.
+Expanded Expand(const ir::Policy &policy, const target::Target &target, const Options &options,
+                diag::Engine &diags);
+
+/// Reports a problem of `rule` (may be null) at `loc`. Where `loc` is not in
+/// the rule's own text (it is in a template the rule uses), a note points at
+/// the rule.
+diag::Builder ReportInRule(diag::Engine &diags, const ir::Rule *rule, diag::Kind kind,
+                           llvm::SMLoc loc, const llvm::Twine &message);
+
+/// The smallest set of prefixes (value, mask) whose union is [lo, hi].
+std::vector<std::pair<llvm::APInt, llvm::APInt>> PrefixCover(const llvm::APInt &lo,
+                                                              const llvm::APInt &hi);
+
+} // namespace flowc::expand
+
+#endif // FLOWC_EXPAND_EXPAND_H

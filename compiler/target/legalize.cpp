@@ -1,0 +1,628 @@
+// Legalization and hardware priorities. Every target difference comes from
+// the Profile; the verbs-facts section behind each rule is in profile.cpp.
+#include "compiler/target/legalize.h"
+
+#include <algorithm>
+#include <map>
+
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/FormatVariadic.h"
+
+namespace flowc::target {
+namespace {
+
+using emit::HwSpec;
+using emit::SpecKind;
+using llvm::APInt;
+using Kind = diag::Kind;
+
+/// Protocol-stack order of the headers of the outer and tunnel layers; the
+/// tunnel layer's MPLS then follows the UDP, GRE or ETH that carries it.
+constexpr Header kStackOrder[] = {Header::kEth,  Header::kIpv4,  Header::kIpv6,
+                                  Header::kEsp,  Header::kTcp,   Header::kUdp,
+                                  Header::kVxlan, Header::kGre,  Header::kMpls};
+/// Inside the tunnel an MPLS entry sits between L2 and L3 (the man page's
+/// "inner specs must be ordered").
+constexpr Header kInnerOrder[] = {Header::kEth, Header::kMpls, Header::kIpv4,
+                                  Header::kIpv6, Header::kTcp, Header::kUdp};
+
+/// The spec a header becomes; IPv4 is IPV4_EXT when more than its
+/// addresses is matched.
+SpecKind SpecFor(Header h, bool ipv4_ext) {
+  switch (h) {
+  case Header::kEth:
+    return SpecKind::kEth;
+  case Header::kIpv4:
+    return ipv4_ext ? SpecKind::kIpv4Ext : SpecKind::kIpv4;
+  case Header::kIpv6:
+    return SpecKind::kIpv6;
+  case Header::kEsp:
+    return SpecKind::kEsp;
+  case Header::kTcp:
+    return SpecKind::kTcp;
+  case Header::kUdp:
+    return SpecKind::kUdp;
+  case Header::kVxlan:
+    return SpecKind::kVxlanTunnel;
+  case Header::kGre:
+    return SpecKind::kGre;
+  case Header::kMpls:
+    return SpecKind::kMpls;
+  }
+  return SpecKind::kEth;
+}
+
+SpecKind ActionSpec(ast::ActionKind k) {
+  switch (k) {
+  case ast::ActionKind::kTag:
+    return SpecKind::kActionTag;
+  case ast::ActionKind::kDrop:
+    return SpecKind::kActionDrop;
+  case ast::ActionKind::kHandle:
+    return SpecKind::kActionHandle;
+  default:
+    return SpecKind::kActionCount;
+  }
+}
+
+// --- Overlap -----------------------------------------------------------------
+
+/// One constraint of a rule on one word of the packet, for overlap tests.
+struct Constraint {
+  unsigned key;
+  APInt value, mask;
+};
+
+/// A key per (layer, word): a sub-field shares its container's key, and the
+/// IPv4 protocol and IPv6 next header are the same thing.
+unsigned KeyOf(ir::Layer layer, Field f) {
+  Field word = GetFieldInfo(f).container == Field::kNone ? f : GetFieldInfo(f).container;
+  if (word == Field::kIpv6NextHdr) {
+    word = Field::kIpv4Proto;
+  }
+  return static_cast<unsigned>(layer) * 256 + static_cast<unsigned>(word);
+}
+
+/// `value`/`mask` of field `f` moved into its key's word.
+Constraint ConstraintOf(ir::Layer layer, Field f, const APInt &value, const APInt &mask) {
+  const FieldInfo &info = GetFieldInfo(f);
+  if (info.container == Field::kNone) {
+    if (f == Field::kIpv6NextHdr) {
+      return {KeyOf(layer, f), value, mask};
+    }
+    return {KeyOf(layer, f), value, mask};
+  }
+  unsigned width = GetFieldInfo(info.container).bits;
+  SpecKind spec = info.header == Header::kEth    ? SpecKind::kEth
+                  : info.header == Header::kIpv4 ? SpecKind::kIpv4Ext
+                                                 : SpecKind::kIpv6;
+  unsigned shift = emit::PlacementOf(f, spec)->shift;
+  return {KeyOf(layer, f), value.zext(width).shl(shift), mask.zext(width).shl(shift)};
+}
+
+/// What the headers of a rule imply about the packet (design.md: vxlan =>
+/// UDP 4789, gre => IP protocol 47, tcp/udp => IP protocol, ipv4/ipv6 =>
+/// ethertype). Only exact implications are listed; leaving one out can only
+/// make two rules look overlapping, which costs a level, never correctness.
+void Implied(const ir::Rule &r, std::vector<Constraint> &out) {
+  auto add = [&](ir::Layer layer, Field f, uint64_t v) {
+    unsigned bits = GetFieldInfo(f).bits;
+    out.push_back({KeyOf(layer, f), APInt(bits, v), APInt::getAllOnes(bits)});
+  };
+  for (ir::Layer layer : {ir::Layer::kOuter, ir::Layer::kInner}) {
+    ir::HeaderSet h = r.headers[static_cast<unsigned>(layer)];
+    if (h & ir::Bit(Header::kIpv4)) {
+      add(layer, Field::kEthType, 0x0800);
+    }
+    if (h & ir::Bit(Header::kIpv6)) {
+      add(layer, Field::kEthType, 0x86dd);
+    }
+    if (h & ir::Bit(Header::kTcp)) {
+      add(layer, Field::kIpv4Proto, 6);
+    }
+    if (h & ir::Bit(Header::kUdp)) {
+      add(layer, Field::kIpv4Proto, 17);
+    }
+    if (h & ir::Bit(Header::kEsp)) {
+      add(layer, Field::kIpv4Proto, 50);
+    }
+  }
+  ir::HeaderSet tunnel = r.headers[static_cast<unsigned>(ir::Layer::kTunnel)];
+  if (tunnel & ir::Bit(Header::kGre)) {
+    add(ir::Layer::kOuter, Field::kIpv4Proto, 47);
+  }
+  if (tunnel & ir::Bit(Header::kVxlan)) {
+    add(ir::Layer::kOuter, Field::kIpv4Proto, 17);
+    add(ir::Layer::kOuter, Field::kUdpDst, 4789);
+  }
+}
+
+bool Overlap(const std::vector<Constraint> &a, const std::vector<Constraint> &b) {
+  for (const Constraint &x : a) {
+    for (const Constraint &y : b) {
+      if (x.key == y.key && !((x.value ^ y.value) & x.mask & y.mask).isZero()) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+// --- Legalization ------------------------------------------------------------
+
+class Legalizer {
+public:
+  /// A diagnostic about the rule being processed (see ReportInRule).
+  diag::Builder Report(diag::Kind kind, llvm::SMLoc loc, const llvm::Twine &message) {
+    return expand::ReportInRule(diags_, current_, kind, loc, message);
+  }
+  const ir::Rule *current_ = nullptr;
+
+  Legalizer(const ir::Policy &policy, const expand::Expanded &expanded, const Target &target,
+            diag::Engine &diags)
+      : policy_(policy), expanded_(expanded), target_(target), profile_(*target.profile),
+        diags_(diags) {}
+
+  HwPolicy Run() {
+    for (uint32_t i = 0; i < expanded_.rules.size(); ++i) {
+      const expand::TernaryRule &t = expanded_.rules[i];
+      std::optional<HwRuleInfo> hw = Build(t, policy_.rules[t.source]);
+      if (hw) {
+        hw->expanded = i;
+        out_.rules.push_back(std::move(*hw));
+      }
+    }
+    AssignPriorities();
+    return std::move(out_);
+  }
+
+private:
+  bool CapMissing(Cap c) const { return (profile_.caps & CapBit(c)) != 0 && !target_.Has(c); }
+
+  void CapError(llvm::SMRange at, Cap c, llvm::StringRef what) {
+    Report(Kind::kMissingCapability, at.Start,
+                llvm::formatv("{0} needs the capability '{1}' ({2}), which --cap removed", what,
+                              GetCapInfo(c).name, GetCapInfo(c).description))
+        .Range(at);
+  }
+
+  llvm::SMRange FieldRange(const ir::Rule &r, ir::Layer layer, Field f) const {
+    for (const ir::FieldMatch &m : r.matches) {
+      if (m.layer == layer && m.field == f) {
+        return m.range;
+      }
+    }
+    return r.range;
+  }
+
+  llvm::SMRange HeaderRange(const ir::Rule &r, ir::Layer layer, Header h) const {
+    for (const ir::HeaderUse &u : r.header_uses) {
+      if (u.layer == layer && u.header == h) {
+        return u.range;
+      }
+    }
+    return r.range;
+  }
+
+  std::string Name() const { return profile_.name.str(); }
+
+  std::optional<HwRuleInfo> Build(const expand::TernaryRule &t, const ir::Rule &r) {
+    current_ = &r;
+    HwRuleInfo info;
+    info.source = t.source;
+    emit::HwRule &hw = info.rule;
+    hw.port = r.port;
+    bool ok = true;
+    bool egress = r.direction == ast::Direction::kEgress;
+    switch (r.kind) {
+    case ast::RuleKind::kNormal:
+      hw.type = emit::AttrType::kNormal;
+      break;
+    case ast::RuleKind::kDefault:
+      hw.type = emit::AttrType::kAllDefault;
+      ok &= KindAllowed(r, profile_.all_default, "'default' rules");
+      break;
+    case ast::RuleKind::kMulticastDefault:
+      hw.type = emit::AttrType::kMcDefault;
+      ok &= KindAllowed(r, profile_.mc_default, "'default multicast' rules");
+      break;
+    case ast::RuleKind::kSniffer:
+      hw.type = emit::AttrType::kSniffer;
+      ok &= KindAllowed(r, profile_.sniffer, "'sniff' rules");
+      if (CapMissing(Cap::kSniffer)) {
+        CapError(r.range, Cap::kSniffer, "a 'sniff' rule");
+        ok = false;
+      }
+      break;
+    }
+    if (egress) {
+      hw.flags |= emit::kFlagEgress;
+      if (!profile_.egress) {
+        Report(Kind::kTargetRuleKind, r.range.Start,
+                    llvm::formatv("{0} cannot steer egress traffic; {1}", Name(),
+                                  profile_.egress_why))
+            .Range(r.range);
+        ok = false;
+      }
+    }
+    if (r.pass) {
+      hw.flags |= emit::kFlagDontTrap;
+      ok &= PassAllowed(r);
+    }
+    ok &= BuildMatch(t, r, hw);
+    ok &= BuildActions(r, info);
+    if (ok && hw.specs.size() > profile_.max_specs) {
+      Report(Kind::kTooManySpecs, r.range.Start,
+                  llvm::formatv("this rule needs {0} specs; the kernel takes at most {1} per rule "
+                                "(verbs-facts §2)",
+                                hw.specs.size(), profile_.max_specs))
+          .Range(r.range);
+      ok = false;
+    }
+    if (ok && r.pass && profile_.dont_trap.sniffer_style) {
+      ok &= SnifferStylePass(r, hw);
+    }
+    if (ok && profile_.multicast_first_spec && r.kind == ast::RuleKind::kNormal && !r.pass &&
+        !hw.specs.empty() && MulticastOnly(hw.specs.front())) {
+      Report(Kind::kMulticastPriority, r.range.Start,
+                  "mlx5 puts a rule whose first spec matches only multicast into its multicast "
+                  "priority, after every other rule, whatever its priority (verbs-facts §3.3)")
+          .Range(r.range);
+    }
+    if (!ok) {
+      return std::nullopt;
+    }
+    return info;
+  }
+
+  bool KindAllowed(const ir::Rule &r, bool allowed, llvm::StringRef what) {
+    if (allowed) {
+      return true;
+    }
+    Report(Kind::kTargetRuleKind, r.range.Start,
+                  llvm::formatv("{0} does not support {1}", Name(), what))
+        .Range(r.range);
+    return false;
+  }
+
+  bool PassAllowed(const ir::Rule &r) {
+    const DontTrapRule &d = profile_.dont_trap;
+    if (!d.allowed) {
+      Report(Kind::kTargetRuleKind, r.range.Start,
+                  llvm::formatv("{0} does not support 'pass' (DONT_TRAP); {1}", Name(), d.why))
+          .Range(r.range);
+      return false;
+    }
+    if (d.needs && CapMissing(*d.needs)) {
+      CapError(r.range, *d.needs, "'pass'");
+      return false;
+    }
+    return true;
+  }
+
+  /// mlx4's DONT_TRAP: at most one spec, an ETH one that matches nothing but
+  /// the destination MAC's multicast bit.
+  bool SnifferStylePass(const ir::Rule &r, const emit::HwRule &hw) {
+    bool fits = hw.specs.size() <= 1;
+    if (fits && hw.specs.size() == 1) {
+      const HwSpec &s = hw.specs.front();
+      fits = s.kind == SpecKind::kEth && !s.inner;
+      if (fits) {
+        auto [dst, dst_mask] = emit::GetField(s, Field::kEthDst);
+        fits = (dst_mask.isZero() || dst_mask == 0x010000000000ull);
+        for (Field f : {Field::kEthSrc, Field::kEthType, Field::kEthTci}) {
+          fits = fits && emit::GetField(s, f).second.isZero();
+        }
+      }
+    }
+    if (!fits) {
+      Report(Kind::kTargetRuleKind, r.range.Start,
+                  llvm::formatv("{0} cannot 'pass' this rule; {1}", Name(), profile_.dont_trap.why))
+          .Range(r.range);
+    }
+    return fits;
+  }
+
+  static bool MulticastOnly(const HwSpec &s) {
+    if (s.inner) {
+      return false;
+    }
+    if (s.kind == SpecKind::kEth) {
+      return (s.val[0] & 1) != 0 && (s.mask[0] & 1) != 0;
+    }
+    if (s.kind == SpecKind::kIpv4 || s.kind == SpecKind::kIpv4Ext) {
+      return (s.val[4] & 0xf0) == 0xe0; // dst_ip in 224.0.0.0/4
+    }
+    return false;
+  }
+
+  /// The match specs, in protocol-stack order per layer: outer, tunnel (MPLS
+  /// right after the UDP, GRE or ETH it is carried in), inner.
+  bool BuildMatch(const expand::TernaryRule &t, const ir::Rule &r, emit::HwRule &hw) {
+    bool ok = true;
+    // Fields first: each must be matchable on this target.
+    for (const expand::TernaryMatch &m : t.matches) {
+      const FieldRule *rule = profile_.FindField(m.field);
+      if (!profile_.HeaderSupported(GetFieldInfo(m.field).header, m.layer == ir::Layer::kInner)) {
+        continue; // the header's own diagnostic says it
+      }
+      MaskRule mr = m.layer == ir::Layer::kInner ? rule->inner : rule->outer;
+      llvm::SMRange at = FieldRange(r, m.layer, m.field);
+      if (mr == MaskRule::kUnsupported) {
+        Report(Kind::kTargetField, at.Start,
+                    llvm::formatv("{0} cannot match {1}: {2}", Name(),
+                                  ir::FieldTitle(m.field, m.layer), rule->why))
+            .Range(at);
+        ok = false;
+        continue;
+      }
+      if (rule->needs && CapMissing(*rule->needs)) {
+        CapError(at, *rule->needs, "matching " + ir::FieldTitle(m.field, m.layer));
+        ok = false;
+      }
+    }
+    if (!ok) {
+      return false; // the spec a rejected field would pick is beside the point
+    }
+    for (ir::Layer layer : {ir::Layer::kOuter, ir::Layer::kTunnel, ir::Layer::kInner}) {
+      ir::HeaderSet headers = r.headers[static_cast<unsigned>(layer)];
+      bool inner = layer == ir::Layer::kInner;
+      if (inner && headers != 0 && CapMissing(Cap::kInner)) {
+        llvm::SMRange at = r.range;
+        for (const ir::HeaderUse &u : r.header_uses) {
+          if (u.layer == ir::Layer::kInner) {
+            at = u.range;
+            break;
+          }
+        }
+        CapError(at, Cap::kInner, "matching 'inner' headers");
+        return false;
+      }
+      bool ipv4_ext = llvm::any_of(t.matches, [&](const expand::TernaryMatch &m) {
+        return m.layer == layer && GetFieldInfo(m.field).header == Header::kIpv4 &&
+               m.field != Field::kIpv4Src && m.field != Field::kIpv4Dst;
+      });
+      llvm::ArrayRef<Header> order = inner ? llvm::ArrayRef<Header>(kInnerOrder)
+                                           : llvm::ArrayRef<Header>(kStackOrder);
+      for (Header h : order) {
+        if ((headers & ir::Bit(h)) == 0) {
+          continue;
+        }
+        SpecKind kind = SpecFor(h, ipv4_ext);
+        const SpecRule *sr = profile_.FindSpec(kind);
+        bool allowed = sr != nullptr && (inner ? sr->inner : sr->outer);
+        if (!allowed) {
+          llvm::SMRange at = HeaderRange(r, layer, h);
+          std::string what = (inner ? "inner '" : "'") + HeaderName(h).str() + "'";
+          Report(inner ? Kind::kTargetInner : Kind::kTargetHeader, at.Start,
+                      llvm::formatv("{0} cannot match {1} headers; {2}", Name(), what,
+                                    sr != nullptr ? sr->why : llvm::StringRef("no such spec")))
+              .Range(at);
+          ok = false;
+          continue;
+        }
+        if (h == Header::kMpls && !inner && !hw.specs.empty()) {
+          SpecKind prev = hw.specs.back().kind;
+          if (prev == SpecKind::kUdp && CapMissing(Cap::kMplsOverUdp)) {
+            CapError(HeaderRange(r, layer, h), Cap::kMplsOverUdp, "MPLS over UDP");
+            ok = false;
+          } else if (prev == SpecKind::kGre && CapMissing(Cap::kMplsOverGre)) {
+            CapError(HeaderRange(r, layer, h), Cap::kMplsOverGre, "MPLS over GRE");
+            ok = false;
+          }
+        }
+        HwSpec spec = emit::MakeSpec(kind, inner);
+        for (const expand::TernaryMatch &m : t.matches) {
+          if (m.layer == layer && GetFieldInfo(m.field).header == h &&
+              emit::PlacementOf(m.field, kind)) {
+            emit::SetField(spec, m.field, m.value, m.mask);
+          }
+        }
+        hw.specs.push_back(spec);
+      }
+      if (ok) {
+        ok &= LayerRules(t, r, layer);
+      }
+    }
+    return ok;
+  }
+
+  /// mlx5's cross-spec rules within one layer (verbs-facts §3.2, §3.3).
+  bool LayerRules(const expand::TernaryRule &t, const ir::Rule &r, ir::Layer layer) {
+    ir::HeaderSet h = r.headers[static_cast<unsigned>(layer)];
+    auto find = [&](Field f) -> const expand::TernaryMatch * {
+      for (const expand::TernaryMatch &m : t.matches) {
+        if (m.layer == layer && m.field == f) {
+          return &m;
+        }
+      }
+      return nullptr;
+    };
+    bool ok = true;
+    if (profile_.full_ethertype_with_ip && (h & (ir::Bit(Header::kIpv4) | ir::Bit(Header::kIpv6)))) {
+      const expand::TernaryMatch *type = find(Field::kEthType);
+      if (type != nullptr && !type->mask.isAllOnes()) {
+        llvm::SMRange at = FieldRange(r, layer, Field::kEthType);
+        Report(Kind::kEthertypeWithIp, at.Start,
+                    llvm::formatv("{0} takes {1} beside an IP header only with a full mask; the "
+                                  "driver rejects a partial one (verbs-facts §3.3)",
+                                  Name(), ir::FieldTitle(Field::kEthType, layer)))
+            .Range(at);
+        ok = false;
+      }
+    }
+    // The TCP/UDP spec of this layer, or the outer layer's GRE spec, sets
+    // the IP protocol with a full mask.
+    llvm::StringRef setter;
+    if ((h & (ir::Bit(Header::kTcp) | ir::Bit(Header::kUdp))) != 0) {
+      setter = "'tcp' or 'udp'";
+    } else if (layer == ir::Layer::kOuter &&
+               (r.headers[static_cast<unsigned>(ir::Layer::kTunnel)] & ir::Bit(Header::kGre))) {
+      setter = "'gre'";
+    }
+    if (profile_.proto_masks_agree && !setter.empty()) {
+      for (Field f : {Field::kIpv4Proto, Field::kIpv6NextHdr}) {
+        const expand::TernaryMatch *p = find(f);
+        if (p != nullptr && !p->mask.isAllOnes()) {
+          llvm::SMRange at = FieldRange(r, layer, f);
+          Report(Kind::kProtocolMask, at.Start,
+                 llvm::formatv("{0} takes {1} beside {2} only with a full mask, because that "
+                               "spec sets the protocol with a full mask and the two must agree "
+                               "(verbs-facts §3.2)",
+                               Name(), ir::FieldTitle(f, layer), setter))
+              .Range(at);
+          ok = false;
+        }
+      }
+    }
+    return ok;
+  }
+
+  bool BuildActions(const ir::Rule &r, HwRuleInfo &info) {
+    bool ok = true;
+    for (const ir::Action &a : r.actions) {
+      if (a.kind == ast::ActionKind::kSteer) {
+        info.queue = a.operand;
+        continue;
+      }
+      if (a.kind == ast::ActionKind::kAllow) {
+        continue; // an egress rule that does not drop is allowed (verbs-facts §3.6)
+      }
+      SpecKind kind = ActionSpec(a.kind);
+      if (!llvm::is_contained(profile_.actions, kind)) {
+        Report(Kind::kTargetAction, a.range.Start,
+                    llvm::formatv("{0} cannot '{1}': {2}", Name(), ast::ActionKeyword(a.kind),
+                                  profile_.actions_why))
+            .Range(a.range);
+        ok = false;
+        continue;
+      }
+      if (r.kind != ast::RuleKind::kNormal && profile_.special_kinds_ignore_specs) {
+        // The driver builds default and sniffer rules from its own specs, so
+        // the action would silently not happen.
+        Report(Kind::kTargetAction, a.range.Start,
+               llvm::formatv("{0} ignores '{1}' on a '{2}' rule, which the driver builds from "
+                             "its own specs (verbs-facts §3.5, §3.7)",
+                             Name(), ast::ActionKeyword(a.kind), ast::RuleKindName(r.kind)))
+            .Range(a.range);
+        ok = false;
+        continue;
+      }
+      HwSpec spec = emit::MakeSpec(kind);
+      if (kind == SpecKind::kActionTag) {
+        spec.tag = a.operand;
+      } else {
+        spec.binding = a.operand;
+      }
+      info.rule.specs.push_back(spec);
+    }
+    return ok;
+  }
+
+  // --- Priorities ------------------------------------------------------------
+
+  /// Two rules' outcome: where a packet goes and what happens to it.
+  static bool SameOutcome(const HwRuleInfo &a, const HwRuleInfo &b, const ir::Rule &ra,
+                          const ir::Rule &rb) {
+    if (a.source == b.source) {
+      return true;
+    }
+    if (ra.pass && rb.pass) {
+      return true; // both copy and continue: a packet gets both, in any order
+    }
+    if (ra.pass || rb.pass || a.queue != b.queue || a.rule.flags != b.rule.flags) {
+      return false;
+    }
+    auto key = [](const ir::Rule &r) {
+      std::vector<std::pair<int, uint32_t>> k;
+      for (const ir::Action &x : r.actions) {
+        k.emplace_back(static_cast<int>(x.kind), x.operand);
+      }
+      std::sort(k.begin(), k.end());
+      return k;
+    };
+    return key(ra) == key(rb);
+  }
+
+  /// Gives each normal rule the lowest level above every earlier rule of its
+  /// port and direction that overlaps it with a different outcome, so that
+  /// hardware order equals policy order wherever it matters; the result is
+  /// the length of the longest such chain. Default and sniffer rules live in
+  /// their own tables and take priority 0.
+  void AssignPriorities() {
+    std::map<std::pair<int, unsigned>, std::vector<size_t>> groups;
+    for (size_t i = 0; i < out_.rules.size(); ++i) {
+      const ir::Rule &r = policy_.rules[out_.rules[i].source];
+      if (r.kind == ast::RuleKind::kNormal) {
+        groups[{static_cast<int>(r.direction), r.port}].push_back(i);
+      }
+    }
+    unsigned max_priority = target_.MaxPriority();
+    for (auto &[key, members] : groups) {
+      std::vector<std::vector<Constraint>> cons(members.size());
+      for (size_t k = 0; k < members.size(); ++k) {
+        const HwRuleInfo &hw = out_.rules[members[k]];
+        for (const expand::TernaryMatch &m : expanded_.rules[hw.expanded].matches) {
+          cons[k].push_back(ConstraintOf(m.layer, m.field, m.value, m.mask));
+        }
+        Implied(policy_.rules[hw.source], cons[k]);
+      }
+      std::vector<unsigned> level(members.size(), 0);
+      bool reported = false;
+      for (size_t k = 0; k < members.size(); ++k) {
+        HwRuleInfo &hw = out_.rules[members[k]];
+        const ir::Rule &r = policy_.rules[hw.source];
+        current_ = &r;
+        size_t blocker = k;
+        for (size_t j = 0; j < k; ++j) {
+          const HwRuleInfo &other = out_.rules[members[j]];
+          if (level[j] + 1 <= level[k] ||
+              SameOutcome(other, hw, policy_.rules[other.source], r) ||
+              !Overlap(cons[j], cons[k])) {
+            continue;
+          }
+          level[k] = level[j] + 1;
+          blocker = j;
+        }
+        out_.levels_used = std::max(out_.levels_used, level[k] + 1);
+        if (level[k] > max_priority && !reported) {
+          reported = true;
+          Report(Kind::kPriorityBudget, r.range.Start,
+                      llvm::formatv("this rule needs hardware priority {0} to stay after the "
+                                    "rules it overlaps with different outcomes; {1}{2} has "
+                                    "priorities 0..{3} ({4})",
+                                    level[k], Name(),
+                                    max_priority < profile_.max_priority ? " without 'prio16'" : "",
+                                    max_priority, profile_.priority_why))
+              .Range(r.range);
+        }
+        if (level[k] > 0 && r.pass && profile_.dont_trap.sniffer_style) {
+          const ir::Rule &before = policy_.rules[out_.rules[members[blocker]].source];
+          Report(Kind::kTargetRuleKind, r.range.Start,
+                      llvm::formatv("{0} takes 'pass' (DONT_TRAP) only at priority 0, but this "
+                                    "rule must come after an overlapping rule",
+                                    Name()))
+              .Range(r.range)
+              .AddNote(before.range.Start, "which is this one", before.range);
+        }
+        hw.rule.priority = static_cast<uint16_t>(std::min<unsigned>(level[k], 0xffff));
+      }
+    }
+  }
+
+  const ir::Policy &policy_;
+  const expand::Expanded &expanded_;
+  const Target &target_;
+  const Profile &profile_;
+  diag::Engine &diags_;
+  HwPolicy out_;
+};
+
+} // namespace
+
+HwPolicy Legalize(const ir::Policy &policy, const expand::Expanded &expanded, const Target &target,
+                  diag::Engine &diags) {
+  return Legalizer(policy, expanded, target, diags).Run();
+}
+
+} // namespace flowc::target

@@ -1,0 +1,47 @@
+// Legalization: each expanded rule as the specs, attr type and flags of one
+// ibv_flow_attr that the target accepts, or diagnostics saying why not; then
+// hardware priorities that keep the policy's order where it matters.
+#ifndef FLOWC_TARGET_LEGALIZE_H
+#define FLOWC_TARGET_LEGALIZE_H
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "compiler/diag/diagnostic.h"
+#include "compiler/emit/buffer.h"
+#include "compiler/expand/expand.h"
+#include "compiler/ir/ir.h"
+#include "compiler/target/profile.h"
+
+namespace flowc::target {
+
+/// One rule for ibv_create_flow() with what the loader needs besides its
+/// buffer.
+struct HwRuleInfo {
+  emit::HwRule rule;
+  /// The source rule (ir::Policy::rules index).
+  uint32_t source = 0;
+  /// The queue the rule is created on (its `steer`), if any.
+  std::optional<uint32_t> queue;
+  /// The expanded rule it was made from (expand::Expanded::rules index).
+  uint32_t expanded = 0;
+};
+
+/// The hardware rules of a policy, in the policy's order.
+struct HwPolicy {
+  std::vector<HwRuleInfo> rules;
+  /// Priority levels used and available, per (direction, port) group, for
+  /// --stats and messages.
+  unsigned levels_used = 0;
+};
+
+/// Turns the expanded policy into hardware rules for `target` and assigns
+/// hardware priorities. Rules with a problem are reported (FL8001-FL8013)
+/// and left out; the result is usable only if `diags` has no errors.
+HwPolicy Legalize(const ir::Policy &policy, const expand::Expanded &expanded,
+                  const Target &target, diag::Engine &diags);
+
+} // namespace flowc::target
+
+#endif // FLOWC_TARGET_LEGALIZE_H

@@ -1,0 +1,148 @@
+// Target profiles: what a NIC family's ibv_create_flow() accepts, as data
+// (verbs-facts §2-§6). Passes read a Profile; none tests a target's name.
+#ifndef FLOWC_TARGET_PROFILE_H
+#define FLOWC_TARGET_PROFILE_H
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "compiler/base/schema.h"
+#include "compiler/emit/layout.h"
+#include "llvm/ADT/APInt.h"
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+
+namespace flowc::target {
+
+/// A device capability a family may or may not have. Every capability is
+/// assumed present unless `--cap -NAME` removes it.
+enum class Cap : uint8_t {
+  kInner,        ///< inner-header matching (mlx5 ft_field_support)
+  kMplsOverUdp,  ///< outer_first_mpls_over_udp
+  kMplsOverGre,  ///< outer_first_mpls_over_gre
+  kMplsLabel,    ///< MPLS label sub-field
+  kMplsTc,       ///< MPLS TC (exp) sub-field
+  kMplsBos,      ///< MPLS bottom-of-stack bit
+  kMplsTtl,      ///< MPLS TTL sub-field
+  kSniffer,      ///< sniffer rules (allow_sniffer_and_nic_rx_shared_tir)
+  kPriorities16, ///< 16 user priorities; without it 8 (older kernels)
+  kDontTrap,     ///< mlx4 DMFS_UC_MC_SNIFFER: DONT_TRAP rules
+};
+inline constexpr unsigned kNumCaps = 10;
+using CapSet = uint32_t;
+inline CapSet CapBit(Cap c) { return 1u << static_cast<unsigned>(c); }
+
+/// A capability's command-line name and meaning.
+struct CapInfo {
+  Cap cap;
+  llvm::StringRef name;
+  llvm::StringRef description;
+  llvm::StringRef fact;
+};
+const CapInfo &GetCapInfo(Cap cap);
+std::optional<Cap> FindCap(llvm::StringRef name);
+
+/// How a field's mask may look on a target.
+enum class MaskRule : uint8_t {
+  kUnsupported, ///< no mask bit may be set
+  kArbitrary,   ///< any bit mask
+  kFullOrZero,  ///< all ones (or the field unmatched)
+};
+
+/// One field's rule: per layer, the mask rule; masks allowed beyond it; the
+/// capability it needs; the fact behind it.
+struct FieldRule {
+  Field field;
+  MaskRule outer;
+  MaskRule inner;
+  /// Further masks a kFullOrZero field accepts (mlx4's 01:00:00:00:00:00
+  /// multicast form of the destination MAC), as the field's value bits.
+  std::vector<uint64_t> extra_masks;
+  std::optional<Cap> needs;
+  llvm::StringRef why;
+};
+
+/// Whether a spec kind is accepted, outer and inner.
+struct SpecRule {
+  emit::SpecKind kind;
+  bool outer;
+  bool inner;
+  llvm::StringRef why;
+};
+
+/// Limits on DONT_TRAP (`pass`) rules.
+struct DontTrapRule {
+  bool allowed;
+  /// Only at hardware priority 0, with at most one spec, an ETH one whose
+  /// destination MAC mask is empty or the multicast form (mlx4, §4.2).
+  bool sniffer_style;
+  std::optional<Cap> needs;
+  llvm::StringRef why;
+};
+
+/// A NIC family's flow-steering rules.
+struct Profile {
+  llvm::StringRef name;
+  llvm::StringRef description;
+  /// The capabilities this family can have (the others never apply).
+  CapSet caps;
+  /// User priorities 0..max_priority; with kPriorities16 removed,
+  /// 0..max_priority_reduced.
+  unsigned max_priority;
+  unsigned max_priority_reduced;
+  llvm::StringRef priority_why;
+  unsigned max_specs;
+  bool egress;
+  llvm::StringRef egress_why;
+  bool all_default, mc_default, sniffer;
+  DontTrapRule dont_trap;
+  std::vector<SpecRule> specs;
+  std::vector<FieldRule> fields;
+  /// Action specs accepted; a missing kind is not supported.
+  std::vector<emit::SpecKind> actions;
+  llvm::StringRef actions_why;
+  /// mlx5: with an IPv4/IPv6 spec at the same level, an ETH ether_type
+  /// mask must be full (verbs-facts §3.3).
+  bool full_ethertype_with_ip;
+  /// mlx5 set_proto: the IP protocol set by a TCP/UDP/GRE spec and an
+  /// IPV4_EXT/IPV6 proto must agree in value and mask (§3.2).
+  bool proto_masks_agree;
+  /// mlx5: a rule whose first spec matches multicast goes to a fixed
+  /// priority (§3.3).
+  bool multicast_first_spec;
+  /// mlx5: default and sniffer rules are built from the driver's own specs;
+  /// the user's specs, action specs included, are ignored (§3.5, §3.7).
+  bool special_kinds_ignore_specs;
+
+  const SpecRule *FindSpec(emit::SpecKind kind) const;
+  /// Whether some spec for header `h` is accepted at that level.
+  bool HeaderSupported(Header h, bool inner) const;
+  const FieldRule *FindField(Field field) const;
+};
+
+/// generic, mlx5 and mlx4, in that order.
+llvm::ArrayRef<Profile> AllProfiles();
+const Profile *FindProfile(llvm::StringRef name);
+
+/// A profile with its capabilities switched on or off.
+struct Target {
+  const Profile *profile = nullptr;
+  CapSet caps = 0;
+
+  bool Has(Cap c) const { return (caps & CapBit(c)) != 0; }
+  /// The highest user priority this target accepts.
+  unsigned MaxPriority() const;
+  /// "+inner,-sniffer" relative to the profile's defaults, or "".
+  std::string CapChanges() const;
+};
+
+/// The target `name` with the switches of `--cap` ("-sniffer,+inner",
+/// "sniffer" meaning "+sniffer"), or an error naming what is wrong.
+llvm::Expected<Target> MakeTarget(llvm::StringRef name, llvm::ArrayRef<std::string> cap_switches);
+
+} // namespace flowc::target
+
+#endif // FLOWC_TARGET_PROFILE_H
