@@ -9,6 +9,7 @@
 #include "compiler/base/suggest.h"
 #include "compiler/diag/diagnostic.h"
 #include "compiler/driver/explain.h"
+#include "compiler/emit/c_header.h"
 #include "compiler/emit/fbin.h"
 #include "compiler/emit/outputs.h"
 #include "compiler/expand/expand.h"
@@ -71,8 +72,11 @@ Options:
   -o FILE                   where to write (default: POLICY.fbin in the current
                             directory for --emit=fbin, standard output otherwise;
                             '-' is standard output)
-  --emit=fbin|text|json     the compiled policy file (default), a readable
-                            disassembly, or a JSON listing with the exact bytes
+  --emit=fbin|text|json|c   the compiled policy file (default), a readable
+                            disassembly, a JSON listing with the exact bytes, or
+                            a C header: the .fbin as an array and each rule as a
+                            packed struct initializer (names start with the
+                            policy file's name)
   --target=T                target profile, overriding the file's 'target'
                             (generic, mlx5, mlx4; default mlx5)
   --cap=[+|-]NAME,...       add or remove device capabilities of the target
@@ -98,7 +102,7 @@ struct CheckOptions {
   std::string input;
   // build only:
   std::string output;
-  enum class Emit { kFbin, kText, kJson } emit = Emit::kFbin;
+  enum class Emit { kFbin, kText, kJson, kC } emit = Emit::kFbin;
   std::vector<std::string> caps;
   expand::Options expand;
   enum class Format { kText, kJson, kSarif } format = Format::kText;
@@ -181,8 +185,10 @@ std::optional<int> ParseCheck(llvm::ArrayRef<llvm::StringRef> args, CheckOptions
         o.emit = CheckOptions::Emit::kText;
       } else if (*v == "json") {
         o.emit = CheckOptions::Emit::kJson;
+      } else if (*v == "c") {
+        o.emit = CheckOptions::Emit::kC;
       } else {
-        return Usage(err, "unknown --emit '" + *v + "'; use fbin, text or json");
+        return Usage(err, "unknown --emit '" + *v + "'; use fbin, text, json or c");
       }
     } else if (o.command == "build" && TakeValue(args, i, "--cap", v)) {
       if (v->empty()) {
@@ -266,8 +272,9 @@ std::optional<int> ParseCheck(llvm::ArrayRef<llvm::StringRef> args, CheckOptions
   if (o.input.empty()) {
     return Usage(err, "'" + o.command + "' needs a policy file");
   }
-  bool build_to_stdout = o.command == "build" && o.emit != CheckOptions::Emit::kFbin &&
-                         (o.output.empty() || o.output == "-");
+  bool build_to_stdout =
+      o.command == "build" &&
+      (o.output == "-" || (o.output.empty() && o.emit != CheckOptions::Emit::kFbin));
   if (build_to_stdout && o.format != CheckOptions::Format::kText) {
     return Usage(err, "--format=json and --format=sarif write diagnostics to standard output; "
                       "write the --emit output to a file with -o");
@@ -460,6 +467,11 @@ std::optional<int> Build(const CheckOptions &o, const ir::Policy &policy,
   case CheckOptions::Emit::kJson:
     emit::WriteJson(p, dest);
     break;
+  case CheckOptions::Emit::kC: {
+    std::vector<uint8_t> bytes = emit::WriteFbin(p, RequiredCaps(*t, hw));
+    emit::WriteCHeader(p, bytes, emit::CIdentifier(llvm::sys::path::stem(o.input)), dest);
+    break;
+  }
   }
   if (file) {
     file->close();
