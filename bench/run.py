@@ -13,6 +13,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -20,12 +21,15 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 def run_once(cmd):
     """Runs cmd; returns (seconds, peak RSS in MiB, stderr, exit status)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    err = proc.stderr.read().decode()
-    proc.stderr.close()
+    # stderr goes to a file: a pipe nobody reads until the end would stall a
+    # run that prints more than a pipe holds.
+    with tempfile.TemporaryFile() as errfile:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errfile)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        errfile.seek(0)
+        err = errfile.read().decode()
     return elapsed, usage.ru_maxrss / 1024.0, err, os.waitstatus_to_exitcode(status)
 
 
@@ -61,11 +65,11 @@ def main() -> int:
     print(f"flowc check, best of {args.repeat}; reference = 1-rule policy "
           f"({ref[2] * 1000:.1f} ms, {ref[3]:.1f} MiB)")
     print(f"{'rules':>8} {'MiB in':>7} {'wall s':>8} {'x ref':>7} {'RSS MiB':>8} "
-          f"{'parse ms':>9} {'sema ms':>8} {'us/rule':>8}")
+          f"{'parse ms':>9} {'sema ms':>8} {'target ms':>10} {'us/rule':>8}")
     for n, size, secs, rss, phases in rows[1:]:
         print(f"{n:>8} {size / 2**20:>7.2f} {secs:>8.3f} {secs / ref[2]:>7.1f} {rss:>8.1f} "
               f"{float(phases.get('load+parse', 0)):>9.1f} {float(phases.get('sema', 0)):>8.1f} "
-              f"{(secs - ref[2]) * 1e6 / n:>8.2f}")
+              f"{float(phases.get('target', 0)):>10.1f} {(secs - ref[2]) * 1e6 / n:>8.2f}")
     return 0
 
 

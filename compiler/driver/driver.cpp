@@ -58,6 +58,13 @@ Options:
   --dump-ast                print the syntax tree of the root file
   --dump-ir                 print the checked rules
   --time-phases             print the time each phase took, to stderr
+  --cap=[+|-]NAME,...       add or remove device capabilities of the target
+  --expand-masks            accept partial masks on a full-or-zero-mask target
+  --max-expansion=N         the most hardware rules one rule may become (4096)
+
+Besides the language's rules, 'check' reports what the target (the file's
+'target', --target, or mlx5) cannot do, as 'flowc build' would; only the
+hardware priority budget (FL8009) needs 'flowc build'.
 
 Exit status: 0 clean, 1 errors were reported, 2 bad invocation or unreadable input.
 )";
@@ -190,14 +197,14 @@ std::optional<int> ParseCheck(llvm::ArrayRef<llvm::StringRef> args, CheckOptions
       } else {
         return Usage(err, "unknown --emit '" + *v + "'; use fbin, text, json or c");
       }
-    } else if (o.command == "build" && TakeValue(args, i, "--cap", v)) {
+    } else if (TakeValue(args, i, "--cap", v)) {
       if (v->empty()) {
         return Usage(err, "--cap needs capability names, such as --cap=-sniffer");
       }
       o.caps.push_back(v->str());
-    } else if (o.command == "build" && a == "--expand-masks") {
+    } else if (a == "--expand-masks") {
       o.expand.expand_masks = true;
-    } else if (o.command == "build" && TakeValue(args, i, "--max-expansion", v)) {
+    } else if (TakeValue(args, i, "--max-expansion", v)) {
       uint64_t n = 0;
       if (v->getAsInteger(10, n) || n == 0) {
         return Usage(err, "--max-expansion needs a positive number, got '" + *v + "'");
@@ -359,6 +366,23 @@ std::string RequiredCaps(const target::Target &t, const target::HwPolicy &hw) {
   return out;
 }
 
+/// The target checks of `flowc check`: what `flowc build` would report,
+/// except hardware priorities, in one pass over the source rules (one
+/// representative expansion each), so that checking stays linear.
+std::optional<int> CheckTarget(const CheckOptions &o, const ir::Policy &policy,
+                               diag::Engine &diags, PhaseTimer &timer, llvm::raw_ostream &err) {
+  if (target::FindProfile(policy.target) == nullptr) {
+    return std::nullopt; // an unknown `target` is FL3006, reported by sema
+  }
+  llvm::Expected<target::Target> t = target::MakeTarget(policy.target, o.caps);
+  if (!t) {
+    return Usage(err, llvm::toString(t.takeError()));
+  }
+  target::CheckForTarget(policy, *t, o.expand, diags);
+  timer.Done("target");
+  return std::nullopt;
+}
+
 /// Opens `path` for writing ("-" or "" is `fallback`), or reports why not.
 std::unique_ptr<llvm::raw_fd_ostream> OpenOutput(const std::string &path, llvm::raw_ostream &err) {
   std::error_code ec;
@@ -515,6 +539,8 @@ int RunCheck(const CheckOptions &o, llvm::raw_ostream &out, llvm::raw_ostream &e
     }
     if (o.command == "build" && diags.error_count() == 0) {
       stopped = Build(o, policy, sources, diags, timer, out, err);
+    } else if (o.command == "check" && !diags.ShouldStop()) {
+      stopped = CheckTarget(o, policy, diags, timer, err);
     }
   }
   // Dumps go out before the diagnostics, so that 2>&1 does not interleave them.

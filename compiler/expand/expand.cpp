@@ -43,14 +43,13 @@ public:
   const ir::Rule *current_ = nullptr;
 
   Expander(const ir::Policy &policy, const target::Target &target, const Options &options,
-           diag::Engine &diags)
-      : policy_(policy), target_(target), options_(options), diags_(diags) {}
+           diag::Engine &diags, RuleSink sink)
+      : policy_(policy), target_(target), options_(options), diags_(diags), sink_(sink) {}
 
-  Expanded Run() {
+  void Run() {
     for (uint32_t i = 0; i < policy_.rules.size(); ++i) {
       ExpandRule(i);
     }
-    return std::move(out_);
   }
 
 private:
@@ -250,6 +249,14 @@ private:
     alts.reserve(rule.matches.size());
     for (size_t i = 0; i < rule.matches.size(); ++i) {
       alts.push_back(Alternatives(rule.matches[i], full_only[i]));
+      if (options_.representative_only) {
+        auto fewest = std::min_element(
+            alts.back().begin(), alts.back().end(), [](const Alternative &a, const Alternative &b) {
+              return a.second.countPopulation() < b.second.countPopulation();
+            });
+        Alternative keep = *fewest;
+        alts.back().assign(1, keep);
+      }
     }
     std::vector<size_t> at(alts.size(), 0);
     for (;;) {
@@ -261,7 +268,7 @@ private:
           t.matches.push_back({rule.matches[i].layer, rule.matches[i].field, a.first, a.second});
         }
       }
-      out_.rules.push_back(std::move(t));
+      sink_(std::move(t));
       size_t k = alts.size();
       while (k > 0 && ++at[k - 1] == alts[k - 1].size()) {
         at[k - 1] = 0;
@@ -278,7 +285,7 @@ private:
   const Options &options_;
   diag::Engine &diags_;
   uint64_t produced_ = 0;
-  Expanded out_;
+  RuleSink sink_;
 };
 
 } // namespace
@@ -313,9 +320,17 @@ diag::Builder ReportInRule(diag::Engine &diags, const ir::Rule *rule, diag::Kind
   return b;
 }
 
+void ExpandInto(const ir::Policy &policy, const target::Target &target, const Options &options,
+                diag::Engine &diags, RuleSink sink) {
+  Expander(policy, target, options, diags, sink).Run();
+}
+
 Expanded Expand(const ir::Policy &policy, const target::Target &target, const Options &options,
                 diag::Engine &diags) {
-  return Expander(policy, target, options, diags).Run();
+  Expanded out;
+  ExpandInto(policy, target, options, diags,
+             [&](TernaryRule &&rule) { out.rules.push_back(std::move(rule)); });
+  return out;
 }
 
 } // namespace flowc::expand

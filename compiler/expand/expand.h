@@ -11,6 +11,7 @@
 #include "compiler/ir/ir.h"
 #include "compiler/target/profile.h"
 #include "llvm/ADT/APInt.h"
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallVector.h"
 
 namespace flowc::expand {
@@ -38,6 +39,11 @@ struct Options {
   uint64_t max_per_rule = 4096;
   /// The most rules the whole policy may become.
   uint64_t max_total = 1u << 20;
+  /// For `flowc check`: count as usual and report what Expand reports, but
+  /// keep one rule per source rule, made of each field's alternative with
+  /// the fewest mask bits, so that legalization sees a partial mask if any
+  /// alternative has one.
+  bool representative_only = false;
 };
 
 struct Expanded {
@@ -45,6 +51,13 @@ struct Expanded {
   /// consecutive.
   std::vector<TernaryRule> rules;
 };
+
+/// Receives the expanded rules one at a time, in order.
+using RuleSink = llvm::function_ref<void(TernaryRule &&)>;
+
+/// Expands `policy` for `target` into `sink`, keeping nothing (see Expand).
+void ExpandInto(const ir::Policy &policy, const target::Target &target, const Options &options,
+                diag::Engine &diags, RuleSink sink);
 
 /// Expands `policy` for `target`. Reports FL8003 (a partial mask where the
 /// target takes full masks only) and FL8008 (over a limit); such rules are

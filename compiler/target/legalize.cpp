@@ -176,6 +176,11 @@ public:
     return std::move(out_);
   }
 
+  /// Legalizes one rule for its diagnostics only.
+  void CheckOne(const expand::TernaryRule &t) {
+    Build(t, policy_.rules[t.source]);
+  }
+
 private:
   bool CapMissing(Cap c) const { return (profile_.caps & CapBit(c)) != 0 && !target_.Has(c); }
 
@@ -623,6 +628,16 @@ private:
 HwPolicy Legalize(const ir::Policy &policy, const expand::Expanded &expanded, const Target &target,
                   diag::Engine &diags) {
   return Legalizer(policy, expanded, target, diags).Run();
+}
+
+void CheckForTarget(const ir::Policy &policy, const Target &target,
+                    const expand::Options &options, diag::Engine &diags) {
+  expand::Expanded none;
+  Legalizer legalizer(policy, none, target, diags);
+  expand::Options representative = options;
+  representative.representative_only = true;
+  expand::ExpandInto(policy, target, representative, diags,
+                     [&](expand::TernaryRule &&t) { legalizer.CheckOne(t); });
 }
 
 } // namespace flowc::target
