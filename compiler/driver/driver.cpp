@@ -403,10 +403,9 @@ std::optional<int> Build(const CheckOptions &o, const ir::Policy &policy,
   if (!t) {
     return Usage(err, llvm::toString(t.takeError()));
   }
-  expand::Expanded expanded = expand::Expand(policy, *t, o.expand, diags);
-  timer.Done("expand");
-  target::HwPolicy hw = target::Legalize(policy, expanded, *t, diags);
-  timer.Done("legalize");
+  expand::Expanded expanded;
+  target::HwPolicy hw = target::ExpandAndLegalize(policy, *t, o.expand, diags, expanded);
+  timer.Done("expand+legalize");
   if (diags.error_count() > 0) {
     return std::nullopt;
   }

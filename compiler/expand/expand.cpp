@@ -46,8 +46,17 @@ public:
            diag::Engine &diags, RuleSink sink)
       : policy_(policy), target_(target), options_(options), diags_(diags), sink_(sink) {}
 
+  /// Visits the rules in source order, so that diagnostics come in the
+  /// order of the text; each expanded rule still names its policy index.
   void Run() {
-    for (uint32_t i = 0; i < policy_.rules.size(); ++i) {
+    std::vector<uint32_t> order(policy_.rules.size());
+    for (uint32_t i = 0; i < order.size(); ++i) {
+      order[i] = i;
+    }
+    std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+      return policy_.rules[a].source_order < policy_.rules[b].source_order;
+    });
+    for (uint32_t i : order) {
       ExpandRule(i);
     }
   }
@@ -237,7 +246,8 @@ private:
     }
     if (Add(produced_, total) > options_.max_total) {
       Report(Kind::kExpansionLimit, rule.range.Start,
-                  llvm::formatv("the policy would become more than {0} hardware rules at {1}",
+                  llvm::formatv("the policy would become more than {0} hardware rules at {1}; "
+                                "narrow its sets, ranges and masks or split the policy",
                                 options_.max_total, RuleTitle(rule)))
           .Range(rule.range);
       produced_ = options_.max_total + 1;

@@ -47,8 +47,8 @@ struct Options {
 };
 
 struct Expanded {
-  /// In the order of the source rules; the rules of one source rule are
-  /// consecutive.
+  /// In source order (ir::Rule::source_order); the rules of one source rule
+  /// are consecutive.
   std::vector<TernaryRule> rules;
 };
 

@@ -165,13 +165,26 @@ public:
 
   HwPolicy Run() {
     for (uint32_t i = 0; i < expanded_.rules.size(); ++i) {
-      const expand::TernaryRule &t = expanded_.rules[i];
-      std::optional<HwRuleInfo> hw = Build(t, policy_.rules[t.source]);
-      if (hw) {
-        hw->expanded = i;
-        out_.rules.push_back(std::move(*hw));
-      }
+      Add(i);
     }
+    return Finish();
+  }
+
+  /// Legalizes expanded rule `i`, keeping the result.
+  void Add(uint32_t i) {
+    const expand::TernaryRule &t = expanded_.rules[i];
+    std::optional<HwRuleInfo> hw = Build(t, policy_.rules[t.source]);
+    if (hw) {
+      hw->expanded = i;
+      out_.rules.push_back(std::move(*hw));
+    }
+  }
+
+  /// Puts the rules in policy order and assigns hardware priorities.
+  HwPolicy Finish() {
+    // The expansion may have visited the rules in source order.
+    std::stable_sort(out_.rules.begin(), out_.rules.end(),
+                     [](const HwRuleInfo &a, const HwRuleInfo &b) { return a.source < b.source; });
     AssignPriorities();
     return std::move(out_);
   }
@@ -628,6 +641,17 @@ private:
 HwPolicy Legalize(const ir::Policy &policy, const expand::Expanded &expanded, const Target &target,
                   diag::Engine &diags) {
   return Legalizer(policy, expanded, target, diags).Run();
+}
+
+HwPolicy ExpandAndLegalize(const ir::Policy &policy, const Target &target,
+                           const expand::Options &options, diag::Engine &diags,
+                           expand::Expanded &expanded) {
+  Legalizer legalizer(policy, expanded, target, diags);
+  expand::ExpandInto(policy, target, options, diags, [&](expand::TernaryRule &&t) {
+    expanded.rules.push_back(std::move(t));
+    legalizer.Add(static_cast<uint32_t>(expanded.rules.size() - 1));
+  });
+  return legalizer.Finish();
 }
 
 void CheckForTarget(const ir::Policy &policy, const Target &target,

@@ -42,6 +42,12 @@ struct HwPolicy {
 HwPolicy Legalize(const ir::Policy &policy, const expand::Expanded &expanded,
                   const Target &target, diag::Engine &diags);
 
+/// Expand and Legalize rule by rule, so that each source rule's diagnostics
+/// come together and in source order; `expanded` receives the expansion.
+HwPolicy ExpandAndLegalize(const ir::Policy &policy, const Target &target,
+                           const expand::Options &options, diag::Engine &diags,
+                           expand::Expanded &expanded);
+
 /// The target checks of `flowc check`: what Expand and Legalize report,
 /// except the priority budget (FL8009), one representative expansion per
 /// source rule at a time, keeping nothing, so that memory stays flat.
