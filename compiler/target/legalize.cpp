@@ -180,8 +180,49 @@ public:
     }
   }
 
+  /// Rule-kind combinations the target mishandles (per port, not per rule).
+  void CheckKinds() {
+    if (!profile_.all_default_covers_multicast) {
+      return;
+    }
+    std::map<unsigned, const ir::Rule *> defaults;
+    for (const ir::Rule &r : policy_.rules) {
+      if (r.kind == ast::RuleKind::kDefault && r.direction == ast::Direction::kIngress) {
+        defaults.emplace(r.port, &r);
+      }
+    }
+    for (const ir::Rule &r : policy_.rules) {
+      auto d = defaults.find(r.port);
+      if (r.kind != ast::RuleKind::kMulticastDefault || d == defaults.end()) {
+        continue;
+      }
+      auto actions = [](const ir::Rule &x) {
+        std::vector<std::pair<int, uint32_t>> k;
+        for (const ir::Action &a : x.actions) {
+          k.emplace_back(static_cast<int>(a.kind), a.operand);
+        }
+        std::sort(k.begin(), k.end());
+        return k;
+      };
+      if (actions(r) == actions(*d->second)) {
+        continue; // the same queue takes the merged entry once (§3.8)
+      }
+      current_ = &r;
+      Report(Kind::kTargetRuleKind, r.range.Start,
+             llvm::formatv("{0} installs a 'default' rule as a multicast and a unicast rule, so "
+                           "beside this 'default multicast' rule unclaimed multicast packets "
+                           "would reach both queues (verbs-facts §3.5, §3.8); keep one of the "
+                           "two, or steer multicast with normal rules",
+                           Name()))
+          .Range(r.range)
+          .AddNote(d->second->range.Start, "the 'default' rule of this port is here",
+                   d->second->range);
+    }
+  }
+
   /// Puts the rules in policy order and assigns hardware priorities.
   HwPolicy Finish() {
+    CheckKinds();
     // The expansion may have visited the rules in source order.
     std::stable_sort(out_.rules.begin(), out_.rules.end(),
                      [](const HwRuleInfo &a, const HwRuleInfo &b) { return a.source < b.source; });
@@ -419,9 +460,12 @@ private:
           ok = false;
           continue;
         }
-        if (h == Header::kMpls && !inner && !hw.specs.empty()) {
+        // mlx5 places MPLS by the spec before it: an outer UDP, or a GRE
+        // whatever the MPLS spec's INNER flag (verbs-facts §3.3).
+        if (h == Header::kMpls && !hw.specs.empty()) {
           SpecKind prev = hw.specs.back().kind;
-          if (prev == SpecKind::kUdp && CapMissing(Cap::kMplsOverUdp)) {
+          bool prev_inner = hw.specs.back().inner;
+          if (prev == SpecKind::kUdp && !prev_inner && !inner && CapMissing(Cap::kMplsOverUdp)) {
             CapError(HeaderRange(r, layer, h), Cap::kMplsOverUdp, "MPLS over UDP");
             ok = false;
           } else if (prev == SpecKind::kGre && CapMissing(Cap::kMplsOverGre)) {
@@ -545,9 +589,8 @@ private:
     if (a.source == b.source) {
       return true;
     }
-    if (ra.pass && rb.pass) {
-      return true; // both copy and continue: a packet gets both, in any order
-    }
+    // Two `pass` rules are ordered too: a table lookup hits one entry per
+    // priority, so two overlapping copies at one priority lose one.
     if (ra.pass || rb.pass || a.queue != b.queue || a.rule.flags != b.rule.flags) {
       return false;
     }
@@ -587,43 +630,61 @@ private:
       }
       std::vector<unsigned> level(members.size(), 0);
       bool reported = false;
-      for (size_t k = 0; k < members.size(); ++k) {
-        HwRuleInfo &hw = out_.rules[members[k]];
-        const ir::Rule &r = policy_.rules[hw.source];
+      // The hardware rules of one source rule are consecutive; they share an
+      // outcome and are not ordered among themselves.
+      for (size_t k = 0; k < members.size();) {
+        uint32_t source = out_.rules[members[k]].source;
+        size_t end = k + 1;
+        while (end < members.size() && out_.rules[members[end]].source == source) {
+          ++end;
+        }
+        const ir::Rule &r = policy_.rules[source];
         current_ = &r;
         size_t blocker = k;
-        for (size_t j = 0; j < k; ++j) {
-          const HwRuleInfo &other = out_.rules[members[j]];
-          if (level[j] + 1 <= level[k] ||
-              SameOutcome(other, hw, policy_.rules[other.source], r) ||
-              !Overlap(cons[j], cons[k])) {
-            continue;
+        for (size_t b = k; b < end; ++b) {
+          for (size_t j = 0; j < k; ++j) {
+            const HwRuleInfo &other = out_.rules[members[j]];
+            if (level[j] + 1 <= level[b] ||
+                SameOutcome(other, out_.rules[members[b]], policy_.rules[other.source], r) ||
+                !Overlap(cons[j], cons[b])) {
+              continue;
+            }
+            level[b] = level[j] + 1;
+            blocker = j;
           }
-          level[k] = level[j] + 1;
-          blocker = j;
         }
-        out_.levels_used = std::max(out_.levels_used, level[k] + 1);
-        if (level[k] > max_priority && !reported) {
-          reported = true;
-          Report(Kind::kPriorityBudget, r.range.Start,
-                      llvm::formatv("this rule needs hardware priority {0} to stay after the "
-                                    "rules it overlaps with different outcomes; {1}{2} has "
-                                    "priorities 0..{3} ({4})",
-                                    level[k], Name(),
-                                    max_priority < profile_.max_priority ? " without 'prio16'" : "",
-                                    max_priority, profile_.priority_why))
-              .Range(r.range);
+        if (r.pass) {
+          // A packet must get one copy: expansions of a `pass` rule that
+          // overlap each other have to share a priority.
+          unsigned top = *std::max_element(level.begin() + k, level.begin() + end);
+          std::fill(level.begin() + k, level.begin() + end, top);
+        }
+        for (size_t b = k; b < end; ++b) {
+          HwRuleInfo &hw = out_.rules[members[b]];
+          out_.levels_used = std::max(out_.levels_used, level[b] + 1);
+          if (level[b] > max_priority && !reported) {
+            reported = true;
+            Report(Kind::kPriorityBudget, r.range.Start,
+                   llvm::formatv("this rule needs hardware priority {0} to stay after the rules "
+                                 "it overlaps with different outcomes; {1}{2} has priorities "
+                                 "0..{3} ({4})",
+                                 level[b], Name(),
+                                 max_priority < profile_.max_priority ? " without 'prio16'" : "",
+                                 max_priority, profile_.priority_why))
+                .Range(r.range);
+          }
+          hw.rule.priority = static_cast<uint16_t>(std::min<unsigned>(level[b], 0xffff));
         }
         if (level[k] > 0 && r.pass && profile_.dont_trap.sniffer_style) {
           const ir::Rule &before = policy_.rules[out_.rules[members[blocker]].source];
           Report(Kind::kTargetRuleKind, r.range.Start,
-                      llvm::formatv("{0} takes 'pass' (DONT_TRAP) only at priority 0, but this "
-                                    "rule must come after an overlapping rule",
-                                    Name()))
+                 llvm::formatv("{0} takes 'pass' (DONT_TRAP) only at priority 0, but this rule "
+                               "must come after an overlapping rule",
+                               Name()))
               .Range(r.range)
               .AddNote(before.range.Start, "which is this one", before.range);
         }
-        hw.rule.priority = static_cast<uint16_t>(std::min<unsigned>(level[k], 0xffff));
+        k = end;
       }
     }
   }
@@ -662,6 +723,7 @@ void CheckForTarget(const ir::Policy &policy, const Target &target,
   representative.representative_only = true;
   expand::ExpandInto(policy, target, representative, diags,
                      [&](expand::TernaryRule &&t) { legalizer.CheckOne(t); });
+  legalizer.CheckKinds();
 }
 
 } // namespace flowc::target

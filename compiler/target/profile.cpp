@@ -61,6 +61,7 @@ Profile Generic() {
   }
   p.full_ethertype_with_ip = p.proto_masks_agree = p.multicast_first_spec = false;
   p.special_kinds_ignore_specs = false;
+  p.all_default_covers_multicast = false;
   return p;
 }
 
@@ -120,6 +121,7 @@ Profile Mlx5() {
   p.proto_masks_agree = true;
   p.multicast_first_spec = true;
   p.special_kinds_ignore_specs = true;
+  p.all_default_covers_multicast = true;
   return p;
 }
 
@@ -173,6 +175,7 @@ Profile Mlx4() {
              "multicast bit (verbs-facts §4.3)";
   p.full_ethertype_with_ip = p.proto_masks_agree = p.multicast_first_spec = false;
   p.special_kinds_ignore_specs = false;
+  p.all_default_covers_multicast = false;
   return p;
 }
 

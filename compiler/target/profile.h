@@ -113,6 +113,9 @@ struct Profile {
   /// mlx5: a rule whose first spec matches multicast goes to a fixed
   /// priority (§3.3).
   bool multicast_first_spec;
+  /// mlx5: ALL_DEFAULT installs a multicast and a unicast rule, so beside
+  /// MC_DEFAULT on one port the multicast packets reach both (§3.5, §3.8).
+  bool all_default_covers_multicast;
   /// mlx5: default and sniffer rules are built from the driver's own specs;
   /// the user's specs, action specs included, are ignored (§3.5, §3.7).
   bool special_kinds_ignore_specs;

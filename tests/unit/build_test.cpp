@@ -154,7 +154,8 @@ TEST(Priorities, PassRulesAlwaysKeepTheirOrder) {
   ASSERT_TRUE(b.Codes().empty());
   EXPECT_EQ(b.Priorities(), (std::vector<unsigned>{0, 1}));
   EXPECT_EQ(b.hw.rules[0].rule.flags, emit::kFlagDontTrap);
-  // Two 'pass' rules both copy and continue: their order does not matter.
+  // Two overlapping 'pass' rules are ordered too: a lookup hits one entry
+  // per priority, so at one priority one of the copies would be lost.
   Built both(R"(
     queue a, b;
     ingress port 1 {
@@ -164,7 +165,22 @@ TEST(Priorities, PassRulesAlwaysKeepTheirOrder) {
   )",
              "mlx5");
   ASSERT_TRUE(both.Codes().empty());
-  EXPECT_EQ(both.Priorities(), (std::vector<unsigned>{0, 0}));
+  EXPECT_EQ(both.Priorities(), (std::vector<unsigned>{0, 1}));
+}
+
+TEST(Priorities, ExpansionsOfAPassRuleShareAPriority) {
+  // 10.1.0.0/16 lies in 10.0.0.0/8: at two priorities a packet from 10.1.0.1
+  // would be copied twice. Both expansions take the higher level.
+  Built b(R"(
+    queue q1, q2;
+    ingress port 1 {
+      rule t: ipv4 src 10.2.0.0/16 -> steer q2;
+      rule r pass: ipv4 src { 10.0.0.0/8, 10.1.0.0/16 } -> steer q1;
+    }
+  )",
+          "mlx5");
+  ASSERT_TRUE(b.Codes().empty());
+  EXPECT_EQ(b.Priorities(), (std::vector<unsigned>{0, 1, 1}));
 }
 
 TEST(Legalize, SpecsInStackOrderWithInnerFlags) {
