@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <set>
 
 #include "llvm/Support/FormatVariadic.h"
 
@@ -235,6 +236,11 @@ private:
     if (!ok) {
       return;
     }
+    std::vector<Slot> prerequisites;
+    AddPrerequisites(rule, prerequisites);
+    for (const Slot &slot : prerequisites) {
+      total = Mul(total, slot.size());
+    }
     if (total > options_.max_per_rule) {
       Report(Kind::kExpansionLimit, rule.range.Start,
                   llvm::formatv("{0} would become {1} hardware rules, more than the limit of {2}; "
@@ -254,33 +260,46 @@ private:
       return;
     }
     produced_ += total;
-    // The cross product of every field's alternatives, first field slowest.
-    std::vector<std::vector<Alternative>> alts;
-    alts.reserve(rule.matches.size());
+    // One slot per matched field with its alternatives, then the
+    // prerequisites the rule's headers need written out, first slot slowest.
+    std::vector<Slot> slots;
     for (size_t i = 0; i < rule.matches.size(); ++i) {
-      alts.push_back(Alternatives(rule.matches[i], full_only[i]));
-      if (options_.representative_only) {
-        auto fewest = std::min_element(
-            alts.back().begin(), alts.back().end(), [](const Alternative &a, const Alternative &b) {
-              return a.second.countPopulation() < b.second.countPopulation();
-            });
-        Alternative keep = *fewest;
-        alts.back().assign(1, keep);
+      const ir::FieldMatch &m = rule.matches[i];
+      Slot slot;
+      for (Alternative &a : Alternatives(m, full_only[i])) {
+        slot.push_back({m.layer, m.field, std::move(a.first), std::move(a.second), 0});
       }
+      if (options_.representative_only) {
+        auto fewest = std::min_element(slot.begin(), slot.end(), [](const Option &a,
+                                                                    const Option &b) {
+          return a.mask.countPopulation() < b.mask.countPopulation();
+        });
+        Option keep = *fewest;
+        slot.assign(1, keep);
+      }
+      slots.push_back(std::move(slot));
     }
-    std::vector<size_t> at(alts.size(), 0);
+    for (Slot &slot : prerequisites) {
+      slots.push_back(std::move(slot));
+    }
+    std::set<std::string> seen;
+    std::vector<size_t> at(slots.size(), 0);
     for (;;) {
       TernaryRule t;
       t.source = index;
-      for (size_t i = 0; i < alts.size(); ++i) {
-        const Alternative &a = alts[i][at[i]];
-        if (!a.second.isZero()) {
-          t.matches.push_back({rule.matches[i].layer, rule.matches[i].field, a.first, a.second});
+      std::copy(std::begin(rule.headers), std::end(rule.headers), std::begin(t.headers));
+      for (size_t i = 0; i < slots.size(); ++i) {
+        const Option &o = slots[i][at[i]];
+        t.headers[static_cast<unsigned>(o.layer)] |= o.add_header;
+        if (!o.mask.isZero()) {
+          t.matches.push_back({o.layer, o.field, o.value, o.mask});
         }
       }
-      sink_(std::move(t));
-      size_t k = alts.size();
-      while (k > 0 && ++at[k - 1] == alts[k - 1].size()) {
+      if (Narrow(t) && seen.insert(Key(t)).second) {
+        sink_(std::move(t));
+      }
+      size_t k = slots.size();
+      while (k > 0 && ++at[k - 1] == slots[k - 1].size()) {
         at[k - 1] = 0;
         --k;
       }
@@ -288,6 +307,163 @@ private:
         break;
       }
     }
+  }
+
+  /// One choice for one slot: a field's value under a mask, and a header the
+  /// choice brings in.
+  struct Option {
+    ir::Layer layer;
+    Field field;
+    APInt value, mask;
+    ir::HeaderSet add_header;
+  };
+  using Slot = std::vector<Option>;
+
+  static Option Exact(ir::Layer layer, Field f, uint64_t v, ir::HeaderSet add = 0) {
+    unsigned bits = GetFieldInfo(f).bits;
+    return {layer, f, APInt(bits, v), APInt::getAllOnes(bits), add};
+  }
+
+  static bool Matches(const ir::Rule &r, ir::Layer layer, Field f) {
+    return llvm::any_of(r.matches,
+                        [&](const ir::FieldMatch &m) { return m.layer == layer && m.field == f; });
+  }
+
+  /// The prerequisites that no spec of the rule would otherwise enforce
+  /// (verbs-facts §3.2: mlx5's VXLAN and ESP specs set no IP protocol, and a
+  /// bare MPLS spec no ethertype), written as matches: vxlan => UDP 4789;
+  /// esp => IP protocol 50, over IPv4 or IPv6; MPLS right after Ethernet =>
+  /// ethertype 0x8847 or 0x8848.
+  void AddPrerequisites(const ir::Rule &r, std::vector<Slot> &slots) const {
+    // Where the target cannot match the header at all, legalize says so;
+    // prerequisites would only add noise.
+    auto supported = [&](Header h) { return target_.profile->HeaderSupported(h, false); };
+    constexpr ir::Layer kOuter = ir::Layer::kOuter;
+    ir::HeaderSet outer = r.headers[static_cast<unsigned>(kOuter)];
+    ir::HeaderSet tunnel = r.headers[static_cast<unsigned>(ir::Layer::kTunnel)];
+    if ((tunnel & ir::Bit(Header::kVxlan)) && supported(Header::kVxlan) &&
+        !Matches(r, kOuter, Field::kUdpDst)) {
+      slots.push_back({Exact(kOuter, Field::kUdpDst, 4789, ir::Bit(Header::kUdp))});
+    }
+    if ((outer & ir::Bit(Header::kEsp)) && supported(Header::kEsp)) {
+      bool v4 = outer & ir::Bit(Header::kIpv4), v6 = outer & ir::Bit(Header::kIpv6);
+      if (!v4 && !v6) {
+        slots.push_back({Exact(kOuter, Field::kIpv4Proto, 50, ir::Bit(Header::kIpv4)),
+                         Exact(kOuter, Field::kIpv6NextHdr, 50, ir::Bit(Header::kIpv6))});
+      } else if (v4 && !Matches(r, kOuter, Field::kIpv4Proto)) {
+        slots.push_back({Exact(kOuter, Field::kIpv4Proto, 50)});
+      } else if (v6 && !Matches(r, kOuter, Field::kIpv6NextHdr)) {
+        slots.push_back({Exact(kOuter, Field::kIpv6NextHdr, 50)});
+      }
+    }
+    bool carried = (outer & ir::Bit(Header::kUdp)) || (tunnel & ir::Bit(Header::kGre));
+    if ((tunnel & ir::Bit(Header::kMpls)) && !carried && supported(Header::kMpls) &&
+        !Matches(r, kOuter, Field::kEthType)) {
+      slots.push_back({Exact(kOuter, Field::kEthType, 0x8847, ir::Bit(Header::kEth)),
+                       Exact(kOuter, Field::kEthType, 0x8848, ir::Bit(Header::kEth))});
+    }
+  }
+
+  /// What the headers of `t` imply about each field: the values it may take.
+  static void ImpliedValues(const TernaryRule &t,
+                            llvm::SmallVectorImpl<std::pair<Option, uint64_t>> &out) {
+    for (ir::Layer layer : {ir::Layer::kOuter, ir::Layer::kInner}) {
+      ir::HeaderSet h = t.headers[static_cast<unsigned>(layer)];
+      auto add = [&](Field f, uint64_t v, uint64_t v2 = ~0ull) {
+        out.push_back({Exact(layer, f, v), v2});
+      };
+      if (h & ir::Bit(Header::kIpv4)) {
+        add(Field::kEthType, 0x0800);
+      }
+      if (h & ir::Bit(Header::kIpv6)) {
+        add(Field::kEthType, 0x86dd);
+      }
+      for (auto [header, proto] : {std::pair{Header::kTcp, 6u}, std::pair{Header::kUdp, 17u},
+                                   std::pair{Header::kEsp, 50u}}) {
+        if ((h & ir::Bit(header)) == 0) {
+          continue;
+        }
+        if (h & ir::Bit(Header::kIpv4)) {
+          add(Field::kIpv4Proto, proto);
+        }
+        if (h & ir::Bit(Header::kIpv6)) {
+          add(Field::kIpv6NextHdr, proto);
+        }
+      }
+    }
+    ir::HeaderSet outer = t.headers[static_cast<unsigned>(ir::Layer::kOuter)];
+    ir::HeaderSet tunnel = t.headers[static_cast<unsigned>(ir::Layer::kTunnel)];
+    auto outer_proto = [&](uint64_t v) {
+      if (outer & ir::Bit(Header::kIpv4)) {
+        out.push_back({Exact(ir::Layer::kOuter, Field::kIpv4Proto, v), ~0ull});
+      }
+      if (outer & ir::Bit(Header::kIpv6)) {
+        out.push_back({Exact(ir::Layer::kOuter, Field::kIpv6NextHdr, v), ~0ull});
+      }
+    };
+    if (tunnel & ir::Bit(Header::kGre)) {
+      outer_proto(47);
+    }
+    if (tunnel & ir::Bit(Header::kVxlan)) {
+      outer_proto(17);
+      out.push_back({Exact(ir::Layer::kOuter, Field::kUdpDst, 4789), ~0ull});
+    }
+    bool carried = (outer & ir::Bit(Header::kUdp)) || (tunnel & ir::Bit(Header::kGre));
+    if ((tunnel & ir::Bit(Header::kMpls)) && !carried) {
+      out.push_back({Exact(ir::Layer::kOuter, Field::kEthType, 0x8847), 0x8848});
+    }
+  }
+
+  /// Intersects the matches of `t` with what its headers imply: a match that
+  /// admits exactly one implied value becomes that value (so `udp dst
+  /// 4000..4999, vxlan` is `udp dst 4789`, and `ipv4 proto {6, 17}, tcp` is
+  /// proto 6), one that admits none makes the rule empty (false). With
+  /// representative_only the rule is kept regardless, for its diagnostics.
+  bool Narrow(TernaryRule &t) const {
+    llvm::SmallVector<std::pair<Option, uint64_t>, 8> implied;
+    ImpliedValues(t, implied);
+    for (auto &[fact, second] : implied) {
+      for (TernaryMatch &m : t.matches) {
+        if (m.layer != fact.layer || m.field != fact.field) {
+          continue;
+        }
+        llvm::SmallVector<APInt, 2> admitted;
+        for (uint64_t v : {fact.value.getZExtValue(), second}) {
+          if (v == ~0ull) {
+            continue;
+          }
+          APInt x(m.value.getBitWidth(), v);
+          if ((x & m.mask) == m.value) {
+            admitted.push_back(x);
+          }
+        }
+        if (admitted.empty() && !options_.representative_only) {
+          return false;
+        }
+        if (admitted.size() == 1) {
+          m.value = admitted.front();
+          m.mask = APInt::getAllOnes(m.value.getBitWidth());
+        }
+      }
+    }
+    std::sort(t.matches.begin(), t.matches.end(), [](const TernaryMatch &a, const TernaryMatch &b) {
+      return std::make_pair(a.layer, a.field) < std::make_pair(b.layer, b.field);
+    });
+    return true;
+  }
+
+  /// A rule's identity, to drop the duplicates that narrowing can make.
+  static std::string Key(const TernaryRule &t) {
+    std::string key;
+    for (ir::HeaderSet h : t.headers) {
+      key += std::to_string(h) + ';';
+    }
+    for (const TernaryMatch &m : t.matches) {
+      key += std::to_string(static_cast<int>(m.layer)) + ':' +
+             std::to_string(static_cast<int>(m.field)) + '=' + llvm::toString(m.value, 16, false) +
+             '/' + llvm::toString(m.mask, 16, false) + ';';
+    }
+    return key;
   }
 
   const ir::Policy &policy_;

@@ -27,8 +27,11 @@ struct TernaryMatch {
 struct TernaryRule {
   /// The rule of ir::Policy::rules it comes from.
   uint32_t source;
-  /// Sorted by (layer, field) as in the source rule; no zero masks.
+  /// Sorted by (layer, field); no zero masks.
   llvm::SmallVector<TernaryMatch, 6> matches;
+  /// The headers per layer: the source rule's, plus any a prerequisite
+  /// brought in (`esp` without an IP header becomes an IPv4 and an IPv6 rule).
+  ir::HeaderSet headers[ir::kNumLayers] = {0, 0, 0};
 };
 
 struct Options {

@@ -104,7 +104,7 @@ Constraint ConstraintOf(ir::Layer layer, Field f, const APInt &value, const APIn
 /// UDP 4789, gre => IP protocol 47, tcp/udp => IP protocol, ipv4/ipv6 =>
 /// ethertype). Only exact implications are listed; leaving one out can only
 /// make two rules look overlapping, which costs a level, never correctness.
-void Implied(const ir::Rule &r, std::vector<Constraint> &out) {
+void Implied(const expand::TernaryRule &r, std::vector<Constraint> &out) {
   auto add = [&](ir::Layer layer, Field f, uint64_t v) {
     unsigned bits = GetFieldInfo(f).bits;
     out.push_back({KeyOf(layer, f), APInt(bits, v), APInt::getAllOnes(bits)});
@@ -424,7 +424,7 @@ private:
       return false; // the spec a rejected field would pick is beside the point
     }
     for (ir::Layer layer : {ir::Layer::kOuter, ir::Layer::kTunnel, ir::Layer::kInner}) {
-      ir::HeaderSet headers = r.headers[static_cast<unsigned>(layer)];
+      ir::HeaderSet headers = t.headers[static_cast<unsigned>(layer)];
       bool inner = layer == ir::Layer::kInner;
       if (inner && headers != 0 && CapMissing(Cap::kInner)) {
         llvm::SMRange at = r.range;
@@ -481,60 +481,6 @@ private:
           }
         }
         hw.specs.push_back(spec);
-      }
-      if (ok) {
-        ok &= LayerRules(t, r, layer);
-      }
-    }
-    return ok;
-  }
-
-  /// mlx5's cross-spec rules within one layer (verbs-facts §3.2, §3.3).
-  bool LayerRules(const expand::TernaryRule &t, const ir::Rule &r, ir::Layer layer) {
-    ir::HeaderSet h = r.headers[static_cast<unsigned>(layer)];
-    auto find = [&](Field f) -> const expand::TernaryMatch * {
-      for (const expand::TernaryMatch &m : t.matches) {
-        if (m.layer == layer && m.field == f) {
-          return &m;
-        }
-      }
-      return nullptr;
-    };
-    bool ok = true;
-    if (profile_.full_ethertype_with_ip && (h & (ir::Bit(Header::kIpv4) | ir::Bit(Header::kIpv6)))) {
-      const expand::TernaryMatch *type = find(Field::kEthType);
-      if (type != nullptr && !type->mask.isAllOnes()) {
-        llvm::SMRange at = FieldRange(r, layer, Field::kEthType);
-        Report(Kind::kEthertypeWithIp, at.Start,
-                    llvm::formatv("{0} takes {1} beside an IP header only with a full mask; the "
-                                  "driver rejects a partial one (verbs-facts §3.3)",
-                                  Name(), ir::FieldTitle(Field::kEthType, layer)))
-            .Range(at);
-        ok = false;
-      }
-    }
-    // The TCP/UDP spec of this layer, or the outer layer's GRE spec, sets
-    // the IP protocol with a full mask.
-    llvm::StringRef setter;
-    if ((h & (ir::Bit(Header::kTcp) | ir::Bit(Header::kUdp))) != 0) {
-      setter = "'tcp' or 'udp'";
-    } else if (layer == ir::Layer::kOuter &&
-               (r.headers[static_cast<unsigned>(ir::Layer::kTunnel)] & ir::Bit(Header::kGre))) {
-      setter = "'gre'";
-    }
-    if (profile_.proto_masks_agree && !setter.empty()) {
-      for (Field f : {Field::kIpv4Proto, Field::kIpv6NextHdr}) {
-        const expand::TernaryMatch *p = find(f);
-        if (p != nullptr && !p->mask.isAllOnes()) {
-          llvm::SMRange at = FieldRange(r, layer, f);
-          Report(Kind::kProtocolMask, at.Start,
-                 llvm::formatv("{0} takes {1} beside {2} only with a full mask, because that "
-                               "spec sets the protocol with a full mask and the two must agree "
-                               "(verbs-facts §3.2)",
-                               Name(), ir::FieldTitle(f, layer), setter))
-              .Range(at);
-          ok = false;
-        }
       }
     }
     return ok;
@@ -626,7 +572,7 @@ private:
         for (const expand::TernaryMatch &m : expanded_.rules[hw.expanded].matches) {
           cons[k].push_back(ConstraintOf(m.layer, m.field, m.value, m.mask));
         }
-        Implied(policy_.rules[hw.source], cons[k]);
+        Implied(expanded_.rules[hw.expanded], cons[k]);
       }
       std::vector<unsigned> level(members.size(), 0);
       bool reported = false;

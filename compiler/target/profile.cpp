@@ -59,7 +59,7 @@ Profile Generic() {
   for (const FieldInfo &f : AllFields()) {
     p.fields.push_back(Rule(f.field, kAny, kAny, ""));
   }
-  p.full_ethertype_with_ip = p.proto_masks_agree = p.multicast_first_spec = false;
+  p.multicast_first_spec = false;
   p.special_kinds_ignore_specs = false;
   p.all_default_covers_multicast = false;
   return p;
@@ -117,8 +117,6 @@ Profile Mlx5() {
       Cap::kMplsBos);
   set(Field::kMplsTtl, kAny, "the MPLS TTL needs a device capability (verbs-facts §3.2)",
       Cap::kMplsTtl);
-  p.full_ethertype_with_ip = true;
-  p.proto_masks_agree = true;
   p.multicast_first_spec = true;
   p.special_kinds_ignore_specs = true;
   p.all_default_covers_multicast = true;
@@ -173,7 +171,7 @@ Profile Mlx4() {
   dst->extra_masks = {0x010000000000ull};
   dst->why = "mlx4 matches the destination MAC with a full mask, or 01:00:00:00:00:00 for the "
              "multicast bit (verbs-facts §4.3)";
-  p.full_ethertype_with_ip = p.proto_masks_agree = p.multicast_first_spec = false;
+  p.multicast_first_spec = false;
   p.special_kinds_ignore_specs = false;
   p.all_default_covers_multicast = false;
   return p;

@@ -104,12 +104,10 @@ struct Profile {
   /// Action specs accepted; a missing kind is not supported.
   std::vector<emit::SpecKind> actions;
   llvm::StringRef actions_why;
-  /// mlx5: with an IPv4/IPv6 spec at the same level, an ETH ether_type
-  /// mask must be full (verbs-facts §3.3).
-  bool full_ethertype_with_ip;
-  /// mlx5 set_proto: the IP protocol set by a TCP/UDP/GRE spec and an
-  /// IPV4_EXT/IPV6 proto must agree in value and mask (§3.2).
-  bool proto_masks_agree;
+  // mlx5's two other cross-spec rules need no flag: an ETH ether_type mask
+  // beside an IP spec must be full, and an IP protocol must agree with the
+  // TCP/UDP/GRE spec (§3.2, §3.3); expansion narrows both matches to the
+  // value the header implies, so no rule can break them.
   /// mlx5: a rule whose first spec matches multicast goes to a fixed
   /// priority (§3.3).
   bool multicast_first_spec;

@@ -1,9 +1,11 @@
 // Unit tests for expansion, legalization and hardware priorities.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <memory>
 #include <random>
 
+#include "compiler/emit/outputs.h"
 #include "compiler/expand/expand.h"
 #include "compiler/target/legalize.h"
 #include "tests/unit/policy_fixture.h"
@@ -181,6 +183,47 @@ TEST(Priorities, ExpansionsOfAPassRuleShareAPriority) {
           "mlx5");
   ASSERT_TRUE(b.Codes().empty());
   EXPECT_EQ(b.Priorities(), (std::vector<unsigned>{0, 1, 1}));
+}
+
+TEST(Expand, PrerequisitesAreWrittenAndMatchesNarrowed) {
+  Built b(R"(
+    queue q;
+    ingress port 1 {
+      rule v: udp dst 4000..4999, vxlan vni 5 -> steer q;
+      rule e: esp spi 7 -> steer q;
+      rule m: mpls label 5 -> steer q;
+      rule p: ipv4 proto { 6, 17 }, tcp dst 22 -> steer q;
+      rule t: eth type 0x0800 mask 0xff00, ipv4 dst 10.0.0.1 -> steer q;
+    }
+  )",
+          "mlx5");
+  ASSERT_TRUE(b.Codes().empty()) << b.collect.seen[0].second;
+  // v: only the prefix that holds 4789 survives, narrowed to it.
+  // e: IPv4 and IPv6, protocol 50. m: both MPLS ethertypes. p: proto 6.
+  // t: ethertype 0x0800 with a full mask.
+  std::map<std::string, std::vector<std::string>> got;
+  for (const target::HwRuleInfo &r : b.hw.rules) {
+    std::string line;
+    for (const emit::HwSpec &s : r.rule.specs) {
+      line += emit::GetLayout(s.kind).name.str();
+      for (auto &[name, value] : emit::DescribeSpec(s)) {
+        line += " " + name + "=" + value;
+      }
+      line += "; ";
+    }
+    got[b.policy.rules[r.source].name].push_back(line);
+  }
+  EXPECT_EQ(got["v"], (std::vector<std::string>{
+                          "UDP dst=4789/0xffff; VXLAN_TUNNEL vni=5/0xffffff; "}));
+  EXPECT_EQ(got["e"], (std::vector<std::string>{
+                          "IPV4_EXT proto=50/0xff; ESP spi=7/0xffffffff; ",
+                          "IPV6 next_hdr=50/0xff; ESP spi=7/0xffffffff; "}));
+  EXPECT_EQ(got["m"], (std::vector<std::string>{
+                          "ETH type=0x8847/0xffff; MPLS label=5/0xfffff; ",
+                          "ETH type=0x8848/0xffff; MPLS label=5/0xfffff; "}));
+  EXPECT_EQ(got["p"], (std::vector<std::string>{"IPV4_EXT proto=6/0xff; TCP dst=22/0xffff; "}));
+  EXPECT_EQ(got["t"], (std::vector<std::string>{
+                          "ETH type=0x0800/0xffff; IPV4 dst=10.0.0.1/255.255.255.255; "}));
 }
 
 TEST(Legalize, SpecsInStackOrderWithInnerFlags) {
