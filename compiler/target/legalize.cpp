@@ -323,6 +323,10 @@ private:
     }
     if (ok && profile_.multicast_first_spec && r.kind == ast::RuleKind::kNormal && !r.pass &&
         !hw.specs.empty() && MulticastOnly(hw.specs.front())) {
+      AvoidMulticastFirst(hw);
+    }
+    if (ok && profile_.multicast_first_spec && r.kind == ast::RuleKind::kNormal && !r.pass &&
+        !hw.specs.empty() && MulticastOnly(hw.specs.front())) {
       Report(Kind::kMulticastPriority, r.range.Start,
                   "mlx5 puts a rule whose first spec matches only multicast into its multicast "
                   "priority, after every other rule, whatever its priority (verbs-facts §3.3)")
@@ -380,6 +384,28 @@ private:
           .Range(r.range);
     }
     return fits;
+  }
+
+  /// mlx5 looks only at the first spec to send a rule to its multicast
+  /// priority (verbs-facts §3.3), and spec order is free but for MPLS
+  /// (§1.4). So put the action specs first, as DPDK does (§5.5), or, for an
+  /// IPv4 multicast destination with no ETH spec, an empty ETH spec (it adds
+  /// no match).
+  void AvoidMulticastFirst(emit::HwRule &hw) const {
+    auto first_action = std::stable_partition(hw.specs.begin(), hw.specs.end(), [](const HwSpec &s) {
+      return emit::IsAction(s.kind);
+    });
+    if (first_action != hw.specs.begin()) {
+      return;
+    }
+    bool has_eth = llvm::any_of(hw.specs, [](const HwSpec &s) {
+      return s.kind == SpecKind::kEth && !s.inner;
+    });
+    SpecKind first = hw.specs.front().kind;
+    if (!has_eth && (first == SpecKind::kIpv4 || first == SpecKind::kIpv4Ext) &&
+        hw.specs.size() < profile_.max_specs) {
+      hw.specs.insert(hw.specs.begin(), emit::MakeSpec(SpecKind::kEth));
+    }
   }
 
   static bool MulticastOnly(const HwSpec &s) {
