@@ -862,6 +862,14 @@ private:
                         "' rules exist only for ingress; egress traffic has no default queue")
           .Range(r.keyword_range);
     }
+    if (r.kind == ast::RuleKind::kSniffer && block.direction == ast::Direction::kEgress) {
+      // A sniffer rule copies both directions of the port to the queue it is
+      // created on (mlx5 SNIFFER_RX and _TX, mlx4 MIRROR_RX and _SX).
+      Report(Kind::kEgressRuleKind, r.keyword_range.Start,
+             "'sniff' rules belong in ingress blocks: a sniffer copies both directions of the "
+             "port to a receive queue")
+          .Range(r.keyword_range);
+    }
     if (r.kind != ast::RuleKind::kNormal) {
       auto key = std::make_tuple(block.direction, block.port, r.kind);
       auto [it, inserted] = special_rules_.try_emplace(key, r.keyword_range);
