@@ -63,8 +63,8 @@ Options:
   --max-expansion=N         the most hardware rules one rule may become (4096)
 
 Besides the language's rules, 'check' reports what the target (the file's
-'target', --target, or mlx5) cannot do, as 'flowc build' would; only the
-hardware priority budget (FL8009) needs 'flowc build'.
+'target', --target, or mlx5) cannot do, as 'flowc build' would; only what
+depends on hardware priorities (FL8009, FL8014) needs 'flowc build'.
 
 Exit status: 0 clean, 1 errors were reported, 2 bad invocation or unreadable input.
 )";

@@ -325,6 +325,14 @@ private:
         !hw.specs.empty() && MulticastOnly(hw.specs.front())) {
       AvoidMulticastFirst(hw);
     }
+    if (ok && profile_.multicast_eth_to_nic_domain && r.kind == ast::RuleKind::kNormal &&
+        !r.pass && hw.specs.size() == 1 && hw.specs.front().kind == SpecKind::kEth &&
+        MulticastOnly(hw.specs.front())) {
+      Report(Kind::kMulticastPriority, r.range.Start,
+             "on an SR-IOV physical function mlx4 moves a rule whose only spec is a multicast "
+             "destination MAC to the NIC domain, after every verbs rule (verbs-facts §4.4)")
+          .Range(r.range);
+    }
     if (ok && profile_.multicast_first_spec && r.kind == ast::RuleKind::kNormal && !r.pass &&
         !hw.specs.empty() && MulticastOnly(hw.specs.front())) {
       Report(Kind::kMulticastPriority, r.range.Start,
@@ -406,6 +414,13 @@ private:
         hw.specs.size() < profile_.max_specs) {
       hw.specs.insert(hw.specs.begin(), emit::MakeSpec(SpecKind::kEth));
     }
+  }
+
+  static bool MatchesUdpDst(const HwRuleInfo &hw) {
+    return llvm::any_of(hw.rule.specs, [](const HwSpec &s) {
+      return s.kind == SpecKind::kUdp && !s.inner &&
+             !emit::GetField(s, Field::kUdpDst).second.isZero();
+    });
   }
 
   static bool MulticastOnly(const HwSpec &s) {
@@ -646,6 +661,16 @@ private:
                 .Range(r.range);
           }
           hw.rule.priority = static_cast<uint16_t>(std::min<unsigned>(level[b], 0xffff));
+        }
+        if (profile_.udp_dst_ignores_priority && level[k] > 0 && MatchesUdpDst(out_.rules[members[k]])) {
+          const ir::Rule &before = policy_.rules[out_.rules[members[blocker]].source];
+          Report(Kind::kIgnoredPriority, r.range.Start,
+                 llvm::formatv("{0} does not apply the priority of a rule that matches a UDP "
+                               "destination port (verbs-facts §4.4), so this rule may not stay "
+                               "after the rule it overlaps",
+                               Name()))
+              .Range(r.range)
+              .AddNote(before.range.Start, "which is this one", before.range);
         }
         if (level[k] > 0 && r.pass && profile_.dont_trap.sniffer_style) {
           const ir::Rule &before = policy_.rules[out_.rules[members[blocker]].source];

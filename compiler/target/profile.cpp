@@ -62,6 +62,7 @@ Profile Generic() {
   p.multicast_first_spec = false;
   p.special_kinds_ignore_specs = false;
   p.all_default_covers_multicast = false;
+  p.udp_dst_ignores_priority = p.multicast_eth_to_nic_domain = false;
   return p;
 }
 
@@ -120,6 +121,7 @@ Profile Mlx5() {
   p.multicast_first_spec = true;
   p.special_kinds_ignore_specs = true;
   p.all_default_covers_multicast = true;
+  p.udp_dst_ignores_priority = p.multicast_eth_to_nic_domain = false;
   return p;
 }
 
@@ -174,6 +176,9 @@ Profile Mlx4() {
   p.multicast_first_spec = false;
   p.special_kinds_ignore_specs = false;
   p.all_default_covers_multicast = false;
+  p.udp_dst_ignores_priority = p.multicast_eth_to_nic_domain = false;
+  p.udp_dst_ignores_priority = true;
+  p.multicast_eth_to_nic_domain = true;
   return p;
 }
 

@@ -114,6 +114,12 @@ struct Profile {
   /// mlx5: ALL_DEFAULT installs a multicast and a unicast rule, so beside
   /// MC_DEFAULT on one port the multicast packets reach both (§3.5, §3.8).
   bool all_default_covers_multicast;
+  /// mlx4: the hardware does not apply the priority of a rule that matches
+  /// a UDP destination port (a quirk DPDK documents, §4.4).
+  bool udp_dst_ignores_priority;
+  /// mlx4: on an SR-IOV PF a rule whose one spec is a multicast ETH
+  /// destination is moved to the NIC domain, after every verbs rule (§4.4).
+  bool multicast_eth_to_nic_domain;
   /// mlx5: default and sniffer rules are built from the driver's own specs;
   /// the user's specs, action specs included, are ignored (§3.5, §3.7).
   bool special_kinds_ignore_specs;
