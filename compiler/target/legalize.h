@@ -37,7 +37,7 @@ struct HwPolicy {
 };
 
 /// Turns the expanded policy into hardware rules for `target` and assigns
-/// hardware priorities. Rules with a problem are reported (FL8001-FL8013)
+/// hardware priorities. Rules with a problem are reported (FL8001-FL8014)
 /// and left out; the result is usable only if `diags` has no errors.
 HwPolicy Legalize(const ir::Policy &policy, const expand::Expanded &expanded,
                   const Target &target, diag::Engine &diags);
