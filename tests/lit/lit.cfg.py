@@ -13,6 +13,7 @@ config.test_exec_root = os.path.join(os.path.dirname(config.flowc), "..", "..", 
 config.environment["LC_ALL"] = "C"
 config.substitutions.append(("%flowc", config.flowc))
 config.substitutions.append(("%fbin-dump", config.fbin_dump))
+config.substitutions.append(("%fbin-sim-accepts", config.fbin_sim_accepts))
 config.substitutions.append(("%FileCheck", config.filecheck))
 config.substitutions.append(("FileCheck", config.filecheck))
 config.substitutions.append(("%not", config.not_tool))
