@@ -174,10 +174,10 @@ llvm::Expected<Ipv6Address> ParseIpv6(llvm::StringRef text) {
   llvm::SmallVector<uint16_t, 8> before, after;
   bool compressed = gap != llvm::StringRef::npos;
   if (llvm::Error e = parse_side(head, !compressed, before)) {
-    return std::move(e);
+    return e;
   }
   if (llvm::Error e = parse_side(tail, true, after)) {
-    return std::move(e);
+    return e;
   }
   size_t total = before.size() + after.size();
   if (compressed ? total > 7 : total != 8) {

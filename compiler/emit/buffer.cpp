@@ -90,7 +90,9 @@ std::vector<uint8_t> Encode(const HwRule &rule) {
   // struct ibv_flow_attr: comp_mask 0, type 4, size 8, priority 10,
   // num_of_specs 12, port 13, flags 16 (verbs-facts §1.3).
   endian::write32le(p + 4, static_cast<uint32_t>(rule.type));
-  endian::write16le(p + 8, static_cast<uint16_t>(total));
+  // attr.size, little-endian, by hand: gcc 12 misreports write16le here.
+  p[8] = static_cast<uint8_t>(total);
+  p[9] = static_cast<uint8_t>(total >> 8);
   endian::write16le(p + 10, rule.priority);
   p[12] = static_cast<uint8_t>(rule.specs.size());
   p[13] = rule.port;
