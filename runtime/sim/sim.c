@@ -550,3 +550,441 @@ unsigned flowrt_sim_num_counters(const struct flowrt_sim_device *dev) {
 unsigned flowrt_sim_num_calls(const struct flowrt_sim_device *dev) {
   return dev->num_calls;
 }
+
+// --- Classification (mlx5 ingress, verbs-facts §3.2-§3.5) -------------------------------
+
+enum {
+  kEtherIpv4 = 0x0800,
+  kEtherIpv6 = 0x86dd,
+  kEtherVlan = 0x8100,
+  kEtherMplsUc = 0x8847,
+  kEtherMplsMc = 0x8848,
+  kProtoTcp = 6,
+  kProtoUdp = 17,
+  kProtoGre = 47,
+  kProtoEsp = 50,
+  kUdpVxlan = 4789,
+  kUdpMpls = 6635,
+  kMcastTable = 32, // MLX5_IB_FLOW_MCAST_PRIO (§3.3)
+  kMaxMplsDepth = 8,
+};
+
+// One level (outer or inner) of a parsed frame; each header is kept in its verbs filter layout,
+// network order, so a spec compares byte by byte against it.
+struct pkt_layer {
+  bool has_eth;
+  bool has_vlan;
+  uint8_t eth[FLOWRT_SIM_FILTER_MAX]; // struct ibv_flow_eth_filter
+  int ip_version;                     // 0 (none), 4 or 6
+  uint8_t ip[FLOWRT_SIM_FILTER_MAX];  // ibv_flow_ipv4_ext_filter or ibv_flow_ipv6_filter
+  uint8_t proto;                      // IPv4 protocol / IPv6 next header, if ip_version
+  bool has_ports;
+  uint8_t ports[FLOWRT_SIM_FILTER_MAX]; // struct ibv_flow_tcp_udp_filter
+  bool has_mpls;                        // the first MPLS entry after this level's Ethernet
+  uint8_t mpls[FLOWRT_SIM_FILTER_MAX];
+};
+
+struct pkt {
+  struct pkt_layer outer;
+  struct pkt_layer inner;
+  bool has_esp;
+  uint8_t esp[FLOWRT_SIM_FILTER_MAX]; // struct ibv_flow_esp_filter
+  bool has_gre;
+  uint8_t gre[FLOWRT_SIM_FILTER_MAX]; // struct ibv_flow_gre_filter
+  bool has_vxlan;
+  uint8_t vxlan[FLOWRT_SIM_FILTER_MAX]; // struct ibv_flow_tunnel_filter
+  bool has_mpls_udp;
+  uint8_t mpls_udp[FLOWRT_SIM_FILTER_MAX];
+  bool has_mpls_gre;
+  uint8_t mpls_gre[FLOWRT_SIM_FILTER_MAX];
+};
+
+static uint16_t be16(const uint8_t *p) {
+  return (uint16_t)((p[0] << 8) | p[1]);
+}
+
+// Parses the IP packet at p (n bytes) into `layer`, then its L4 header.
+static void parse_ip(struct pkt *pkt, struct pkt_layer *layer, const uint8_t *p, size_t n,
+                     bool tunnels);
+
+// Parses an MPLS stack at p (n bytes): records the first entry in `first` and returns whether
+// there was one; after the bottom-of-stack entry, parses the IP packet (by its version nibble)
+// into `ip_layer` unless that is NULL.
+static bool parse_mpls(struct pkt *pkt, const uint8_t *p, size_t n, uint8_t *first,
+                       struct pkt_layer *ip_layer) {
+  if (n < 4) {
+    return false;
+  }
+  memcpy(first, p, 4);
+  for (unsigned depth = 0; depth < kMaxMplsDepth && n >= 4; ++depth) {
+    bool bos = (p[2] & 0x01) != 0;
+    p += 4;
+    n -= 4;
+    if (bos) {
+      if (n >= 1 && ip_layer != NULL) {
+        parse_ip(pkt, ip_layer, p, n, false);
+      }
+      break;
+    }
+  }
+  return true;
+}
+
+// Parses the L4 header of `layer` (protocol layer->proto) at p; on the outer level also the
+// tunnels (ESP, GRE, VXLAN, MPLS over UDP) and the inner packet behind them.
+static void parse_l4(struct pkt *pkt, struct pkt_layer *layer, const uint8_t *p, size_t n,
+                     bool tunnels);
+
+static void parse_eth(struct pkt *pkt, struct pkt_layer *layer, const uint8_t *p, size_t n,
+                      bool tunnels) {
+  if (n < 14) {
+    return;
+  }
+  size_t off = 14;
+  uint16_t type = be16(p + 12);
+  layer->has_eth = true;
+  memcpy(layer->eth, p, 12); // dst_mac, src_mac
+  if (type == kEtherVlan) {
+    if (n < 18) {
+      layer->has_eth = false;
+      return;
+    }
+    layer->has_vlan = true;
+    memcpy(layer->eth + offsetof(struct ibv_flow_eth_filter, vlan_tag), p + 14, 2);
+    type = be16(p + 16);
+    off = 18;
+  }
+  memcpy(layer->eth + offsetof(struct ibv_flow_eth_filter, ether_type), p + off - 2, 2);
+  p += off;
+  n -= off;
+  if (type == kEtherIpv4 || type == kEtherIpv6) {
+    parse_ip(pkt, layer, p, n, tunnels);
+  } else if (type == kEtherMplsUc || type == kEtherMplsMc) {
+    // MPLS right after Ethernet: the first MPLS of this level; the IP behind it is inner
+    // (on the inner level there is no deeper level to put it in).
+    layer->has_mpls = parse_mpls(pkt, p, n, layer->mpls, tunnels ? &pkt->inner : NULL);
+  }
+}
+
+static void parse_ip(struct pkt *pkt, struct pkt_layer *layer, const uint8_t *p, size_t n,
+                     bool tunnels) {
+  if (n < 1) {
+    return;
+  }
+  unsigned version = p[0] >> 4;
+  if (version == 4) {
+    size_t ihl = (size_t)(p[0] & 0x0f) * 4;
+    if (n < 20 || ihl < 20 || ihl > n) {
+      return;
+    }
+    layer->ip_version = 4;
+    uint8_t *f = layer->ip;
+    memcpy(f + offsetof(struct ibv_flow_ipv4_ext_filter, src_ip), p + 12, 4);
+    memcpy(f + offsetof(struct ibv_flow_ipv4_ext_filter, dst_ip), p + 16, 4);
+    f[offsetof(struct ibv_flow_ipv4_ext_filter, proto)] = p[9];
+    f[offsetof(struct ibv_flow_ipv4_ext_filter, tos)] = p[1];
+    f[offsetof(struct ibv_flow_ipv4_ext_filter, ttl)] = p[8];
+    f[offsetof(struct ibv_flow_ipv4_ext_filter, flags)] = p[6] >> 5;
+    layer->proto = p[9];
+    bool first_fragment = (be16(p + 6) & 0x1fff) == 0;
+    if (first_fragment) {
+      parse_l4(pkt, layer, p + ihl, n - ihl, tunnels);
+    }
+  } else if (version == 6) {
+    if (n < 40) {
+      return;
+    }
+    layer->ip_version = 6;
+    uint8_t *f = layer->ip;
+    memcpy(f + offsetof(struct ibv_flow_ipv6_filter, src_ip), p + 8, 16);
+    memcpy(f + offsetof(struct ibv_flow_ipv6_filter, dst_ip), p + 24, 16);
+    size_t label = offsetof(struct ibv_flow_ipv6_filter, flow_label);
+    f[label] = 0;
+    f[label + 1] = p[1] & 0x0f;
+    f[label + 2] = p[2];
+    f[label + 3] = p[3];
+    f[offsetof(struct ibv_flow_ipv6_filter, next_hdr)] = p[6];
+    f[offsetof(struct ibv_flow_ipv6_filter, traffic_class)] =
+        (uint8_t)(((p[0] & 0x0f) << 4) | (p[1] >> 4));
+    f[offsetof(struct ibv_flow_ipv6_filter, hop_limit)] = p[7];
+    layer->proto = p[6];
+    parse_l4(pkt, layer, p + 40, n - 40, tunnels);
+  }
+}
+
+static void parse_l4(struct pkt *pkt, struct pkt_layer *layer, const uint8_t *p, size_t n,
+                     bool tunnels) {
+  if ((layer->proto == kProtoTcp || layer->proto == kProtoUdp) && n >= 4) {
+    layer->has_ports = true;
+    // The wire has src then dst; the filter has dst_port then src_port.
+    memcpy(layer->ports + offsetof(struct ibv_flow_tcp_udp_filter, dst_port), p + 2, 2);
+    memcpy(layer->ports + offsetof(struct ibv_flow_tcp_udp_filter, src_port), p, 2);
+  }
+  if (!tunnels) {
+    return;
+  }
+  if (layer->proto == kProtoUdp && n >= 8) {
+    uint16_t dport = be16(p + 2);
+    if (dport == kUdpVxlan && n >= 16) {
+      pkt->has_vxlan = true;
+      memcpy(pkt->vxlan + 1, p + 8 + 4, 3); // tunnel_id: the 24-bit VNI, network order
+      parse_eth(pkt, &pkt->inner, p + 16, n - 16, false);
+    } else if (dport == kUdpMpls) {
+      pkt->has_mpls_udp = parse_mpls(pkt, p + 8, n - 8, pkt->mpls_udp, &pkt->inner);
+    }
+  } else if (layer->proto == kProtoEsp && n >= 8) {
+    pkt->has_esp = true;
+    memcpy(pkt->esp, p, 8); // spi, seq
+  } else if (layer->proto == kProtoGre && n >= 4) {
+    bool c = (p[0] & 0x80) != 0;
+    bool k = (p[0] & 0x20) != 0;
+    bool s = (p[0] & 0x10) != 0;
+    size_t hdr = 4 + (c ? 4u : 0u) + (k ? 4u : 0u) + (s ? 4u : 0u);
+    if (n < hdr) {
+      return;
+    }
+    pkt->has_gre = true;
+    memcpy(pkt->gre, p, 4); // c_ks_res0_ver, protocol
+    if (k) {
+      memcpy(pkt->gre + offsetof(struct ibv_flow_gre_filter, key), p + 4 + (c ? 4 : 0), 4);
+    }
+    uint16_t protocol = be16(p + 2);
+    if (protocol == kEtherIpv4 || protocol == kEtherIpv6) {
+      parse_ip(pkt, &pkt->inner, p + hdr, n - hdr, false);
+    } else if (protocol == kEtherMplsUc || protocol == kEtherMplsMc) {
+      pkt->has_mpls_gre = parse_mpls(pkt, p + hdr, n - hdr, pkt->mpls_gre, &pkt->inner);
+    }
+  }
+}
+
+static bool mask_is_zero(const struct flowrt_sim_spec *s) {
+  for (size_t i = 0; i < FLOWRT_SIM_FILTER_MAX; ++i) {
+    if (s->mask[i] != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// (field & mask) == (value & mask) over the filter; a missing header (field NULL) matches only
+// an all-zero mask.
+static bool fields_match(const struct flowrt_sim_spec *s, const uint8_t *field) {
+  if (field == NULL) {
+    return mask_is_zero(s);
+  }
+  for (size_t i = 0; i < FLOWRT_SIM_FILTER_MAX; ++i) {
+    if (((field[i] ^ s->val[i]) & s->mask[i]) != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+static bool spec_matches(const struct pkt *pkt, const struct flowrt_sim_spec *s, uint32_t prev) {
+  bool inner = (s->type & IBV_FLOW_SPEC_INNER) != 0;
+  const struct pkt_layer *l = inner ? &pkt->inner : &pkt->outer;
+  switch (s->type & ~(uint32_t)IBV_FLOW_SPEC_INNER) {
+  case IBV_FLOW_SPEC_ETH: {
+    size_t vlan = offsetof(struct ibv_flow_eth_filter, vlan_tag);
+    if ((s->mask[vlan] != 0 || s->mask[vlan + 1] != 0) && !l->has_vlan) {
+      return false; // cvlan_tag = 1 (§3.2)
+    }
+    return fields_match(s, l->has_eth ? l->eth : NULL);
+  }
+  case IBV_FLOW_SPEC_IPV4:
+  case IBV_FLOW_SPEC_IPV4_EXT:
+    return l->ip_version == 4 && fields_match(s, l->ip);
+  case IBV_FLOW_SPEC_IPV6:
+    return l->ip_version == 6 && fields_match(s, l->ip);
+  case IBV_FLOW_SPEC_TCP:
+  case IBV_FLOW_SPEC_UDP: {
+    uint8_t proto = (s->type & ~(uint32_t)IBV_FLOW_SPEC_INNER) == IBV_FLOW_SPEC_TCP ? kProtoTcp
+                                                                                   : kProtoUdp;
+    return l->ip_version != 0 && l->proto == proto &&
+           fields_match(s, l->has_ports ? l->ports : NULL);
+  }
+  case IBV_FLOW_SPEC_ESP: // always the outer SPI (§3.2)
+    return fields_match(s, pkt->has_esp ? pkt->esp : NULL);
+  case IBV_FLOW_SPEC_GRE:
+    return pkt->outer.ip_version != 0 && pkt->outer.proto == kProtoGre &&
+           fields_match(s, pkt->has_gre ? pkt->gre : NULL);
+  case IBV_FLOW_SPEC_VXLAN_TUNNEL:
+    return fields_match(s, pkt->has_vxlan ? pkt->vxlan : NULL);
+  case IBV_FLOW_SPEC_MPLS: // placed by the previous spec's raw type (§3.3)
+    if (prev == IBV_FLOW_SPEC_UDP) {
+      return fields_match(s, pkt->has_mpls_udp ? pkt->mpls_udp : NULL);
+    }
+    if (prev == IBV_FLOW_SPEC_GRE) {
+      return fields_match(s, pkt->has_mpls_gre ? pkt->mpls_gre : NULL);
+    }
+    return fields_match(s, l->has_mpls ? l->mpls : NULL);
+  default: // actions match everything
+    return true;
+  }
+}
+
+static bool flow_matches(const struct pkt *pkt, const struct flowrt_sim_rule *r) {
+  for (unsigned i = 0; i < r->num_specs; ++i) {
+    uint32_t prev = i > 0 ? r->specs[i - 1].type : 0;
+    if (!spec_matches(pkt, &r->specs[i], prev)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// flow_is_multicast_only (§3.3): the first spec is an outer IPv4 with a multicast dst value, or
+// an outer ETH whose dst value and mask both have the multicast bit.
+static bool multicast_only(const struct flowrt_sim_rule *r) {
+  if (r->type != IBV_FLOW_ATTR_NORMAL || r->num_specs < 1) {
+    return false;
+  }
+  const struct flowrt_sim_spec *s = &r->specs[0];
+  if (s->type == IBV_FLOW_SPEC_IPV4 || s->type == IBV_FLOW_SPEC_IPV4_EXT) {
+    return (s->val[offsetof(struct ibv_flow_ipv4_filter, dst_ip)] & 0xf0) == 0xe0;
+  }
+  if (s->type == IBV_FLOW_SPEC_ETH) {
+    size_t dst = offsetof(struct ibv_flow_eth_filter, dst_mac);
+    return (s->val[dst] & 0x01) != 0 && (s->mask[dst] & 0x01) != 0;
+  }
+  return false;
+}
+
+static unsigned hw_table(const struct flowrt_sim_rule *r) {
+  bool dont_trap = (r->flags & IBV_FLOW_ATTR_FLAGS_DONT_TRAP) != 0;
+  if (!dont_trap && multicast_only(r)) {
+    return kMcastTable;
+  }
+  return 2u * r->priority + (dont_trap ? 0u : 1u);
+}
+
+static bool flow_has(const struct flowrt_sim_rule *r, uint32_t type) {
+  for (unsigned i = 0; i < r->num_specs; ++i) {
+    if (r->specs[i].type == type) {
+      return true;
+    }
+  }
+  return false;
+}
+
+static void count_frame(struct sim_flow *f, size_t len) {
+  struct sim_counters *c = f->counters;
+  if (c == NULL) {
+    return;
+  }
+  for (size_t p = 0; p < c->num_points; ++p) {
+    for (size_t i = 0; i < c->num_slots; ++i) {
+      if (c->slots[i].index != c->points[p].index) {
+        continue;
+      }
+      c->slots[i].value += c->points[p].desc == IBV_COUNTER_PACKETS ? 1u : (uint64_t)len;
+    }
+  }
+}
+
+static void deliver(struct flowrt_sim_result *out, struct sim_flow *f, bool with_actions) {
+  if (out->num_deliveries >= sizeof out->deliveries / sizeof out->deliveries[0]) {
+    return;
+  }
+  struct flowrt_sim_delivery *d = &out->deliveries[out->num_deliveries++];
+  d->qp = &f->qp->qp;
+  d->tag = 0;
+  d->tagged = 0;
+  if (!with_actions) {
+    return;
+  }
+  for (unsigned i = 0; i < f->rule.num_specs; ++i) {
+    if (f->rule.specs[i].type == IBV_FLOW_SPEC_ACTION_TAG) {
+      d->tag = f->rule.specs[i].tag_id; // the last TAG wins (§3.7)
+      d->tagged = 1;
+    }
+  }
+}
+
+// Whether `a` was installed before `b`: flow handles are handed out in increasing order.
+static bool installed_before(const struct sim_flow *a, const struct sim_flow *b) {
+  return a->flow.handle < b->flow.handle;
+}
+
+// The flow of `type` on `port` that was installed first among those `accept` takes, or NULL;
+// NORMAL flows are restricted to hardware table `table`.
+static struct sim_flow *first_flow(struct flowrt_sim_device *dev, uint8_t port, uint32_t type,
+                                   unsigned table, const struct pkt *pkt) {
+  struct sim_flow *best = NULL;
+  for (struct sim_flow *f = dev->flows; f != NULL; f = f->next) {
+    const struct flowrt_sim_rule *r = &f->rule;
+    if (r->type != type || r->port != port || (r->flags & IBV_FLOW_ATTR_FLAGS_EGRESS) != 0) {
+      continue;
+    }
+    if (type == IBV_FLOW_ATTR_NORMAL && (hw_table(r) != table || !flow_matches(pkt, r))) {
+      continue;
+    }
+    if (best == NULL || installed_before(f, best)) {
+      best = f;
+    }
+  }
+  return best;
+}
+
+int flowrt_sim_receive(struct flowrt_sim_device *dev, uint8_t port, const void *frame, size_t len,
+                       struct flowrt_sim_result *out) {
+  if (dev == NULL || out == NULL) {
+    return -EINVAL;
+  }
+  if (dev->profile != FLOWRT_SIM_MLX5) {
+    return -EOPNOTSUPP;
+  }
+  const uint8_t *p = frame;
+  if (p == NULL || port < 1 || port > dev->num_ports || len < 14 ||
+      (be16(p + 12) == kEtherVlan && len < 18)) {
+    return -EINVAL;
+  }
+  memset(out, 0, sizeof *out);
+  struct pkt pkt;
+  memset(&pkt, 0, sizeof pkt);
+  parse_eth(&pkt, &pkt.outer, p, len, true);
+
+  bool taken = false;
+  for (unsigned table = 0; table <= kMcastTable && !taken; ++table) {
+    struct sim_flow *f = first_flow(dev, port, IBV_FLOW_ATTR_NORMAL, table, &pkt);
+    if (f == NULL) {
+      continue;
+    }
+    count_frame(f, len);
+    if (flow_has(&f->rule, IBV_FLOW_SPEC_ACTION_DROP)) {
+      out->dropped = 1; // DROP never forwards to the next priority, DONT_TRAP or not (§3.4)
+      taken = true;
+    } else {
+      deliver(out, f, true);
+      taken = (f->rule.flags & IBV_FLOW_ATTR_FLAGS_DONT_TRAP) == 0;
+    }
+  }
+  if (!taken) {
+    // Leftovers (§3.5): the user specs and actions are ignored.
+    struct sim_flow *f = NULL;
+    if ((p[0] & 0x01) != 0) {
+      f = first_flow(dev, port, IBV_FLOW_ATTR_MC_DEFAULT, 0, &pkt);
+    }
+    if (f == NULL) {
+      f = first_flow(dev, port, IBV_FLOW_ATTR_ALL_DEFAULT, 0, &pkt);
+    }
+    if (f != NULL) {
+      deliver(out, f, false);
+    }
+  }
+  // Sniffers (§3.5): every one on the port, in installation order (the list is newest first).
+  unsigned sniffers = 0;
+  for (struct sim_flow *f = dev->flows; f != NULL; f = f->next) {
+    sniffers += f->rule.type == IBV_FLOW_ATTR_SNIFFER && f->rule.port == port;
+  }
+  for (unsigned k = sniffers; k > 0; --k) {
+    unsigned seen = 0;
+    for (struct sim_flow *f = dev->flows; f != NULL; f = f->next) {
+      if (f->rule.type == IBV_FLOW_ATTR_SNIFFER && f->rule.port == port && ++seen == k) {
+        deliver(out, f, false);
+        break;
+      }
+    }
+  }
+  return 0;
+}

@@ -18,6 +18,7 @@
 #include "validate.h"
 
 #include <infiniband/verbs.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -64,6 +65,62 @@ unsigned flowrt_sim_num_counters(const struct flowrt_sim_device *dev);
 /// Returns how many op calls (the six of flowrt_sim_fail_call()) reached the device, failed
 /// ones included; calls that verbs.h answers itself (a missing op) never reach it.
 unsigned flowrt_sim_num_calls(const struct flowrt_sim_device *dev);
+
+/// One copy of a received frame handed to a QP.
+struct flowrt_sim_delivery {
+  /// The QP the flow was installed on.
+  struct ibv_qp *qp;
+  /// The flow tag (ACTION_TAG's tag_id, the last one if several); 0 unless `tagged`.
+  uint32_t tag;
+  /// 1 if the delivering flow has an ACTION_TAG spec, else 0.
+  int tagged;
+};
+
+/// What flowrt_sim_receive() did with a frame.
+struct flowrt_sim_result {
+  /// 1 if a flow with ACTION_DROP took the frame, else 0. A frame no flow took (no match, no
+  /// default rule) is not "dropped": on real hardware it goes to the kernel's own netdev queue;
+  /// here it just has no delivery besides DONT_TRAP and SNIFFER copies.
+  int dropped;
+  /// How many entries of `deliveries` are set, at most 8.
+  unsigned num_deliveries;
+  /// The deliveries in the order they happen: DONT_TRAP copies by table, then the frame's fate
+  /// (a trapping flow or a default rule), then SNIFFER copies in installation order. Copies past
+  /// the 8th are not listed (their counters still count).
+  struct flowrt_sim_delivery deliveries[8];
+};
+
+/// Classifies one Ethernet frame received (ingress) on `port` with the mlx5 profile's semantics
+/// (verbs-facts §3.2-§3.5), adds to the counters of the flows that delivered or dropped it
+/// (ACTION_COUNT: +1 at each PACKETS index, +`len` at each BYTES index) and fills `*out`.
+/// Returns 0; -EINVAL if `dev`, `out` or `frame` is NULL, `port` is not 1..num_ports, or the
+/// frame is too short for its Ethernet header (14 bytes, 18 with an 802.1Q tag); -EOPNOTSUPP on
+/// an mlx4 device (not implemented yet). Egress is not simulated: EGRESS flows never match here.
+///
+/// Parsing: Ethernet (one 802.1Q tag, TCI and the ethertype after it), IPv4 (options skipped by
+/// ihl; L4 only in a first fragment), IPv6 (no extension headers), TCP/UDP ports, ESP SPI, GRE
+/// (the key when K is set), VXLAN on UDP dst port 4789 (VNI, then the inner Ethernet frame),
+/// MPLS after Ethernet (0x8847/0x8848), after UDP dst port 6635 and after GRE protocol
+/// 0x8847/0x8848; the inner IP packet follows GRE protocol 0x0800/0x86DD, or the MPLS entry with
+/// the bottom-of-stack bit (IP version nibble). Truncated inner headers count as absent.
+///
+/// Matching: a spec matches when (packet & mask) == (value & mask) over its verbs filter, on the
+/// outer packet or, with IBV_FLOW_SPEC_INNER, the inner one; a header the packet lacks matches
+/// only an all-zero mask, except that IPV4/IPV6 always require that IP version, TCP/UDP/GRE the
+/// IP protocol 6/17/47, and a non-zero ETH vlan_tag mask an 802.1Q tag. ESP and GRE are always
+/// outer; MPLS is placed by the spec before it (UDP → over UDP, GRE → over GRE, else inner or
+/// outer first MPLS). A flow matches when all its match specs match.
+///
+/// Order: NORMAL flows by table 2*priority + (DONT_TRAP ? 0 : 1), multicast-only trapping flows
+/// in table 32 (§3.3, §3.4); within a table the first matching flow in installation order wins
+/// (approximation: real hardware merges identical matches into one entry with several QPs).
+/// DROP drops and stops (DONT_TRAP too); a DONT_TRAP flow delivers a copy and classification goes
+/// on; any other match delivers and stops. If nothing stopped it, the first MC_DEFAULT flow takes
+/// a frame with the multicast bit in its dst MAC, else the first ALL_DEFAULT flow takes it. Every
+/// SNIFFER flow on the port gets a copy. Default and SNIFFER rules ignore their user specs,
+/// actions included (no tag, no count, §3.5, §3.7).
+int flowrt_sim_receive(struct flowrt_sim_device *dev, uint8_t port, const void *frame, size_t len,
+                       struct flowrt_sim_result *out);
 
 #ifdef __cplusplus
 }
