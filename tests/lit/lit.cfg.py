@@ -14,6 +14,7 @@ config.environment["LC_ALL"] = "C"
 config.substitutions.append(("%flowc", config.flowc))
 config.substitutions.append(("%fbin-dump", config.fbin_dump))
 config.substitutions.append(("%fbin-sim-accepts", config.fbin_sim_accepts))
+config.substitutions.append(("%fbin-sim-run", config.fbin_sim_run))
 config.substitutions.append(("%FileCheck", config.filecheck))
 config.substitutions.append(("FileCheck", config.filecheck))
 config.substitutions.append(("%not", config.not_tool))
