@@ -11,18 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static unsigned checks;
-static unsigned failures;
-
-static void check_at(int ok, const char *file, int line, const char *what) {
-  ++checks;
-  if (!ok) {
-    ++failures;
-    fprintf(stderr, "%s:%d: check failed: %s\n", file, line, what);
-  }
-}
-
-#define CHECK(cond) check_at((cond) != 0, __FILE__, __LINE__, #cond)
+#include "check.h"
 
 // --- Rules: an attr followed by packed specs, built in an aligned byte buffer ------------
 

@@ -13,18 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static unsigned checks;
-static unsigned failures;
-
-static void check_at(int ok, const char *file, int line, const char *what) {
-  ++checks;
-  if (!ok) {
-    ++failures;
-    fprintf(stderr, "%s:%d: check failed: %s\n", file, line, what);
-  }
-}
-
-#define CHECK(cond) check_at((cond) != 0, __FILE__, __LINE__, #cond)
+#include "check.h"
 
 // ETH + IPV4 + UDP, the man page's shape: 10.0.0.1 -> 10.0.0.2, UDP dst port 4791.
 struct eth_ipv4_udp {

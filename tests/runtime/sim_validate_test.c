@@ -16,32 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static unsigned checks;
-static unsigned failures;
-
-static void check_at(int ok, const char *file, int line, const char *what, const char *format,
-                     ...) {
-  ++checks;
-  if (ok) {
-    return;
-  }
-  ++failures;
-  fprintf(stderr, "%s:%d: check failed: %s", file, line, what);
-  if (format != NULL) {
-    va_list args;
-    va_start(args, format);
-    fputs(" (", stderr);
-    vfprintf(stderr, format, args);
-    fputs(")", stderr);
-    va_end(args);
-  }
-  fputc('\n', stderr);
-}
-
-/// Checks `cond`; on failure prints it with its location.
-#define CHECK(cond) check_at((cond) != 0, __FILE__, __LINE__, #cond, NULL)
-/// Checks `cond`; on failure also prints a printf-style context.
-#define CHECKF(cond, ...) check_at((cond) != 0, __FILE__, __LINE__, #cond, __VA_ARGS__)
+#include "check.h"
 
 static const char *errno_name(int err) {
   switch (err) {
