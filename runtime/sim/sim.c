@@ -28,6 +28,17 @@ struct sim_counter_slot {
   uint64_t value;
 };
 
+// Re-binding (§1.6): the mlx5 provider sends the attach points' descriptions with a COUNT flow
+// only while its refcount of live flows on the counters is 0, and the kernel refuses (EINVAL)
+// descriptions for counters that already have one. That EINVAL cannot be reached by destroying
+// every flow and binding again: mlx5_ib_destroy_flow calls mlx5_ib_counters_clear_description,
+// which drops the description when the counters' usecnt is 1 (the flow being destroyed is the
+// last user; uverbs_free_flow only decrements usecnt after destroy_flow returns), and
+// mlx5_destroy_flow decrements the provider's refcount, so both sides are back at "unbound".
+// (Read in torvalds/linux @0829d2da drivers/infiniband/hw/mlx5/fs.c and counters.c,
+// core/uverbs_std_types.c, and rdma-core providers/mlx5/verbs.c.) A failed create leaves both
+// unbound too (_create_flow_rule clears the description on error). So `flows` alone is the
+// state: 0 means the next COUNT flow describes the counters again, and is accepted.
 struct sim_counters {
   struct ibv_counters counters; // handed out as &counters
   struct sim_counter_point *points;
@@ -45,6 +56,10 @@ struct sim_flow {
   struct flowrt_sim_rule rule;
   struct sim_qp *qp;
   struct sim_counters *counters; // from the ACTION_COUNT spec, or NULL
+  // The flow tag of the flow table entry the flow belongs to (§3.8): its own ACTION_TAG unless
+  // it joined an entry another flow created, whose tag it then shares. Unused for non-NORMAL.
+  bool entry_tagged;
+  uint32_t entry_tag;
   struct sim_flow *next;
 };
 
@@ -225,6 +240,10 @@ static int resolve_actions(struct flowrt_sim_device *dev, const unsigned char *a
   return 0;
 }
 
+// Sets f->entry_tag*; returns EEXIST if f duplicates the match of a flow table entry whose
+// actions or tag conflict with f's (§3.8). Defined with the classifier below.
+static int join_entry(const struct flowrt_sim_device *dev, struct sim_flow *f);
+
 static struct ibv_flow *sim_create_flow(struct ibv_qp *qp, struct ibv_flow_attr *flow_attr) {
   struct flowrt_sim_device *dev = device_of(qp->context);
   int err = enter_op(dev);
@@ -262,14 +281,18 @@ static struct ibv_flow *sim_create_flow(struct ibv_qp *qp, struct ibv_flow_attr 
   memcpy(copy, attr, length);
   // The validator accepted the buffer, so it decodes; a failure here is a validator bug.
   err = flowrt_sim_decode(copy, length, &f->rule);
+  f->attr = copy;
+  f->length = length;
+  if (err == 0) {
+    // fs_core's duplicate check comes last in the real stack: mlx5_add_flow_rules (§3.8).
+    err = join_entry(dev, f);
+  }
   if (err != 0) {
     free(f);
     free(copy);
     errno = err;
     return NULL;
   }
-  f->attr = copy;
-  f->length = length;
   f->qp = q;
   f->counters = counters;
   f->flow.context = qp->context;
@@ -867,6 +890,191 @@ static bool flow_has(const struct flowrt_sim_rule *r, uint32_t type) {
   return false;
 }
 
+// --- Flow table entries (mlx5 fs_core, §3.8) ---------------------------------------------
+//
+// mlx5 keeps one flow table entry (FTE) per distinct match in a hardware table. A NORMAL
+// ingress flow whose match equals an installed flow's, on the same port and in the same table
+// (hw_table(): priority, DONT_TRAP, multicast-only placement), joins that entry: its QP is
+// appended as one more destination (the same QP again only takes a reference), and the frame
+// goes to every QP of the entry. fs_core refuses the join with EEXIST when the actions conflict
+// or the tags differ (check_conflicting_ftes). The sim keeps one sim_flow per ibv_flow and finds
+// an entry's members by comparing matches; members never conflict, so any member stands for the
+// entry's actions, and each carries the entry's tag in entry_tag.
+//
+// "Identical match" here (a conservative version of mlx5's equal match criteria and value):
+// the two flows have the same multiset of match items, spec order ignored, where every match
+// spec (actions excluded) gives one item of
+//   - its type with the IBV_FLOW_SPEC_INNER flag, IPV4_EXT counted as IPV4 (the decoded IPV4
+//     filter is the first 8 bytes of the IPV4_EXT layout, the rest zero, as mlx5 reads both);
+//   - for MPLS, its placement: after a UDP spec, after a GRE spec, or neither (§3.3);
+//   - its mask and its (val & mask) over the whole filter.
+// A spec with an all-zero mask that imposes nothing (ETH, ESP, VXLAN_TUNNEL, MPLS) gives no
+// item; IPV4/IPV6 (IP version) and TCP/UDP/GRE (IP protocol) with a zero mask still constrain
+// the packet and stay. Matches mlx5 would merge through different specs (an ETH ether_type
+// 0x0800 against an IPV4 spec's implied version, a TCP spec against an IPv4 proto of 6, ...) are
+// not found: those flows stay separate, and the first installed of them wins.
+
+struct match_item {
+  uint32_t type;      // base type | INNER flag; IPV4_EXT as IPV4
+  uint32_t placement; // MPLS: IBV_FLOW_SPEC_UDP or IBV_FLOW_SPEC_GRE after such a spec, else 0
+  uint8_t mask[FLOWRT_SIM_FILTER_MAX];
+  uint8_t val[FLOWRT_SIM_FILTER_MAX]; // val & mask
+};
+
+static bool is_action_type(uint32_t type) {
+  return type >= IBV_FLOW_SPEC_ACTION_TAG;
+}
+
+// Whether the spec leaves out nothing: its mask is zero and its type implies no other field.
+static bool imposes_nothing(const struct flowrt_sim_spec *s) {
+  switch (s->type & ~(uint32_t)IBV_FLOW_SPEC_INNER) {
+  case IBV_FLOW_SPEC_ETH:
+  case IBV_FLOW_SPEC_ESP:
+  case IBV_FLOW_SPEC_VXLAN_TUNNEL:
+  case IBV_FLOW_SPEC_MPLS:
+    return mask_is_zero(s);
+  default:
+    return false;
+  }
+}
+
+// Fills `items` (FLOWRT_SIM_MAX_SPECS) with the rule's match items; returns how many.
+static unsigned match_items(const struct flowrt_sim_rule *r, struct match_item *items) {
+  unsigned n = 0;
+  for (unsigned i = 0; i < r->num_specs; ++i) {
+    const struct flowrt_sim_spec *s = &r->specs[i];
+    if (is_action_type(s->type) || imposes_nothing(s)) {
+      continue;
+    }
+    struct match_item *item = &items[n++];
+    memset(item, 0, sizeof *item);
+    uint32_t inner = s->type & IBV_FLOW_SPEC_INNER;
+    uint32_t base = s->type & ~(uint32_t)IBV_FLOW_SPEC_INNER;
+    item->type = (base == IBV_FLOW_SPEC_IPV4_EXT ? (uint32_t)IBV_FLOW_SPEC_IPV4 : base) | inner;
+    if (base == IBV_FLOW_SPEC_MPLS && i > 0) {
+      uint32_t prev = r->specs[i - 1].type; // the raw type, as spec_matches() places it
+      item->placement = prev == IBV_FLOW_SPEC_UDP || prev == IBV_FLOW_SPEC_GRE ? prev : 0;
+    }
+    for (size_t k = 0; k < FLOWRT_SIM_FILTER_MAX; ++k) {
+      item->mask[k] = s->mask[k];
+      item->val[k] = (uint8_t)(s->val[k] & s->mask[k]);
+    }
+  }
+  return n;
+}
+
+static bool same_match(const struct flowrt_sim_rule *a, const struct flowrt_sim_rule *b) {
+  struct match_item ia[FLOWRT_SIM_MAX_SPECS];
+  struct match_item ib[FLOWRT_SIM_MAX_SPECS];
+  unsigned na = match_items(a, ia);
+  unsigned nb = match_items(b, ib);
+  if (na != nb) {
+    return false;
+  }
+  bool used[FLOWRT_SIM_MAX_SPECS] = {false};
+  for (unsigned i = 0; i < na; ++i) {
+    unsigned j = 0;
+    while (j < nb && (used[j] || memcmp(&ia[i], &ib[j], sizeof ia[i]) != 0)) {
+      ++j;
+    }
+    if (j == nb) {
+      return false;
+    }
+    used[j] = true;
+  }
+  return true;
+}
+
+static bool normal_ingress(const struct flowrt_sim_rule *r) {
+  return r->type == IBV_FLOW_ATTR_NORMAL && (r->flags & IBV_FLOW_ATTR_FLAGS_EGRESS) == 0;
+}
+
+// Whether two flows are (or would be) one flow table entry.
+static bool same_entry(const struct flowrt_sim_rule *a, const struct flowrt_sim_rule *b) {
+  return normal_ingress(a) && normal_ingress(b) && a->port == b->port &&
+         hw_table(a) == hw_table(b) && same_match(a, b);
+}
+
+// The flow action objects of the flow's HANDLE specs, read from its stored buffer (the decoded
+// rule does not keep pointers); returns how many, at most FLOWRT_SIM_MAX_SPECS.
+static unsigned handle_objects(const struct sim_flow *f, const void **out) {
+  unsigned n = 0;
+  size_t offset = sizeof(struct ibv_flow_attr);
+  for (unsigned i = 0; i < f->rule.num_specs && n < FLOWRT_SIM_MAX_SPECS; ++i) {
+    const struct flowrt_sim_spec *s = &f->rule.specs[i];
+    if (s->type == IBV_FLOW_SPEC_ACTION_HANDLE) {
+      // The validator accepted the buffer: the whole spec lies inside it.
+      out[n++] =
+          read_pointer(f->attr + offset + offsetof(struct ibv_flow_spec_action_handle, action));
+    }
+    offset += s->size;
+  }
+  return n;
+}
+
+// check_conflicting_actions (§3.8) as far as the sim can see actions: the XOR of the action
+// bits touching DROP conflicts; COUNT never does (an ingress rule always has DROP or FWD_DEST
+// besides it, so fs_core's "only COUNT" case does not arise). A HANDLE names a flow action
+// (ESP, modify-header, reformat, decap) of a kind the sim cannot tell, so any difference in the
+// HANDLE objects, as a multiset, is taken as a conflict.
+static bool actions_conflict(const struct sim_flow *a, const struct sim_flow *b) {
+  if (flow_has(&a->rule, IBV_FLOW_SPEC_ACTION_DROP) !=
+      flow_has(&b->rule, IBV_FLOW_SPEC_ACTION_DROP)) {
+    return true;
+  }
+  const void *ha[FLOWRT_SIM_MAX_SPECS];
+  const void *hb[FLOWRT_SIM_MAX_SPECS];
+  unsigned na = handle_objects(a, ha);
+  unsigned nb = handle_objects(b, hb);
+  if (na != nb) {
+    return true;
+  }
+  bool used[FLOWRT_SIM_MAX_SPECS] = {false};
+  for (unsigned i = 0; i < na; ++i) {
+    unsigned j = 0;
+    while (j < nb && (used[j] || ha[i] != hb[j])) {
+      ++j;
+    }
+    if (j == nb) {
+      return true;
+    }
+    used[j] = true;
+  }
+  return false;
+}
+
+static int join_entry(const struct flowrt_sim_device *dev, struct sim_flow *f) {
+  f->entry_tagged = false;
+  f->entry_tag = 0;
+  for (unsigned i = 0; i < f->rule.num_specs; ++i) {
+    if (f->rule.specs[i].type == IBV_FLOW_SPEC_ACTION_TAG) {
+      f->entry_tagged = true; // the last TAG wins (§3.7)
+      f->entry_tag = f->rule.specs[i].tag_id;
+    }
+  }
+  // fs_core is mlx5's; how mlx4 firmware treats duplicates is not known (§7): no check there.
+  if (dev->profile != FLOWRT_SIM_MLX5 || !normal_ingress(&f->rule)) {
+    return 0;
+  }
+  for (const struct sim_flow *e = dev->flows; e != NULL; e = e->next) {
+    if (!same_entry(&e->rule, &f->rule)) {
+      continue;
+    }
+    if (actions_conflict(e, f)) {
+      return EEXIST;
+    }
+    // check_conflicting_ftes: only a flow with a TAG is checked, against the entry's tag (0 if
+    // the entry has none); a flow without one joins and shares the entry's tag.
+    if (f->entry_tagged && f->entry_tag != e->entry_tag) {
+      return EEXIST;
+    }
+    f->entry_tagged = e->entry_tagged;
+    f->entry_tag = e->entry_tag;
+    return 0;
+  }
+  return 0;
+}
+
 static void count_frame(struct sim_flow *f, size_t len) {
   struct sim_counters *c = f->counters;
   if (c == NULL) {
@@ -890,14 +1098,9 @@ static void deliver(struct flowrt_sim_result *out, struct sim_flow *f, bool with
   d->qp = &f->qp->qp;
   d->tag = 0;
   d->tagged = 0;
-  if (!with_actions) {
-    return;
-  }
-  for (unsigned i = 0; i < f->rule.num_specs; ++i) {
-    if (f->rule.specs[i].type == IBV_FLOW_SPEC_ACTION_TAG) {
-      d->tag = f->rule.specs[i].tag_id; // the last TAG wins (§3.7)
-      d->tagged = 1;
-    }
+  if (with_actions && f->entry_tagged) {
+    d->tag = f->entry_tag;
+    d->tagged = 1;
   }
 }
 
@@ -926,6 +1129,36 @@ static struct sim_flow *first_flow(struct flowrt_sim_device *dev, uint8_t port, 
   return best;
 }
 
+// The member of `first`'s flow table entry installed next after `prev` (NULL: the first), or
+// NULL when there is none; `first` is a member itself.
+static struct sim_flow *next_member(struct flowrt_sim_device *dev, const struct sim_flow *first,
+                                    const struct sim_flow *prev) {
+  struct sim_flow *next = NULL;
+  for (struct sim_flow *f = dev->flows; f != NULL; f = f->next) {
+    if ((prev != NULL && !installed_before(prev, f)) ||
+        (next != NULL && !installed_before(f, next))) {
+      continue;
+    }
+    if (f == first || same_entry(&f->rule, &first->rule)) {
+      next = f;
+    }
+  }
+  return next;
+}
+
+// Whether a member of `first`'s entry installed before `m` is on m's QP: the entry has one
+// destination per QP, so the QP gets one copy.
+static bool qp_seen(struct flowrt_sim_device *dev, const struct sim_flow *first,
+                    const struct sim_flow *m) {
+  for (const struct sim_flow *e = next_member(dev, first, NULL); e != NULL && e != m;
+       e = next_member(dev, first, e)) {
+    if (e->qp == m->qp) {
+      return true;
+    }
+  }
+  return false;
+}
+
 int flowrt_sim_receive(struct flowrt_sim_device *dev, uint8_t port, const void *frame, size_t len,
                        struct flowrt_sim_result *out) {
   if (dev == NULL || out == NULL) {
@@ -946,16 +1179,23 @@ int flowrt_sim_receive(struct flowrt_sim_device *dev, uint8_t port, const void *
 
   bool taken = false;
   for (unsigned table = 0; table <= kMcastTable && !taken; ++table) {
+    // The first installed matching flow; its entry takes the frame (§3.8). Every member
+    // counts it, and the entry delivers one copy to each QP, in installation order.
     struct sim_flow *f = first_flow(dev, port, IBV_FLOW_ATTR_NORMAL, table, &pkt);
     if (f == NULL) {
       continue;
     }
-    count_frame(f, len);
-    if (flow_has(&f->rule, IBV_FLOW_SPEC_ACTION_DROP)) {
+    bool drop = flow_has(&f->rule, IBV_FLOW_SPEC_ACTION_DROP); // the same for every member
+    for (struct sim_flow *m = next_member(dev, f, NULL); m != NULL; m = next_member(dev, f, m)) {
+      count_frame(m, len);
+      if (!drop && !qp_seen(dev, f, m)) {
+        deliver(out, m, true);
+      }
+    }
+    if (drop) {
       out->dropped = 1; // DROP never forwards to the next priority, DONT_TRAP or not (§3.4)
       taken = true;
     } else {
-      deliver(out, f, true);
       taken = (f->rule.flags & IBV_FLOW_ATTR_FLAGS_DONT_TRAP) == 0;
     }
   }

@@ -9,8 +9,12 @@
 // ops through verbs_get_ctx_op(), so code written against verbs.h runs
 // unchanged on it. A rule is accepted or refused as flowrt_sim_validate()
 // says (verbs-facts §1.5-§4); accepted rules are stored, decoded, for a later
-// classifier. The mlx4 profile, like the mlx4 provider, has no counters ops:
-// the verbs.h counters entry points answer EOPNOTSUPP on it (§1.6).
+// classifier. On top of that, an mlx5 NORMAL ingress rule whose match
+// duplicates an installed rule's in the same hardware table joins that flow
+// table entry, as mlx5's fs_core does, or fails with EEXIST when their actions
+// or tags conflict (§3.8; see flowrt_sim_receive()). The mlx4 profile, like
+// the mlx4 provider, has no counters ops: the verbs.h counters entry points
+// answer EOPNOTSUPP on it (§1.6).
 //
 // Not thread-safe: a device and everything created on it must be used from
 // one thread at a time.
@@ -70,9 +74,11 @@ unsigned flowrt_sim_num_calls(const struct flowrt_sim_device *dev);
 struct flowrt_sim_delivery {
   /// The QP the flow was installed on.
   struct ibv_qp *qp;
-  /// The flow tag (ACTION_TAG's tag_id, the last one if several); 0 unless `tagged`.
+  /// The flow tag (ACTION_TAG's tag_id, the last one if several); 0 unless `tagged`. For a
+  /// NORMAL flow it is the tag of its flow table entry: a flow without a TAG that joined a
+  /// tagged entry delivers with the entry's tag (§3.8).
   uint32_t tag;
-  /// 1 if the delivering flow has an ACTION_TAG spec, else 0.
+  /// 1 if the delivering flow (its entry, for a NORMAL flow) has an ACTION_TAG spec, else 0.
   int tagged;
 };
 
@@ -85,8 +91,9 @@ struct flowrt_sim_result {
   /// How many entries of `deliveries` are set, at most 8.
   unsigned num_deliveries;
   /// The deliveries in the order they happen: DONT_TRAP copies by table, then the frame's fate
-  /// (a trapping flow or a default rule), then SNIFFER copies in installation order. Copies past
-  /// the 8th are not listed (their counters still count).
+  /// (a trapping flow table entry, one copy per QP of the entry, or a default rule), then
+  /// SNIFFER copies in installation order. Copies past the 8th are not listed (their counters
+  /// still count).
   struct flowrt_sim_delivery deliveries[8];
 };
 
@@ -112,10 +119,18 @@ struct flowrt_sim_result {
 /// outer first MPLS). A flow matches when all its match specs match.
 ///
 /// Order: NORMAL flows by table 2*priority + (DONT_TRAP ? 0 : 1), multicast-only trapping flows
-/// in table 32 (§3.3, §3.4); within a table the first matching flow in installation order wins
-/// (approximation: real hardware merges identical matches into one entry with several QPs).
-/// DROP drops and stops (DONT_TRAP too); a DONT_TRAP flow delivers a copy and classification goes
-/// on; any other match delivers and stops. If nothing stopped it, the first MC_DEFAULT flow takes
+/// in table 32 (§3.3, §3.4). Flows on one port and in one table with identical matches (defined
+/// at "Identical match" in sim.c: the same match specs, spec order ignored, IPV4_EXT as IPV4) are
+/// one flow table entry, as on mlx5 (§3.8). ibv_create_flow() refuses a flow that would join an
+/// entry with EEXIST if exactly one of them has ACTION_DROP, their ACTION_HANDLE objects differ,
+/// or the new flow has an ACTION_TAG other than the entry's tag (0 for an untagged entry); a
+/// flow without a TAG joins and takes the entry's tag, and the same QP again is accepted.
+/// Within a table the entry of the first matching flow in installation order takes the frame
+/// (for distinct overlapping matches, an approximation of the hardware's choice): every member
+/// flow counts it once, and a non-DROP entry delivers one copy to each distinct QP of its
+/// members, in installation order, all with the entry's tag. A DROP entry drops and stops
+/// (DONT_TRAP too); a DONT_TRAP entry delivers its copies and classification goes on; any other
+/// entry delivers and stops. If nothing stopped it, the first MC_DEFAULT flow takes
 /// a frame with the multicast bit in its dst MAC, else the first ALL_DEFAULT flow takes it. Every
 /// SNIFFER flow on the port gets a copy. Default and SNIFFER rules ignore their user specs,
 /// actions included (no tag, no count, §3.5, §3.7).

@@ -311,7 +311,7 @@ static void test_priority_order(void) {
   tcp_frame(&f, 1234, 81); // only the wider rule matches
   res = receive(t.dev, 1, &f);
   CHECK(only_to(&res, t.a));
-  // Same priority as the priority 3 rule: installation order decides (approximation, §3.8).
+  // Same priority as the priority 3 rule, different matches: the first installed wins.
   install_5tuple(t.c, 3, 0, 0x0a000001, 0x0a000002, 0, 0);
   res = receive(t.dev, 1, &f);
   CHECK(only_to(&res, t.a));
