@@ -12,38 +12,10 @@
 #include <string.h>
 
 #include "check.h"
+#include "sim_rules.h"
 
-// --- Rules: an attr followed by packed specs, built in an aligned byte buffer ------------
+// --- Rules ------------------------------------------------------------------------------
 
-struct rule {
-  union {
-    struct ibv_flow_attr attr;
-    uint64_t align;
-    unsigned char bytes[512];
-  } u;
-  size_t len;
-};
-
-static void rule_init(struct rule *r, uint32_t type, uint16_t priority, uint8_t port,
-                      uint32_t flags) {
-  memset(r, 0, sizeof *r);
-  r->u.attr.type = (enum ibv_flow_attr_type)type;
-  r->u.attr.priority = priority;
-  r->u.attr.port = port;
-  r->u.attr.flags = flags;
-  r->len = sizeof r->u.attr;
-  r->u.attr.size = (uint16_t)r->len;
-}
-
-static void rule_add(struct rule *r, const void *spec, size_t size) {
-  memcpy(r->u.bytes + r->len, spec, size);
-  r->len += size;
-  r->u.attr.size = (uint16_t)r->len;
-  ++r->u.attr.num_of_specs;
-}
-
-static const uint8_t kMacA[6] = {0x00, 0x11, 0x22, 0x33, 0x44, 0x55};
-static const uint8_t kMacB[6] = {0x00, 0x66, 0x77, 0x88, 0x99, 0xaa};
 static const uint8_t kMacMc[6] = {0x01, 0x00, 0x5e, 0x00, 0x00, 0x01};
 
 // ETH: dst exact when `dst` is given; ether_type exact when non-zero; vlan under `vlan_mask`.
@@ -113,41 +85,6 @@ static void add_mpls(struct rule *r, uint32_t label) {
   rule_add(r, &s, sizeof s);
 }
 
-static void add_tag(struct rule *r, uint32_t tag) {
-  struct ibv_flow_spec_action_tag s;
-  memset(&s, 0, sizeof s);
-  s.type = IBV_FLOW_SPEC_ACTION_TAG;
-  s.size = sizeof s;
-  s.tag_id = tag;
-  rule_add(r, &s, sizeof s);
-}
-
-static void add_drop(struct rule *r) {
-  struct ibv_flow_spec_action_drop s;
-  memset(&s, 0, sizeof s);
-  s.type = IBV_FLOW_SPEC_ACTION_DROP;
-  s.size = sizeof s;
-  rule_add(r, &s, sizeof s);
-}
-
-static void add_count(struct rule *r, struct ibv_counters *counters) {
-  struct ibv_flow_spec_counter_action s;
-  memset(&s, 0, sizeof s);
-  s.type = IBV_FLOW_SPEC_ACTION_COUNT;
-  s.size = sizeof s;
-  s.counters = counters;
-  rule_add(r, &s, sizeof s);
-}
-
-static struct ibv_flow *install(struct ibv_qp *qp, struct rule *r) {
-  struct ibv_flow *flow = ibv_create_flow(qp, &r->u.attr);
-  CHECK(flow != NULL);
-  if (flow == NULL) {
-    fprintf(stderr, "  ibv_create_flow: errno %d\n", errno);
-  }
-  return flow;
-}
-
 // A NORMAL rule ETH(0x0800) + IPV4(src, dst) + TCP(sport, dport): the exact 5-tuple.
 static struct ibv_flow *install_5tuple(struct ibv_qp *qp, uint16_t priority, uint32_t flags,
                                        uint32_t src, uint32_t dst, uint16_t sport,
@@ -168,52 +105,6 @@ static struct ibv_flow *install_type(struct ibv_qp *qp, uint32_t type, uint8_t p
 
 // --- Frames ------------------------------------------------------------------------------
 
-struct frame {
-  uint8_t b[256];
-  size_t n;
-};
-
-static void put(struct frame *f, const void *p, size_t n) {
-  memcpy(f->b + f->n, p, n);
-  f->n += n;
-}
-
-static void put16(struct frame *f, uint16_t v) {
-  uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
-  put(f, b, 2);
-}
-
-static void put32(struct frame *f, uint32_t v) {
-  put16(f, (uint16_t)(v >> 16));
-  put16(f, (uint16_t)v);
-}
-
-// Ethernet to `dst` from kMacB; an 802.1Q tag with TCI `vlan` unless vlan < 0.
-static void put_eth(struct frame *f, const uint8_t *dst, int vlan, uint16_t type) {
-  put(f, dst, 6);
-  put(f, kMacB, 6);
-  if (vlan >= 0) {
-    put16(f, 0x8100);
-    put16(f, (uint16_t)vlan);
-  }
-  put16(f, type);
-}
-
-// IPv4 without options; total length and checksum are not looked at.
-static void put_ipv4(struct frame *f, uint32_t src, uint32_t dst, uint8_t proto) {
-  const uint8_t head[12] = {0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, proto, 0, 0};
-  put(f, head, sizeof head);
-  put32(f, src);
-  put32(f, dst);
-}
-
-static void put_tcp(struct frame *f, uint16_t sport, uint16_t dport) {
-  put16(f, sport);
-  put16(f, dport);
-  const uint8_t rest[16] = {0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0};
-  put(f, rest, sizeof rest);
-}
-
 static void put_udp(struct frame *f, uint16_t sport, uint16_t dport) {
   put16(f, sport);
   put16(f, dport);
@@ -229,26 +120,6 @@ static void put_mpls(struct frame *f, uint32_t label, int bos) {
   put32(f, (label << 12) | (bos ? 0x100u : 0u) | 64u);
 }
 
-// ETH to kMacA + IPv4 10.0.0.1 -> 10.0.0.2 + TCP sport -> dport.
-static void tcp_frame(struct frame *f, uint16_t sport, uint16_t dport) {
-  f->n = 0;
-  put_eth(f, kMacA, -1, 0x0800);
-  put_ipv4(f, 0x0a000001, 0x0a000002, 6);
-  put_tcp(f, sport, dport);
-}
-
-static struct flowrt_sim_result receive(struct flowrt_sim_device *dev, uint8_t port,
-                                        const struct frame *f) {
-  struct flowrt_sim_result res;
-  memset(&res, 0xee, sizeof res);
-  int rc = flowrt_sim_receive(dev, port, f->b, f->n, &res);
-  CHECK(rc == 0);
-  if (rc != 0) {
-    memset(&res, 0, sizeof res);
-  }
-  return res;
-}
-
 // The frame went to exactly `qp` (untagged), nothing dropped.
 static int only_to(const struct flowrt_sim_result *res, const struct ibv_qp *qp) {
   return !res->dropped && res->num_deliveries == 1 && res->deliveries[0].qp == qp &&
@@ -260,24 +131,6 @@ static int nowhere(const struct flowrt_sim_result *res) {
 }
 
 // --- Tests -------------------------------------------------------------------------------
-
-struct bench {
-  struct flowrt_sim_device *dev;
-  struct ibv_qp *a;
-  struct ibv_qp *b;
-  struct ibv_qp *c;
-};
-
-static struct bench open_bench(uint8_t num_ports) {
-  struct bench t;
-  t.dev = flowrt_sim_open(FLOWRT_SIM_MLX5, NULL, num_ports);
-  CHECK(t.dev != NULL);
-  t.a = flowrt_sim_create_qp(t.dev, IBV_QPT_RAW_PACKET);
-  t.b = flowrt_sim_create_qp(t.dev, IBV_QPT_RAW_PACKET);
-  t.c = flowrt_sim_create_qp(t.dev, IBV_QPT_RAW_PACKET);
-  CHECK(t.a != NULL && t.b != NULL && t.c != NULL);
-  return t;
-}
 
 static void test_exact_5tuple(void) {
   struct bench t = open_bench(1);
@@ -372,18 +225,6 @@ static void test_drop_and_tag(void) {
   res = receive(t.dev, 1, &f);
   CHECK(res.dropped == 1 && res.num_deliveries == 0);
   flowrt_sim_close(t.dev);
-}
-
-static struct ibv_counters *attached_counters(struct ibv_context *context) {
-  struct ibv_counters_init_attr init;
-  memset(&init, 0, sizeof init);
-  struct ibv_counters *counters = ibv_create_counters(context, &init);
-  CHECK(counters != NULL);
-  struct ibv_counter_attach_attr packets = {IBV_COUNTER_PACKETS, 0, 0};
-  struct ibv_counter_attach_attr bytes = {IBV_COUNTER_BYTES, 1, 0};
-  CHECK(ibv_attach_counters_point_flow(counters, &packets, NULL) == 0);
-  CHECK(ibv_attach_counters_point_flow(counters, &bytes, NULL) == 0);
-  return counters;
 }
 
 static void test_counters(void) {

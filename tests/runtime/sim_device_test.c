@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "sim_rules.h"
 
 // ETH + IPV4 + UDP, the man page's shape: 10.0.0.1 -> 10.0.0.2, UDP dst port 4791.
 struct eth_ipv4_udp {
@@ -125,20 +126,6 @@ static struct ibv_flow_attr *attr_of(void *rule) {
   return rule;
 }
 #define ATTR(rule) attr_of(rule)
-
-static struct ibv_counters *attached_counters(struct ibv_context *context) {
-  struct ibv_counters_init_attr init;
-  memset(&init, 0, sizeof init);
-  struct ibv_counters *counters = ibv_create_counters(context, &init);
-  if (counters == NULL) {
-    return NULL;
-  }
-  struct ibv_counter_attach_attr packets = {IBV_COUNTER_PACKETS, 0, 0};
-  struct ibv_counter_attach_attr bytes = {IBV_COUNTER_BYTES, 1, 0};
-  CHECK(ibv_attach_counters_point_flow(counters, &packets, NULL) == 0);
-  CHECK(ibv_attach_counters_point_flow(counters, &bytes, NULL) == 0);
-  return counters;
-}
 
 static void test_flows_mlx5(void) {
   struct flowrt_sim_device *dev = flowrt_sim_open(FLOWRT_SIM_MLX5, NULL, 1);

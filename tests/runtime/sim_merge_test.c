@@ -14,37 +14,7 @@
 #include <string.h>
 
 #include "check.h"
-
-// --- Rules: an attr followed by packed specs, built in an aligned byte buffer ------------
-
-struct rule {
-  union {
-    struct ibv_flow_attr attr;
-    uint64_t align;
-    unsigned char bytes[512];
-  } u;
-  size_t len;
-};
-
-static void rule_init(struct rule *r, uint16_t priority, uint8_t port, uint32_t flags) {
-  memset(r, 0, sizeof *r);
-  r->u.attr.type = IBV_FLOW_ATTR_NORMAL;
-  r->u.attr.priority = priority;
-  r->u.attr.port = port;
-  r->u.attr.flags = flags;
-  r->len = sizeof r->u.attr;
-  r->u.attr.size = (uint16_t)r->len;
-}
-
-static void rule_add(struct rule *r, const void *spec, size_t size) {
-  memcpy(r->u.bytes + r->len, spec, size);
-  r->len += size;
-  r->u.attr.size = (uint16_t)r->len;
-  ++r->u.attr.num_of_specs;
-}
-
-static const uint8_t kMacA[6] = {0x00, 0x11, 0x22, 0x33, 0x44, 0x55};
-static const uint8_t kMacB[6] = {0x00, 0x66, 0x77, 0x88, 0x99, 0xaa};
+#include "sim_rules.h"
 
 // ETH: ether_type exact when non-zero, nothing else (an all-zero ETH spec when 0).
 static void add_eth(struct rule *r, uint16_t ether_type) {
@@ -92,32 +62,6 @@ static void add_tcp(struct rule *r, uint16_t dport) {
   rule_add(r, &s, sizeof s);
 }
 
-static void add_tag(struct rule *r, uint32_t tag) {
-  struct ibv_flow_spec_action_tag s;
-  memset(&s, 0, sizeof s);
-  s.type = IBV_FLOW_SPEC_ACTION_TAG;
-  s.size = sizeof s;
-  s.tag_id = tag;
-  rule_add(r, &s, sizeof s);
-}
-
-static void add_drop(struct rule *r) {
-  struct ibv_flow_spec_action_drop s;
-  memset(&s, 0, sizeof s);
-  s.type = IBV_FLOW_SPEC_ACTION_DROP;
-  s.size = sizeof s;
-  rule_add(r, &s, sizeof s);
-}
-
-static void add_count(struct rule *r, struct ibv_counters *counters) {
-  struct ibv_flow_spec_counter_action s;
-  memset(&s, 0, sizeof s);
-  s.type = IBV_FLOW_SPEC_ACTION_COUNT;
-  s.size = sizeof s;
-  s.counters = counters;
-  rule_add(r, &s, sizeof s);
-}
-
 static void add_handle(struct rule *r, struct ibv_flow_action *action) {
   struct ibv_flow_spec_action_handle s;
   memset(&s, 0, sizeof s);
@@ -129,19 +73,10 @@ static void add_handle(struct rule *r, struct ibv_flow_action *action) {
 
 // The match every test shares: ETH(0x0800) + IPV4(dst 10.0.0.2) + TCP(dst 80).
 static void web_rule(struct rule *r, uint16_t priority, uint32_t flags) {
-  rule_init(r, priority, 1, flags);
+  rule_init(r, IBV_FLOW_ATTR_NORMAL, priority, 1, flags);
   add_eth(r, 0x0800);
   add_ipv4(r, 0x0a000002, 0);
   add_tcp(r, 80);
-}
-
-static struct ibv_flow *install(struct ibv_qp *qp, struct rule *r) {
-  struct ibv_flow *flow = ibv_create_flow(qp, &r->u.attr);
-  CHECK(flow != NULL);
-  if (flow == NULL) {
-    fprintf(stderr, "  ibv_create_flow: errno %d\n", errno);
-  }
-  return flow;
 }
 
 // ibv_create_flow fails with `err` and stores nothing.
@@ -158,58 +93,16 @@ static void refused(struct flowrt_sim_device *dev, struct ibv_qp *qp, struct rul
 
 // --- Frames ------------------------------------------------------------------------------
 
-struct frame {
-  uint8_t b[128];
-  size_t n;
-};
-
-static void put(struct frame *f, const void *p, size_t n) {
-  memcpy(f->b + f->n, p, n);
-  f->n += n;
-}
-
-static void put16(struct frame *f, uint16_t v) {
-  uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
-  put(f, b, 2);
-}
-
-static void put32(struct frame *f, uint32_t v) {
-  put16(f, (uint16_t)(v >> 16));
-  put16(f, (uint16_t)v);
-}
-
-// ETH kMacB -> kMacA + IPv4 10.0.0.1 -> 10.0.0.2 + TCP 1234 -> dport.
-static void tcp_frame(struct frame *f, uint16_t dport) {
-  f->n = 0;
-  put(f, kMacA, 6);
-  put(f, kMacB, 6);
-  put16(f, 0x0800);
-  const uint8_t head[12] = {0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0};
-  put(f, head, sizeof head);
-  put32(f, 0x0a000001);
-  put32(f, 0x0a000002);
-  put16(f, 1234);
-  put16(f, dport);
-  const uint8_t rest[16] = {0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0};
-  put(f, rest, sizeof rest);
-}
-
-static struct flowrt_sim_result receive(struct flowrt_sim_device *dev, uint16_t dport) {
+// The web frame (tcp_frame from port 1234) to `dport`, received on port 1.
+static struct flowrt_sim_result receive_tcp(struct flowrt_sim_device *dev, uint16_t dport) {
   struct frame f;
-  tcp_frame(&f, dport);
-  struct flowrt_sim_result res;
-  memset(&res, 0xee, sizeof res);
-  int rc = flowrt_sim_receive(dev, 1, f.b, f.n, &res);
-  CHECK(rc == 0);
-  if (rc != 0) {
-    memset(&res, 0, sizeof res);
-  }
-  return res;
+  tcp_frame(&f, 1234, dport);
+  return receive(dev, 1, &f);
 }
 
 static size_t frame_len(void) {
   struct frame f;
-  tcp_frame(&f, 80);
+  tcp_frame(&f, 1234, 80);
   return f.n;
 }
 
@@ -225,36 +118,6 @@ static int delivered(const struct flowrt_sim_result *res, unsigned i, const stru
   return res->deliveries[i].tagged && res->deliveries[i].tag == (uint32_t)tag;
 }
 
-struct bench {
-  struct flowrt_sim_device *dev;
-  struct ibv_qp *a;
-  struct ibv_qp *b;
-  struct ibv_qp *c;
-};
-
-static struct bench open_bench(void) {
-  struct bench t;
-  t.dev = flowrt_sim_open(FLOWRT_SIM_MLX5, NULL, 2);
-  CHECK(t.dev != NULL);
-  t.a = flowrt_sim_create_qp(t.dev, IBV_QPT_RAW_PACKET);
-  t.b = flowrt_sim_create_qp(t.dev, IBV_QPT_RAW_PACKET);
-  t.c = flowrt_sim_create_qp(t.dev, IBV_QPT_RAW_PACKET);
-  CHECK(t.a != NULL && t.b != NULL && t.c != NULL);
-  return t;
-}
-
-static struct ibv_counters *attached_counters(struct ibv_context *context) {
-  struct ibv_counters_init_attr init;
-  memset(&init, 0, sizeof init);
-  struct ibv_counters *counters = ibv_create_counters(context, &init);
-  CHECK(counters != NULL);
-  struct ibv_counter_attach_attr packets = {IBV_COUNTER_PACKETS, 0, 0};
-  struct ibv_counter_attach_attr bytes = {IBV_COUNTER_BYTES, 1, 0};
-  CHECK(ibv_attach_counters_point_flow(counters, &packets, NULL) == 0);
-  CHECK(ibv_attach_counters_point_flow(counters, &bytes, NULL) == 0);
-  return counters;
-}
-
 // The counters' packets (index 0) and bytes (index 1).
 static int counted(struct ibv_counters *counters, uint64_t packets, uint64_t bytes) {
   uint64_t values[2] = {~0ull, ~0ull};
@@ -266,7 +129,7 @@ static int counted(struct ibv_counters *counters, uint64_t packets, uint64_t byt
 
 // Exactly one of the two has DROP: the XOR of the action bits touches DROP → EEXIST (§3.8).
 static void test_drop_conflict(void) {
-  struct bench t = open_bench();
+  struct bench t = open_bench(2);
   struct rule r;
   web_rule(&r, 0, 0);
   install(t.a, &r);
@@ -274,7 +137,7 @@ static void test_drop_conflict(void) {
   add_drop(&r);
   REFUSED(t.dev, t.b, &r, EEXIST);
   REFUSED(t.dev, t.a, &r, EEXIST); // the same QP too: the conflict check comes first
-  struct flowrt_sim_result res = receive(t.dev, 80);
+  struct flowrt_sim_result res = receive_tcp(t.dev, 80);
   CHECK(!res.dropped && res.num_deliveries == 1 && delivered(&res, 0, t.a, -1));
 
   // The other way round, on another port: a DROP entry refuses a forwarding duplicate.
@@ -303,15 +166,15 @@ static void test_drop_conflict(void) {
   // Different HANDLE objects conflict; the same one does not.
   struct ibv_flow_action act1 = {flowrt_sim_context(t.dev)};
   struct ibv_flow_action act2 = {flowrt_sim_context(t.dev)};
-  rule_init(&r, 3, 1, 0);
+  rule_init(&r, IBV_FLOW_ATTR_NORMAL, 3, 1, 0);
   add_eth(&r, 0x86dd);
   add_handle(&r, &act1);
   install(t.a, &r);
-  rule_init(&r, 3, 1, 0);
+  rule_init(&r, IBV_FLOW_ATTR_NORMAL, 3, 1, 0);
   add_eth(&r, 0x86dd);
   add_handle(&r, &act2);
   REFUSED(t.dev, t.b, &r, EEXIST);
-  rule_init(&r, 3, 1, 0);
+  rule_init(&r, IBV_FLOW_ATTR_NORMAL, 3, 1, 0);
   add_eth(&r, 0x86dd);
   REFUSED(t.dev, t.b, &r, EEXIST); // a HANDLE on one side only
   add_handle(&r, &act1);
@@ -322,7 +185,7 @@ static void test_drop_conflict(void) {
 
 // A TAG other than the entry's tag → EEXIST; a flow without a TAG joins and shares the entry's.
 static void test_tag_conflict(void) {
-  struct bench t = open_bench();
+  struct bench t = open_bench(2);
   struct rule r;
   web_rule(&r, 0, 0);
   add_tag(&r, 7);
@@ -333,7 +196,7 @@ static void test_tag_conflict(void) {
   // check_conflicting_ftes checks only a new flow with a TAG: an untagged one joins.
   web_rule(&r, 0, 0);
   install(t.b, &r);
-  struct flowrt_sim_result res = receive(t.dev, 80);
+  struct flowrt_sim_result res = receive_tcp(t.dev, 80);
   CHECK(!res.dropped && res.num_deliveries == 2);
   CHECK(delivered(&res, 0, t.a, 7) && delivered(&res, 1, t.b, 7));
 
@@ -352,49 +215,49 @@ static void test_tag_conflict(void) {
 
 // The same match and tag on different QPs: one entry, the frame goes to both (§3.8).
 static void test_replication(void) {
-  struct bench t = open_bench();
+  struct bench t = open_bench(2);
   struct rule r;
   web_rule(&r, 0, 0);
   add_tag(&r, 0x42);
   struct ibv_flow *fa = install(t.a, &r);
   struct ibv_flow *fb = install(t.b, &r);
-  struct flowrt_sim_result res = receive(t.dev, 80);
+  struct flowrt_sim_result res = receive_tcp(t.dev, 80);
   CHECK(!res.dropped && res.num_deliveries == 2);
   CHECK(delivered(&res, 0, t.a, 0x42) && delivered(&res, 1, t.b, 0x42));
-  res = receive(t.dev, 81);
+  res = receive_tcp(t.dev, 81);
   CHECK(!res.dropped && res.num_deliveries == 0);
 
   // The same match written differently: specs reordered, IPV4_EXT for IPV4, a value bit the
   // mask leaves out, an extra all-zero ETH spec instead of none. Still the same entry.
-  rule_init(&r, 0, 1, 0);
+  rule_init(&r, IBV_FLOW_ATTR_NORMAL, 0, 1, 0);
   add_tcp(&r, 80);
   add_ipv4_ext(&r, 0x0a000002);
   add_eth(&r, 0x0800);
   add_eth(&r, 0);
   add_tag(&r, 0x42);
   install(t.c, &r);
-  rule_init(&r, 0, 1, 0);
+  rule_init(&r, IBV_FLOW_ATTR_NORMAL, 0, 1, 0);
   add_tcp(&r, 80);
   add_ipv4(&r, 0x0a000002, 0x01020304);
   add_eth(&r, 0x0800);
   add_tag(&r, 0x43);
   REFUSED(t.dev, t.c, &r, EEXIST); // the same entry: a different tag is refused
-  res = receive(t.dev, 80);
+  res = receive_tcp(t.dev, 80);
   CHECK(res.num_deliveries == 3 && delivered(&res, 2, t.c, 0x42));
 
   // Dropping members leaves the rest of the entry; the tag stays the entry's.
   CHECK(ibv_destroy_flow(fa) == 0);
-  res = receive(t.dev, 80);
+  res = receive_tcp(t.dev, 80);
   CHECK(res.num_deliveries == 2 && delivered(&res, 0, t.b, 0x42) && delivered(&res, 1, t.c, 0x42));
   CHECK(ibv_destroy_flow(fb) == 0);
-  res = receive(t.dev, 80);
+  res = receive_tcp(t.dev, 80);
   CHECK(res.num_deliveries == 1 && delivered(&res, 0, t.c, 0x42));
 
   // A DONT_TRAP entry replicates too, then classification goes on (§3.4).
   web_rule(&r, 0, IBV_FLOW_ATTR_FLAGS_DONT_TRAP);
   install(t.a, &r);
   install(t.b, &r);
-  res = receive(t.dev, 80);
+  res = receive_tcp(t.dev, 80);
   CHECK(res.num_deliveries == 3 && delivered(&res, 0, t.a, -1) && delivered(&res, 1, t.b, -1) &&
         delivered(&res, 2, t.c, 0x42));
   flowrt_sim_close(t.dev);
@@ -402,30 +265,30 @@ static void test_replication(void) {
 
 // The same QP again: accepted (a reference on the existing rule), one copy per frame.
 static void test_same_qp_twice(void) {
-  struct bench t = open_bench();
+  struct bench t = open_bench(2);
   struct rule r;
   web_rule(&r, 0, 0);
   struct ibv_flow *first = install(t.a, &r);
   struct ibv_flow *second = install(t.a, &r);
   CHECK(first != second && flowrt_sim_num_flows(t.dev) == 2);
-  struct flowrt_sim_result res = receive(t.dev, 80);
+  struct flowrt_sim_result res = receive_tcp(t.dev, 80);
   CHECK(!res.dropped && res.num_deliveries == 1 && delivered(&res, 0, t.a, -1));
   // With another QP in between, still one copy to a.
   install(t.b, &r);
-  res = receive(t.dev, 80);
+  res = receive_tcp(t.dev, 80);
   CHECK(res.num_deliveries == 2 && delivered(&res, 0, t.a, -1) && delivered(&res, 1, t.b, -1));
   CHECK(ibv_destroy_flow(first) == 0);
-  res = receive(t.dev, 80);
+  res = receive_tcp(t.dev, 80);
   CHECK(res.num_deliveries == 2 && delivered(&res, 0, t.a, -1) && delivered(&res, 1, t.b, -1));
   CHECK(ibv_destroy_flow(second) == 0);
-  res = receive(t.dev, 80);
+  res = receive_tcp(t.dev, 80);
   CHECK(res.num_deliveries == 1 && delivered(&res, 0, t.b, -1));
   flowrt_sim_close(t.dev);
 }
 
 // Another table is another entry: no EEXIST, and the lower table wins.
 static void test_no_merge_across_tables(void) {
-  struct bench t = open_bench();
+  struct bench t = open_bench(2);
   struct rule r;
   web_rule(&r, 1, 0);
   add_tag(&r, 1);
@@ -434,13 +297,13 @@ static void test_no_merge_across_tables(void) {
   add_drop(&r);
   add_tag(&r, 2);
   install(t.b, &r);
-  struct flowrt_sim_result res = receive(t.dev, 80);
+  struct flowrt_sim_result res = receive_tcp(t.dev, 80);
   CHECK(!res.dropped && res.num_deliveries == 1 && delivered(&res, 0, t.a, 1));
   // Priority 0 comes first: it drops, the priority 1 entry never sees the frame.
   web_rule(&r, 0, 0);
   add_drop(&r);
   install(t.c, &r);
-  res = receive(t.dev, 80);
+  res = receive_tcp(t.dev, 80);
   CHECK(res.dropped == 1 && res.num_deliveries == 0);
   // DONT_TRAP at the same priority is its own table (2*1 + 0), before the trapping one.
   web_rule(&r, 1, IBV_FLOW_ATTR_FLAGS_DONT_TRAP);
@@ -457,7 +320,7 @@ static void test_no_merge_across_tables(void) {
 
 // Every member counts the frame once, forwarding or dropping.
 static void test_member_counters(void) {
-  struct bench t = open_bench();
+  struct bench t = open_bench(2);
   struct ibv_context *context = flowrt_sim_context(t.dev);
   struct ibv_counters *ca = attached_counters(context);
   struct ibv_counters *cb = attached_counters(context);
@@ -473,15 +336,15 @@ static void test_member_counters(void) {
   web_rule(&r, 0, 0); // a member without counters
   install(t.c, &r);
   size_t len = frame_len();
-  struct flowrt_sim_result res = receive(t.dev, 80);
+  struct flowrt_sim_result res = receive_tcp(t.dev, 80);
   CHECK(res.num_deliveries == 3);
-  receive(t.dev, 80);
-  receive(t.dev, 81); // no match
+  receive_tcp(t.dev, 80);
+  receive_tcp(t.dev, 81); // no match
   CHECK(counted(ca, 2, 2 * len));
   CHECK(counted(cb, 2, 2 * len));
 
   // A DROP entry: each member counts, nothing is delivered.
-  rule_init(&r, 0, 1, 0);
+  rule_init(&r, IBV_FLOW_ATTR_NORMAL, 0, 1, 0);
   add_eth(&r, 0x0800);
   add_ipv4(&r, 0x0a000002, 0);
   add_tcp(&r, 22);
@@ -491,7 +354,7 @@ static void test_member_counters(void) {
   add_count(&r2, db);
   install(t.a, &r);
   install(t.b, &r2);
-  res = receive(t.dev, 22);
+  res = receive_tcp(t.dev, 22);
   CHECK(res.dropped == 1 && res.num_deliveries == 0);
   CHECK(counted(da, 1, len) && counted(db, 1, len));
   CHECK(counted(ca, 2, 2 * len));
@@ -502,7 +365,7 @@ static void test_member_counters(void) {
 // mlx5_ib_counters_clear_description), and the provider's refcount is back at 0, so binding the
 // counters again re-sends the description and is accepted.
 static void test_counters_rebind(void) {
-  struct bench t = open_bench();
+  struct bench t = open_bench(2);
   struct ibv_context *context = flowrt_sim_context(t.dev);
   struct ibv_counters *k = attached_counters(context);
   size_t len = frame_len();
@@ -510,14 +373,14 @@ static void test_counters_rebind(void) {
   web_rule(&r, 0, 0);
   add_count(&r, k);
   struct ibv_flow *only = install(t.a, &r);
-  receive(t.dev, 80);
+  receive_tcp(t.dev, 80);
   CHECK(counted(k, 1, len));
   CHECK(ibv_destroy_flow(only) == 0);
 
   // Bound again after its only user is gone: accepted, and it counts on from where it was.
   struct ibv_flow *again = install(t.a, &r);
   CHECK(again != NULL);
-  receive(t.dev, 80);
+  receive_tcp(t.dev, 80);
   CHECK(counted(k, 2, 2 * len));
   // While a flow uses it, more COUNT flows on it are fine, and attach is busy.
   web_rule(&r, 1, 0);
@@ -526,7 +389,7 @@ static void test_counters_rebind(void) {
   CHECK(more != NULL);
   struct ibv_counter_attach_attr extra = {IBV_COUNTER_PACKETS, 2, 0};
   CHECK(ibv_attach_counters_point_flow(k, &extra, NULL) == EBUSY);
-  receive(t.dev, 80); // the priority 0 flow takes it
+  receive_tcp(t.dev, 80); // the priority 0 flow takes it
   CHECK(counted(k, 3, 3 * len));
 
   // With every user gone the provider takes attach points again, and the next COUNT flow
@@ -537,7 +400,7 @@ static void test_counters_rebind(void) {
   web_rule(&r, 0, 0);
   add_count(&r, k);
   install(t.c, &r);
-  receive(t.dev, 80);
+  receive_tcp(t.dev, 80);
   uint64_t values[3] = {0, 0, 0};
   CHECK(ibv_read_counters(k, values, 3, 0) == 0);
   CHECKF(values[0] == 4 && values[1] == 4 * len && values[2] == 1, "%llu %llu %llu",
