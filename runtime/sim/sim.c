@@ -3,6 +3,7 @@
 #include "sim.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -77,19 +78,28 @@ struct flowrt_sim_device {
   unsigned num_calls;
   unsigned fail_countdown; // 0: off; else the call that reaches 1 fails
   int fail_errno;
+  void (*hook)(void *arg, unsigned call);
+  void *hook_arg;
+  struct ibv_device device;  // what context.device points to: its name, for messages
   struct verbs_context vctx; // verbs.h finds it from &vctx.context (verbs_get_ctx)
 };
 
 // What each profile's provider implements (§1.5, §1.6): both have create/destroy flow; only
 // mlx5 has the counters ops.
+// What the device reports (ibv_query_device_ex): the Mellanox OUI and a part id of the family,
+// which is how libflowrt tells the driver (ConnectX-6 Dx for mlx5, ConnectX-3 for mlx4).
 struct sim_profile_ops {
   bool counters;
+  const char *device_name;
+  uint32_t vendor_part_id;
 };
 
 static const struct sim_profile_ops kProfileOps[] = {
-    [FLOWRT_SIM_MLX5] = {true},
-    [FLOWRT_SIM_MLX4] = {false},
+    [FLOWRT_SIM_MLX5] = {true, "sim_mlx5_0", 4125},
+    [FLOWRT_SIM_MLX4] = {false, "sim_mlx4_0", 4099},
 };
+
+enum { kMellanoxOui = 0x02c9 };
 
 // The largest spec verbs.h defines; no client writes a bigger `size` (§1.3, §1.4).
 enum { kMaxSpecBytes = sizeof(struct ibv_flow_spec) };
@@ -104,6 +114,9 @@ static struct flowrt_sim_device *device_of(struct ibv_context *context) {
 
 // Counts the call and answers the failure injection: 0, or the errno this call fails with.
 static int enter_op(struct flowrt_sim_device *dev) {
+  if (dev->hook != NULL) {
+    dev->hook(dev->hook_arg, dev->num_calls + 1);
+  }
   ++dev->num_calls;
   if (dev->fail_countdown == 0) {
     return 0;
@@ -454,6 +467,44 @@ static int sim_destroy_counters(struct ibv_counters *counters) {
 
 // --- The device -------------------------------------------------------------------------
 
+// ibv_query_device_ex(): what libflowrt's device check reads (§1.7). Not counted as a call and
+// never failed by flowrt_sim_fail_call(): the six flow and counters ops are.
+static int sim_query_device_ex(struct ibv_context *context,
+                               const struct ibv_query_device_ex_input *input,
+                               struct ibv_device_attr_ex *attr, size_t attr_size) {
+  struct flowrt_sim_device *dev = device_of(context);
+  if (attr_size < sizeof attr->orig_attr) {
+    return EINVAL;
+  }
+  memset(attr, 0, attr_size < sizeof *attr ? attr_size : sizeof *attr);
+  struct ibv_device_attr *a = &attr->orig_attr;
+  snprintf(a->fw_ver, sizeof a->fw_ver, "flowrt-sim %s", dev->profile == FLOWRT_SIM_MLX5 ? "mlx5" : "mlx4");
+  a->vendor_id = kMellanoxOui;
+  a->vendor_part_id = kProfileOps[dev->profile].vendor_part_id;
+  a->phys_port_cnt = dev->num_ports;
+  a->max_qp = 1 << 16;
+  if (dev->caps.managed_flow_steering) {
+    a->device_cap_flags |= IBV_DEVICE_MANAGED_FLOW_STEERING;
+  }
+  return 0;
+}
+
+// ibv_query_port(): every port is an active Ethernet port; others are EINVAL, as the kernel
+// answers for a port number past phys_port_cnt.
+static int sim_query_port(struct ibv_context *context, uint8_t port_num,
+                          struct ibv_port_attr *port_attr, size_t port_attr_len) {
+  struct flowrt_sim_device *dev = device_of(context);
+  if (port_num == 0 || port_num > dev->num_ports) {
+    return EINVAL;
+  }
+  memset(port_attr, 0, port_attr_len < sizeof *port_attr ? port_attr_len : sizeof *port_attr);
+  port_attr->state = IBV_PORT_ACTIVE;
+  port_attr->max_mtu = IBV_MTU_4096;
+  port_attr->active_mtu = IBV_MTU_1024;
+  port_attr->link_layer = IBV_LINK_LAYER_ETHERNET;
+  return 0;
+}
+
 struct flowrt_sim_device *flowrt_sim_open(enum flowrt_sim_profile profile,
                                           const struct flowrt_sim_caps *caps, uint8_t num_ports) {
   if ((profile != FLOWRT_SIM_MLX5 && profile != FLOWRT_SIM_MLX4) || num_ports == 0) {
@@ -478,6 +529,13 @@ struct flowrt_sim_device *flowrt_sim_open(enum flowrt_sim_profile profile,
   vctx->context.abi_compat = __VERBS_ABI_IS_EXTENDED;
   vctx->ibv_create_flow = sim_create_flow;
   vctx->ibv_destroy_flow = sim_destroy_flow;
+  vctx->query_device_ex = sim_query_device_ex;
+  vctx->query_port = sim_query_port;
+  snprintf(dev->device.name, sizeof dev->device.name, "%s", kProfileOps[profile].device_name);
+  snprintf(dev->device.dev_name, sizeof dev->device.dev_name, "uverbs-sim");
+  dev->device.node_type = IBV_NODE_CA;
+  dev->device.transport_type = IBV_TRANSPORT_IB;
+  vctx->context.device = &dev->device;
   if (kProfileOps[profile].counters) {
     vctx->create_counters = sim_create_counters;
     vctx->attach_counters_point_flow = sim_attach_counters_point_flow;
@@ -568,6 +626,12 @@ unsigned flowrt_sim_num_flows(const struct flowrt_sim_device *dev) {
 
 unsigned flowrt_sim_num_counters(const struct flowrt_sim_device *dev) {
   return dev->num_counters;
+}
+
+void flowrt_sim_set_call_hook(struct flowrt_sim_device *dev, void (*hook)(void *arg, unsigned call),
+                              void *arg) {
+  dev->hook = hook;
+  dev->hook_arg = arg;
 }
 
 unsigned flowrt_sim_num_calls(const struct flowrt_sim_device *dev) {

@@ -42,7 +42,11 @@ struct flowrt_sim_device *flowrt_sim_open(enum flowrt_sim_profile profile,
 void flowrt_sim_close(struct flowrt_sim_device *dev);
 
 /// Returns the device's verbs context, valid until flowrt_sim_close(); pass it to the verbs.h
-/// entry points. Only the flow and counters ops are set; every other verbs call is unsupported.
+/// entry points. The flow and counters ops are set, and ibv_query_device_ex() and
+/// ibv_query_port() answer (Mellanox vendor id 0x02c9, part id 4125 for mlx5 or 4099 for mlx4,
+/// IBV_DEVICE_MANAGED_FLOW_STEERING as the caps say, every port an active Ethernet port);
+/// `context->device` names the device "sim_mlx5_0" or "sim_mlx4_0". Every other verbs call is
+/// unsupported.
 struct ibv_context *flowrt_sim_context(struct flowrt_sim_device *dev);
 
 /// Returns a zeroed `struct ibv_qp` with `context`, `qp_type` = `type` and a `qp_num` unique on
@@ -59,6 +63,12 @@ void flowrt_sim_destroy_qp(struct ibv_qp *qp);
 /// and destroy flow, create, attach, read and destroy counters. A failing create returns NULL
 /// with errno = `errnum`; the others return `errnum`.
 void flowrt_sim_fail_call(struct flowrt_sim_device *dev, unsigned nth, int errnum);
+
+/// Calls `hook(arg, n)` at the start of the n-th op call (the six of flowrt_sim_fail_call()),
+/// before the call changes anything, so that a test can look at the device (classify frames
+/// with flowrt_sim_receive(), count flows) between any two calls. NULL turns it off.
+void flowrt_sim_set_call_hook(struct flowrt_sim_device *dev, void (*hook)(void *arg, unsigned call),
+                              void *arg);
 
 /// Returns how many flows are installed.
 unsigned flowrt_sim_num_flows(const struct flowrt_sim_device *dev);

@@ -56,6 +56,9 @@ struct flowrt_sim_caps {
   bool mlx5_sniffer;
   /// mlx4: DMFS_UC_MC_SNIFFER (and not A0 static DMFS), needed by DONT_TRAP rules (§4.2).
   bool mlx4_dont_trap;
+  /// The device reports IBV_DEVICE_MANAGED_FLOW_STEERING in ibv_query_device_ex() (§1.7); the
+  /// flow ops work either way, as the kernel does not test the bit.
+  bool managed_flow_steering;
 };
 
 /// Returns the capabilities of a fully featured device: everything present, 16 mlx5 priorities.

@@ -1,10 +1,17 @@
-/* fbin-sim-run FILE.fbin: loads a compiled policy onto a simulated mlx5
- * device the way a program would (one QP per queue, counters created and
- * statically attached for packets and bytes, handles bound to stand-ins,
- * each rule's buffer copied and its pointers filled, then ibv_create_flow()),
- * then reads frames from standard input, one per line as "PORT HEXBYTES",
- * and prints for each where it went: "queue NAME [tag N]", "dropped", or
- * "untaken". At the end it prints every counter's packets and bytes. */
+/* fbin-sim-run [--profile mlx5|mlx4] [--ports N] FILE.fbin < script: loads a
+ * compiled policy onto a simulated device with libflowrt, as a program would
+ * (one QP per queue, an anchor QP, handles bound to stand-ins, counters
+ * created by the runtime), then follows the script on standard input, one
+ * command per line:
+ *   PORT HEXBYTES   classify a frame received on PORT; prints where it went:
+ *                   "queue NAME [tag N]", "dropped", or "untaken"
+ *   update FILE     update to another compiled policy (its queues get QPs
+ *                   of their own, or those of the same names); prints
+ *                   "updated: F flows" or the error
+ *   counters        prints every counter's packets and bytes
+ * Lines starting with '#' or ';' are ignored. At the end it prints the
+ * counters, uninstalls, and prints how many flows and counters the device
+ * still has (both must be 0). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,12 +19,69 @@
 
 #include <infiniband/verbs.h>
 
-#include "flowrt/format.h"
+#include "flowrt/flowrt.h"
 #include "sim.h"
 
-enum { kMaxQueues = 256, kMaxCounters = 256, kMaxRules = 4096 };
+enum { kMaxQueues = 256, kMaxPolicies = 16 };
 
-static unsigned char file_data[1 << 24];
+struct named_qp {
+  char name[128];
+  struct ibv_qp *qp;
+};
+
+static struct flowrt_sim_device *dev;
+static struct named_qp qps[kMaxQueues];
+static unsigned num_qps;
+static struct ibv_qp *anchor;
+static int handle_stand_in; /* the sim accepts any non-NULL flow action */
+
+static struct ibv_qp *qp_named(const char *name) {
+  for (unsigned i = 0; i < num_qps; ++i) {
+    if (strcmp(qps[i].name, name) == 0) {
+      return qps[i].qp;
+    }
+  }
+  if (num_qps == kMaxQueues) {
+    return NULL;
+  }
+  snprintf(qps[num_qps].name, sizeof qps[num_qps].name, "%s", name);
+  qps[num_qps].qp = flowrt_sim_create_qp(dev, IBV_QPT_RAW_PACKET);
+  return qps[num_qps++].qp;
+}
+
+static const char *name_of(const struct ibv_qp *qp) {
+  for (unsigned i = 0; i < num_qps; ++i) {
+    if (qps[i].qp == qp) {
+      return qps[i].name;
+    }
+  }
+  return qp == anchor ? "(anchor)" : "(unknown)";
+}
+
+/* Opens and binds a policy; NULL after printing why. */
+static struct flowrt_policy *open_bound(const char *path) {
+  struct flowrt_error err;
+  struct flowrt_policy *p = flowrt_policy_open(path, &err);
+  if (p == NULL) {
+    printf("error: %s\n", err.message);
+    return NULL;
+  }
+  int rc = flowrt_bind_anchor(p, anchor, &err);
+  for (uint32_t i = 0; rc == 0 && i < flowrt_policy_num_symbols(p, FLOWRT_QUEUE); ++i) {
+    const char *name = flowrt_policy_symbol(p, FLOWRT_QUEUE, i);
+    rc = flowrt_bind_queue(p, name, qp_named(name), &err);
+  }
+  for (uint32_t i = 0; rc == 0 && i < flowrt_policy_num_symbols(p, FLOWRT_HANDLE); ++i) {
+    rc = flowrt_bind_handle(p, flowrt_policy_symbol(p, FLOWRT_HANDLE, i),
+                            (struct ibv_flow_action *)&handle_stand_in, &err);
+  }
+  if (rc != 0) {
+    printf("error: %s\n", err.message);
+    flowrt_policy_close(p);
+    return NULL;
+  }
+  return p;
+}
 
 static int HexByte(const char *p) {
   unsigned v = 0;
@@ -37,135 +101,124 @@ static int HexByte(const char *p) {
   return (int)v;
 }
 
+static void print_counters(struct flowrt_installation *inst) {
+  struct flowrt_policy *p = flowrt_installation_policy(inst);
+  for (uint32_t i = 0; i < flowrt_policy_num_symbols(p, FLOWRT_COUNTER); ++i) {
+    const char *name = flowrt_policy_symbol(p, FLOWRT_COUNTER, i);
+    uint64_t packets = 0, bytes = 0;
+    struct flowrt_error err;
+    if (flowrt_read_counter(inst, name, &packets, &bytes, &err) != 0) {
+      printf("error: %s\n", err.message);
+      continue;
+    }
+    printf("counter %s packets %llu bytes %llu\n", name, (unsigned long long)packets,
+           (unsigned long long)bytes);
+  }
+}
+
+static void classify(unsigned port, const char *hex) {
+  unsigned char frame[4096];
+  size_t len = 0;
+  for (const char *p = hex; p[0] != '\0' && p[1] != '\0' && len < sizeof frame; p += 2) {
+    int v = HexByte(p);
+    if (v < 0) {
+      break;
+    }
+    frame[len++] = (unsigned char)v;
+  }
+  struct flowrt_sim_result res;
+  int rc = flowrt_sim_receive(dev, (uint8_t)port, frame, len, &res);
+  if (rc != 0) {
+    printf("error %d\n", rc);
+    return;
+  }
+  if (res.num_deliveries == 0 && !res.dropped) {
+    printf("untaken");
+  }
+  if (res.dropped) {
+    printf("dropped");
+  }
+  for (unsigned d = 0; d < res.num_deliveries; ++d) {
+    printf("%squeue %s", d || res.dropped ? ", " : "", name_of(res.deliveries[d].qp));
+    if (res.deliveries[d].tagged) {
+      printf(" tag %u", res.deliveries[d].tag);
+    }
+  }
+  printf("\n");
+}
+
 int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: fbin-sim-run FILE.fbin < frames\n");
+  enum flowrt_sim_profile profile = FLOWRT_SIM_MLX5;
+  unsigned ports = 2;
+  int a = 1;
+  for (; a + 1 < argc && strncmp(argv[a], "--", 2) == 0; a += 2) {
+    if (strcmp(argv[a], "--profile") == 0) {
+      profile = strcmp(argv[a + 1], "mlx4") == 0 ? FLOWRT_SIM_MLX4 : FLOWRT_SIM_MLX5;
+    } else if (strcmp(argv[a], "--ports") == 0) {
+      ports = (unsigned)atoi(argv[a + 1]);
+    } else {
+      break;
+    }
+  }
+  if (a + 1 != argc) {
+    fprintf(stderr, "usage: fbin-sim-run [--profile mlx5|mlx4] [--ports N] FILE.fbin < script\n");
     return 2;
   }
-  FILE *f = fopen(argv[1], "rb");
-  if (f == NULL) {
-    perror(argv[1]);
+  dev = flowrt_sim_open(profile, NULL, (uint8_t)ports);
+  if (dev == NULL) {
+    fprintf(stderr, "fbin-sim-run: cannot open the simulated device\n");
     return 2;
   }
-  size_t size = fread(file_data, 1, sizeof file_data, f);
-  fclose(f);
-  struct flowrt_fbin fbin;
-  char err[256];
-  if (flowrt_fbin_open(file_data, size, &fbin, err, sizeof err) != 0) {
-    fprintf(stderr, "%s: %s\n", argv[1], err);
+  anchor = flowrt_sim_create_qp(dev, IBV_QPT_RAW_PACKET);
+  struct flowrt_policy *policies[kMaxPolicies];
+  unsigned num_policies = 0;
+  struct flowrt_policy *p = open_bound(argv[a]);
+  if (p == NULL) {
+    flowrt_sim_close(dev);
     return 1;
   }
-  struct flowrt_sim_device *dev = flowrt_sim_open(FLOWRT_SIM_MLX5, NULL, 2);
-  uint32_t nq = flowrt_fbin_count(&fbin, FLOWRT_FBIN_QUEUES);
-  uint32_t nc = flowrt_fbin_count(&fbin, FLOWRT_FBIN_COUNTERS);
-  uint32_t nr = flowrt_fbin_count(&fbin, FLOWRT_FBIN_RULES);
-  if (dev == NULL || nq > kMaxQueues || nc > kMaxCounters || nr > kMaxRules) {
-    fprintf(stderr, "fbin-sim-run: cannot set up the device for this policy\n");
+  policies[num_policies++] = p;
+  struct flowrt_error err;
+  struct flowrt_installation *inst = flowrt_install(flowrt_sim_context(dev), p, NULL, &err);
+  if (inst == NULL) {
+    printf("error: %s\n", err.message);
+    printf("left: flows %u counters %u\n", flowrt_sim_num_flows(dev), flowrt_sim_num_counters(dev));
+    flowrt_policy_close(p);
+    flowrt_sim_close(dev);
     return 1;
   }
-  struct ibv_qp *qps[kMaxQueues];
-  for (uint32_t i = 0; i < nq; ++i) {
-    qps[i] = flowrt_sim_create_qp(dev, IBV_QPT_RAW_PACKET);
-  }
-  /* Egress and drop-only rules are created on a QP of their own. */
-  struct ibv_qp *spare = flowrt_sim_create_qp(dev, IBV_QPT_RAW_PACKET);
-  struct ibv_counters *counters[kMaxCounters];
-  for (uint32_t i = 0; i < nc; ++i) {
-    struct ibv_counters_init_attr init = {0};
-    counters[i] = ibv_create_counters(flowrt_sim_context(dev), &init);
-    struct ibv_counter_attach_attr packets = {IBV_COUNTER_PACKETS, 0, 0};
-    struct ibv_counter_attach_attr bytes = {IBV_COUNTER_BYTES, 1, 0};
-    if (counters[i] == NULL || ibv_attach_counters_point_flow(counters[i], &packets, NULL) ||
-        ibv_attach_counters_point_flow(counters[i], &bytes, NULL)) {
-      fprintf(stderr, "fbin-sim-run: counter %u: %s\n", i, strerror(errno));
-      return 1;
-    }
-  }
-  static int handle_stand_in; /* the sim accepts any non-NULL flow action */
-  struct ibv_flow *flows[kMaxRules];
-  for (uint32_t i = 0; i < nr; ++i) {
-    struct flowrt_fbin_rule r;
-    if (flowrt_fbin_rule(&fbin, i, &r) != 0) {
-      return 1;
-    }
-    /* The file's buffer is read-only and its pointers are zero: copy it,
-     * 8-byte aligned, and fill the pointers of its bindings. */
-    uint64_t copy[1024 / 8];
-    if (r.attr_size > sizeof copy) {
-      return 1;
-    }
-    memcpy(copy, r.attr, r.attr_size);
-    for (uint32_t b = 0; b < r.binding_count; ++b) {
-      struct flowrt_fbin_binding bind;
-      if (flowrt_fbin_rule_binding(&fbin, i, b, &bind) != 0) {
-        return 1;
-      }
-      void *object = bind.kind == FLOWRT_FBIN_BIND_COUNTER ? (void *)counters[bind.symbol]
-                                                            : (void *)&handle_stand_in;
-      memcpy((unsigned char *)copy + bind.pointer_offset, &object, sizeof object);
-    }
-    struct ibv_qp *qp = r.queue == FLOWRT_FBIN_NO_QUEUE ? spare : qps[r.queue];
-    flows[i] = ibv_create_flow(qp, (struct ibv_flow_attr *)copy);
-    if (flows[i] == NULL) {
-      fprintf(stderr, "fbin-sim-run: rule %u (%s %s:%u:%u): %s\n", i, r.name, r.file, r.line,
-              r.column, strerror(errno));
-      return 1;
-    }
-  }
-  printf("installed %u rules\n", nr);
+  printf("installed %u rules\n", flowrt_installation_num_flows(inst));
   char line[8192];
   while (fgets(line, sizeof line, stdin) != NULL) {
     unsigned port = 0;
-    char hex[8192];
-    if (line[0] == '#' || line[0] == '\n' || sscanf(line, "%u %8191s", &port, hex) != 2) {
+    char arg[8192];
+    if (line[0] == '#' || line[0] == ';' || line[0] == '\n') {
       continue;
     }
-    unsigned char frame[4096];
-    size_t len = 0;
-    for (const char *p = hex; p[0] != '\0' && p[1] != '\0' && len < sizeof frame; p += 2) {
-      int v = HexByte(p);
-      if (v < 0) {
-        break;
+    if (sscanf(line, "update %8191s", arg) == 1) {
+      struct flowrt_policy *next = num_policies < kMaxPolicies ? open_bound(arg) : NULL;
+      if (next == NULL) {
+        continue;
       }
-      frame[len++] = (unsigned char)v;
-    }
-    struct flowrt_sim_result res;
-    int rc = flowrt_sim_receive(dev, (uint8_t)port, frame, len, &res);
-    if (rc != 0) {
-      printf("error %d\n", rc);
-      continue;
-    }
-    if (res.num_deliveries == 0 && !res.dropped) {
-      printf("untaken");
-    }
-    if (res.dropped) {
-      printf("dropped");
-    }
-    for (unsigned d = 0; d < res.num_deliveries; ++d) {
-      const char *name = "(spare)";
-      for (uint32_t q = 0; q < nq; ++q) {
-        if (qps[q] == res.deliveries[d].qp) {
-          name = flowrt_fbin_symbol(&fbin, FLOWRT_FBIN_QUEUES, q);
-        }
+      policies[num_policies++] = next;
+      if (flowrt_update(inst, next, 0, &err) != 0) {
+        printf("error: %s\n", err.message);
+      } else {
+        printf("updated: %u flows\n", flowrt_installation_num_flows(inst));
       }
-      printf("%squeue %s", d || res.dropped ? ", " : "", name);
-      if (res.deliveries[d].tagged) {
-        printf(" tag %u", res.deliveries[d].tag);
-      }
+    } else if (strncmp(line, "counters", 8) == 0) {
+      print_counters(inst);
+    } else if (sscanf(line, "%u %8191s", &port, arg) == 2) {
+      classify(port, arg);
     }
-    printf("\n");
   }
-  for (uint32_t i = 0; i < nc; ++i) {
-    uint64_t values[2] = {0, 0};
-    ibv_read_counters(counters[i], values, 2, 0);
-    printf("counter %s packets %llu bytes %llu\n", flowrt_fbin_symbol(&fbin, FLOWRT_FBIN_COUNTERS, i),
-           (unsigned long long)values[0], (unsigned long long)values[1]);
+  print_counters(inst);
+  if (flowrt_uninstall(inst, &err) != 0) {
+    printf("error: %s\n", err.message);
   }
-  for (uint32_t i = nr; i > 0; --i) {
-    ibv_destroy_flow(flows[i - 1]);
-  }
-  for (uint32_t i = 0; i < nc; ++i) {
-    ibv_destroy_counters(counters[i]);
+  printf("left: flows %u counters %u\n", flowrt_sim_num_flows(dev), flowrt_sim_num_counters(dev));
+  for (unsigned i = 0; i < num_policies; ++i) {
+    flowrt_policy_close(policies[i]);
   }
   flowrt_sim_close(dev);
   return 0;
