@@ -2,6 +2,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,7 +215,8 @@ static int make_plan(const struct flowrt_installation *inst, const struct flowrt
                                                            : (void *)p->handles[bind.symbol];
       memcpy(e->attr + bind.pointer_offset, &object, sizeof object);
     }
-    if (r.type == IBV_FLOW_ATTR_NORMAL && shift != 0) {
+    if (r.type == IBV_FLOW_ATTR_NORMAL && shift != 0 &&
+        (p->floating == NULL || p->floating[i] == 0)) {
       uint16_t prio = (uint16_t)(r.priority + shift);
       e->attr[kAttrPriority] = (unsigned char)(prio & 0xff);
       e->attr[kAttrPriority + 1] = (unsigned char)(prio >> 8);
@@ -405,11 +407,91 @@ struct flowrt_installation *flowrt_install(struct ibv_context *context,
 // ---------------------------------------------------------------------------------------------
 // Updates.
 
+// Where a match spec's value and mask are, and the filter's size, from the verbs.h structs
+// (verbs-facts §1.3: the value follows the 6-byte type+size header at the filter's alignment,
+// so ETH and TCP/UDP values start at 6, the others at 8). False for MPLS and actions, whose
+// fields are never compared here.
+static bool spec_layout(uint32_t kind, unsigned *val, unsigned *mask, unsigned *size) {
+#define FLOWRT_LAYOUT(spec, filter)                                                                \
+  *val = offsetof(struct spec, val);                                                               \
+  *mask = offsetof(struct spec, mask);                                                             \
+  *size = sizeof(struct filter);                                                                   \
+  return true
+  switch (kind) {
+  case IBV_FLOW_SPEC_ETH:
+    FLOWRT_LAYOUT(ibv_flow_spec_eth, ibv_flow_eth_filter);
+  case IBV_FLOW_SPEC_IPV4:
+    FLOWRT_LAYOUT(ibv_flow_spec_ipv4, ibv_flow_ipv4_filter);
+  case IBV_FLOW_SPEC_IPV4_EXT:
+    FLOWRT_LAYOUT(ibv_flow_spec_ipv4_ext, ibv_flow_ipv4_ext_filter);
+  case IBV_FLOW_SPEC_IPV6:
+    FLOWRT_LAYOUT(ibv_flow_spec_ipv6, ibv_flow_ipv6_filter);
+  case IBV_FLOW_SPEC_TCP:
+  case IBV_FLOW_SPEC_UDP:
+    FLOWRT_LAYOUT(ibv_flow_spec_tcp_udp, ibv_flow_tcp_udp_filter);
+  case IBV_FLOW_SPEC_VXLAN_TUNNEL:
+    FLOWRT_LAYOUT(ibv_flow_spec_tunnel, ibv_flow_tunnel_filter);
+  case IBV_FLOW_SPEC_GRE:
+    FLOWRT_LAYOUT(ibv_flow_spec_gre, ibv_flow_gre_filter);
+  case IBV_FLOW_SPEC_ESP:
+    FLOWRT_LAYOUT(ibv_flow_spec_esp, ibv_flow_esp_filter);
+  default:
+    return false;
+  }
+#undef FLOWRT_LAYOUT
+}
+
+// What a rule says about the ethertype of its outer (0) and inner (1) layer: the value of an
+// ETH spec's fully masked ether_type, and the one an IPV4 or IPV6 spec implies (mlx5 and the
+// simulator match the IP version with them, verbs-facts §3.3). 0 where nothing is said.
+struct ethertypes {
+  uint16_t stated[2];
+  uint16_t implied[2];
+};
+
+static struct ethertypes rule_ethertypes(const unsigned char *attr) {
+  struct ethertypes t;
+  memset(&t, 0, sizeof t);
+  const unsigned char *spec = attr + FLOWRT_FBIN_ATTR_SIZE;
+  for (unsigned i = 0; i < attr[kAttrNumSpecs]; ++i) {
+    uint32_t type = flowrt_load32(spec);
+    uint16_t size = flowrt_load16(spec + 4);
+    int layer = (type & IBV_FLOW_SPEC_INNER) != 0;
+    uint32_t kind = type & ~(uint32_t)IBV_FLOW_SPEC_INNER;
+    if (kind == IBV_FLOW_SPEC_ETH) {
+      // ether_type is in network order.
+      const unsigned char *val = spec + offsetof(struct ibv_flow_spec_eth, val.ether_type);
+      const unsigned char *mask = spec + offsetof(struct ibv_flow_spec_eth, mask.ether_type);
+      if (mask[0] == 0xff && mask[1] == 0xff) {
+        t.stated[layer] = (uint16_t)(val[0] << 8 | val[1]);
+      }
+    } else if (kind == IBV_FLOW_SPEC_IPV4 || kind == IBV_FLOW_SPEC_IPV4_EXT) {
+      t.implied[layer] = 0x0800;
+    } else if (kind == IBV_FLOW_SPEC_IPV6) {
+      t.implied[layer] = 0x86dd;
+    }
+    spec += size;
+  }
+  return t;
+}
+
+static bool ethertypes_disjoint(const unsigned char *a, const unsigned char *b) {
+  struct ethertypes ta = rule_ethertypes(a), tb = rule_ethertypes(b);
+  for (int layer = 0; layer < 2; ++layer) {
+    uint16_t ea = ta.stated[layer] != 0 ? ta.stated[layer] : ta.implied[layer];
+    uint16_t eb = tb.stated[layer] != 0 ? tb.stated[layer] : tb.implied[layer];
+    if (ea != 0 && eb != 0 && ea != eb) {
+      return true;
+    }
+  }
+  return false;
+}
+
 // Whether two NORMAL rules can match a common packet, decided conservatively from their specs:
 // false only when some field both match has different values under both masks, the rules are
-// for different ports or directions, or a layer is IPv4 in one and IPv6 (or TCP in one and UDP)
-// in the other. MPLS specs are never compared: their position in the packet depends on the spec
-// before them (verbs-facts §3.3).
+// for different ports or directions, a layer's ethertypes differ (stated or implied by an IP
+// spec), or a layer is IPv4 in one and IPv6 (or TCP in one and UDP) in the other. MPLS
+// specs are never compared: their position depends on the spec before them (verbs-facts §3.3).
 static bool rules_disjoint(const unsigned char *a, const unsigned char *b) {
   if (flowrt_load32(a + kAttrType) != IBV_FLOW_ATTR_NORMAL ||
       flowrt_load32(b + kAttrType) != IBV_FLOW_ATTR_NORMAL) {
@@ -417,7 +499,8 @@ static bool rules_disjoint(const unsigned char *a, const unsigned char *b) {
   }
   if (a[kAttrPort] != b[kAttrPort] ||
       ((flowrt_load32(a + kAttrFlags) ^ flowrt_load32(b + kAttrFlags)) &
-       IBV_FLOW_ATTR_FLAGS_EGRESS) != 0) {
+       IBV_FLOW_ATTR_FLAGS_EGRESS) != 0 ||
+      ethertypes_disjoint(a, b)) {
     return true;
   }
   const unsigned char *sa = a + FLOWRT_FBIN_ATTR_SIZE;
@@ -447,13 +530,13 @@ static bool rules_disjoint(const unsigned char *a, const unsigned char *b) {
           (ka == IBV_FLOW_SPEC_UDP && kb == IBV_FLOW_SPEC_TCP)) {
         return true;
       }
-      if (ka == kb) {
-        // The filter is the first half of what follows the header, the mask the second
-        // (libibverbs' get_filters_size, verbs-facts §1.5).
-        unsigned fa = (size_a - kSpecHeader) / 2u, fb = (size_b - kSpecHeader) / 2u;
+      unsigned va_at, ma_at, fa, vb_at, mb_at, fb;
+      if (ka == kb && spec_layout(ta & ~(uint32_t)IBV_FLOW_SPEC_INNER, &va_at, &ma_at, &fa) &&
+          spec_layout(tb & ~(uint32_t)IBV_FLOW_SPEC_INNER, &vb_at, &mb_at, &fb)) {
+        // IPV4 and IPV4_EXT filters start alike (src, dst): compare the common prefix.
         unsigned n = fa < fb ? fa : fb;
-        const unsigned char *va = sa + kSpecHeader, *ma = va + fa;
-        const unsigned char *vb = sb + kSpecHeader, *mb = vb + fb;
+        const unsigned char *va = sa + va_at, *ma = sa + ma_at;
+        const unsigned char *vb = sb + vb_at, *mb = sb + mb_at;
         for (unsigned k = 0; k < n; ++k) {
           if (((va[k] ^ vb[k]) & ma[k] & mb[k]) != 0) {
             return true;
@@ -532,37 +615,57 @@ static int pair_entries(const struct plan *old, const struct plan *next, bool *k
 // to placing the new policy in other priority levels.
 enum { kMaxDisjointTests = 20 * 1000 * 1000 };
 
-// Whether the changed rules (old ones not kept, new ones not kept) are each disjoint from
-// every other rule of both policies: then applying the changes in any order keeps every packet
-// on its old or its new outcome (docs/runtime.md, "Updates").
+static bool is_normal(const struct flow_entry *e) {
+  return flowrt_load32(e->attr + kAttrType) == IBV_FLOW_ATTR_NORMAL;
+}
+
+static bool is_pass(const struct flow_entry *e) {
+  return (flowrt_load32(e->attr + kAttrFlags) & IBV_FLOW_ATTR_FLAGS_DONT_TRAP) != 0;
+}
+
+// Whether the changes can be made in place: every changed NORMAL rule (an old one not kept or
+// a new one not kept) is disjoint from every other NORMAL rule of both policies. Then a packet
+// meets at most one changed rule, alone among the NORMAL rules, and gets that rule's outcome
+// while it is installed and the default rules' before or after: its old or its new outcome in
+// any order of the changes (docs/runtime.md, "Updates"). Default and sniffer rules match
+// everything but come after every NORMAL rule; a changed one is fine unless a changed rule is a
+// DONT_TRAP rule, whose copy would then combine with the other policy's default.
 static bool in_place_safe(const struct plan *old, const uint32_t *old_twin, const struct plan *next,
                           const bool *kept_new) {
   uint64_t changed = 0;
-  for (uint32_t j = 0; j < old->num; ++j) {
-    changed += old_twin[j] == UINT32_MAX;
+  bool changed_pass = false, changed_other = false;
+  for (int side = 0; side < 2; ++side) {
+    const struct plan *p = side == 0 ? old : next;
+    for (uint32_t c = 0; c < p->num; ++c) {
+      if (side == 0 ? old_twin[c] != UINT32_MAX : kept_new[c]) {
+        continue;
+      }
+      ++changed;
+      changed_pass |= is_pass(&p->entries[c]);
+      changed_other |= !is_normal(&p->entries[c]);
+    }
   }
-  for (uint32_t i = 0; i < next->num; ++i) {
-    changed += !kept_new[i];
-  }
-  if (changed * (uint64_t)(old->num + next->num) > kMaxDisjointTests) {
+  if ((changed_pass && changed_other) ||
+      changed * (uint64_t)(old->num + next->num) > kMaxDisjointTests) {
     return false;
   }
   for (int side = 0; side < 2; ++side) {
     const struct plan *p = side == 0 ? old : next;
     for (uint32_t c = 0; c < p->num; ++c) {
       bool is_changed = side == 0 ? old_twin[c] == UINT32_MAX : !kept_new[c];
-      if (!is_changed) {
+      if (!is_changed || !is_normal(&p->entries[c])) {
         continue;
       }
       const unsigned char *ca = p->entries[c].attr;
       for (uint32_t j = 0; j < old->num; ++j) {
-        if (!(side == 0 && j == c) && !rules_disjoint(ca, old->entries[j].attr)) {
+        if (!(side == 0 && j == c) && is_normal(&old->entries[j]) &&
+            !rules_disjoint(ca, old->entries[j].attr)) {
           return false;
         }
       }
       for (uint32_t i = 0; i < next->num; ++i) {
         // Kept next entries were compared as their old twins.
-        if (kept_new[i] || (side == 1 && i == c)) {
+        if (kept_new[i] || (side == 1 && i == c) || !is_normal(&next->entries[i])) {
           continue;
         }
         if (!rules_disjoint(ca, next->entries[i].attr)) {
@@ -574,57 +677,97 @@ static bool in_place_safe(const struct plan *old, const uint32_t *old_twin, cons
   return true;
 }
 
-// The priority range the NORMAL flows of `plan` occupy; false if there are none.
-static bool plan_band(const struct plan *plan, uint32_t *lo, uint32_t *hi) {
-  bool any = false;
-  for (uint32_t i = 0; i < plan->num; ++i) {
-    const unsigned char *a = plan->entries[i].attr;
-    if (flowrt_load32(a + kAttrType) != IBV_FLOW_ATTR_NORMAL) {
+// Computes how updates place `p` (the fields after `placed` in struct flowrt_policy). A
+// DONT_TRAP rule disjoint from every trapping NORMAL rule copies every packet it matches
+// wherever it sits, so it keeps its compiled priority ("floating"): an unchanged one stays
+// installed through an update, and no packet gets its copy twice. Returns 0 or -ENOMEM.
+static int place_policy(struct flowrt_policy *p) {
+  if (p->placed) {
+    return 0;
+  }
+  p->floating = calloc(p->num_rules + 1, 1);
+  if (p->floating == NULL) {
+    return -ENOMEM;
+  }
+  uint64_t pass = 0, trap = 0;
+  for (uint32_t i = 0; i < p->num_rules; ++i) {
+    struct flowrt_fbin_rule r;
+    flowrt_fbin_rule(&p->fbin, i, &r);
+    if (r.type == IBV_FLOW_ATTR_NORMAL) {
+      if ((r.flags & FLOWRT_FBIN_RULE_PASS) != 0) {
+        ++pass;
+      } else {
+        ++trap;
+      }
+    }
+  }
+  bool affordable = pass * trap <= kMaxDisjointTests;
+  for (uint32_t i = 0; i < p->num_rules; ++i) {
+    struct flowrt_fbin_rule r;
+    flowrt_fbin_rule(&p->fbin, i, &r);
+    if (r.type != IBV_FLOW_ATTR_NORMAL) {
       continue;
     }
-    uint32_t prio = flowrt_load16(a + kAttrPriority);
-    if (!any || prio < *lo) {
-      *lo = prio;
+    bool is_pass = (r.flags & FLOWRT_FBIN_RULE_PASS) != 0;
+    bool floating = is_pass && affordable;
+    for (uint32_t j = 0; floating && j < p->num_rules; ++j) {
+      struct flowrt_fbin_rule t;
+      flowrt_fbin_rule(&p->fbin, j, &t);
+      if (t.type == IBV_FLOW_ATTR_NORMAL && (t.flags & FLOWRT_FBIN_RULE_PASS) == 0 &&
+          !rules_disjoint(r.attr, t.attr)) {
+        floating = false;
+      }
     }
-    if (!any || prio > *hi) {
-      *hi = prio;
+    p->floating[i] = floating;
+    if (floating) {
+      continue;
     }
-    any = true;
+    p->moving_pass |= is_pass;
+    if (!p->has_band || r.priority < p->band_lo) {
+      p->band_lo = r.priority;
+    }
+    if (!p->has_band || r.priority > p->band_hi) {
+      p->band_hi = r.priority;
+    }
+    p->has_band = true;
   }
-  return any;
+  p->placed = true;
+  return 0;
 }
 
-// Whether `policy` placed with `shift` fits levels 0..levels-1 (and mlx4's DONT_TRAP rules stay
-// at priority 0, verbs-facts §4.2).
+// Whether `p` placed with `shift` fits levels 0..levels-1, and mlx4's DONT_TRAP rules stay at
+// priority 0 (verbs-facts §4.2).
 static bool fits(const struct flowrt_policy *p, int64_t shift, uint32_t levels) {
-  if (!p->has_normal) {
+  if (!p->has_band) {
     return true;
   }
-  if (p->min_normal + shift < 0 || p->max_normal + shift > (int64_t)levels - 1) {
+  if (p->band_lo + shift < 0 || p->band_hi + shift > (int64_t)levels - 1) {
     return false;
   }
-  return shift == 0 || !p->has_pass || strcmp(p->fbin.profile, "mlx4") != 0;
+  return shift == 0 || !p->moving_pass || strcmp(p->fbin.profile, "mlx4") != 0;
 }
 
 // Where make-before-break places `next`: returns 0 with `*shift`, or -ENOSPC with a message.
 static int choose_shift(const struct flowrt_installation *inst, const struct flowrt_policy *next,
                         int32_t *shift, struct flowrt_error *err) {
-  uint32_t lo = 0, hi = 0;
-  if (!plan_band(&inst->plan, &lo, &hi) || !next->has_normal) {
+  const struct flowrt_policy *old = inst->policy;
+  if (!old->has_band || !next->has_band) {
     *shift = 0;
     return 0;
   }
+  uint32_t lo = old->band_lo + (uint32_t)inst->plan.shift;
+  uint32_t hi = old->band_hi + (uint32_t)inst->plan.shift;
   // Above: the new levels end right before the old ones; packets the new policy takes never
   // reach the old rules. Below: they start right after; only packets the old policy does not
-  // take reach the new rules. With DONT_TRAP rules on the upper side, a packet could collect
-  // that side's copies and then the other side's outcome, so prefer the side without them.
-  int64_t above = (int64_t)lo - 1 - next->max_normal;
-  int64_t below = (int64_t)hi + 1 - next->min_normal;
+  // take reach the new rules. A DONT_TRAP rule that moves on the upper side could copy a packet
+  // that the lower side then takes, so prefer the side that has none.
+  int64_t above = (int64_t)lo - 1 - next->band_hi;
+  int64_t below = (int64_t)hi + 1 - next->band_lo;
   bool above_fits = fits(next, above, inst->levels);
   bool below_fits = fits(next, below, inst->levels);
-  if (above_fits && !next->has_pass) {
+  if (above_fits && !next->moving_pass) {
     *shift = (int32_t)above;
-  } else if (below_fits && !inst->policy->has_pass) {
+  } else if (below_fits && !old->moving_pass) {
     *shift = (int32_t)below;
   } else if (above_fits) {
     *shift = (int32_t)above;
@@ -636,8 +779,7 @@ static int choose_shift(const struct flowrt_installation *inst, const struct flo
                        "old policy's levels %u..%u, but the device has levels 0..%u; pass "
                        "FLOWRT_UPDATE_ALLOW_BREAK to replace the rules with a gap, or use fewer "
                        "levels",
-                       (unsigned)(next->max_normal - next->min_normal + 1), lo, hi,
-                       inst->levels - 1);
+                       (unsigned)(next->band_hi - next->band_lo + 1), lo, hi, inst->levels - 1);
   }
   return 0;
 }
@@ -714,6 +856,9 @@ int flowrt_update(struct flowrt_installation *inst, struct flowrt_policy *next, 
                        "the new policy is installed elsewhere; open it again");
   }
   struct flowrt_policy *old_policy = inst->policy;
+  if (place_policy(old_policy) != 0 || place_policy(next) != 0) {
+    return flowrt_fail(err, ENOMEM, FLOWRT_NO_RULE, "out of memory");
+  }
   int rc = check_bindings(inst, next, err);
   if (rc == 0) {
     rc = flowrt_check_device(inst->context, next, err);

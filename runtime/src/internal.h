@@ -31,10 +31,16 @@ struct flowrt_policy {
   struct ibv_counters **counters; // NULL entries: the runtime creates them
   struct ibv_flow_action **handles;
   struct ibv_qp *anchor;
-  bool has_pass;       // some rule is DONT_TRAP
-  uint16_t min_normal; // the NORMAL rules' compiled priorities (valid if has_normal)
-  uint16_t max_normal;
-  bool has_normal;
+  // How updates place the policy (install.c, place_policy()), computed on first need:
+  // `floating[i]` marks DONT_TRAP rules disjoint from every trapping NORMAL rule, which keep
+  // their compiled priority; the other NORMAL rules span band_lo..band_hi (if has_band), and
+  // moving_pass says some of them are DONT_TRAP.
+  bool placed;
+  uint8_t *floating;
+  bool has_band;
+  bool moving_pass;
+  uint16_t band_lo;
+  uint16_t band_hi;
   struct flowrt_installation *installed; // the installation using it, if any
 };
 

@@ -72,23 +72,6 @@ static struct flowrt_policy *open_owned(unsigned char *data, size_t size, const 
     flowrt_policy_close(p);
     return NULL;
   }
-  for (uint32_t i = 0; i < p->num_rules; ++i) {
-    struct flowrt_fbin_rule r;
-    flowrt_fbin_rule(&p->fbin, i, &r);
-    if ((r.flags & FLOWRT_FBIN_RULE_PASS) != 0) {
-      p->has_pass = true;
-    }
-    if (r.type != IBV_FLOW_ATTR_NORMAL) {
-      continue;
-    }
-    if (!p->has_normal || r.priority < p->min_normal) {
-      p->min_normal = r.priority;
-    }
-    if (!p->has_normal || r.priority > p->max_normal) {
-      p->max_normal = r.priority;
-    }
-    p->has_normal = true;
-  }
   return p;
 }
 
@@ -157,6 +140,7 @@ void flowrt_policy_close(struct flowrt_policy *policy) {
   free(policy->queues);
   free(policy->counters);
   free(policy->handles);
+  free(policy->floating);
   free(policy->data);
   free(policy);
 }
