@@ -25,6 +25,16 @@ static const char *device_name(struct ibv_context *context) {
   return context->device != NULL ? ibv_get_device_name(context->device) : "(unnamed device)";
 }
 
+const char *flowrt_device_driver(struct ibv_context *context) {
+  struct ibv_device_attr_ex attr;
+  memset(&attr, 0, sizeof attr);
+  if (context == NULL || ibv_query_device_ex(context, NULL, &attr) != 0 ||
+      attr.orig_attr.vendor_id != kMellanoxOui) {
+    return NULL;
+  }
+  return mellanox_driver(attr.orig_attr.vendor_part_id);
+}
+
 int flowrt_check_device(struct ibv_context *context, const struct flowrt_policy *policy,
                         struct flowrt_error *err) {
   if (context == NULL || policy == NULL) {

@@ -153,6 +153,10 @@ const char *flowrt_policy_capabilities(const struct flowrt_policy *policy) {
   return policy->fbin.capabilities;
 }
 
+const struct flowrt_fbin *flowrt_policy_fbin(const struct flowrt_policy *policy) {
+  return &policy->fbin;
+}
+
 uint32_t flowrt_policy_num_rules(const struct flowrt_policy *policy) {
   return policy->num_rules;
 }

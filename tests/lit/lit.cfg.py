@@ -11,6 +11,8 @@ config.test_exec_root = os.path.join(os.path.dirname(config.flowc), "..", "..", 
 
 # Tests never see the installed stdlib or the user's environment.
 config.environment["LC_ALL"] = "C"
+# %flowctl before %flowc, which is its prefix.
+config.substitutions.append(("%flowctl", config.flowctl))
 config.substitutions.append(("%flowc", config.flowc))
 config.substitutions.append(("%fbin-dump", config.fbin_dump))
 config.substitutions.append(("%fbin-sim-accepts", config.fbin_sim_accepts))

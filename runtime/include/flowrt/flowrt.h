@@ -15,6 +15,8 @@
 // policies and installations may run concurrently; calls on one policy or
 // one installation (and on the policy an installation uses) must not.
 
+#include "flowrt/format.h"
+
 #include <infiniband/verbs.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -89,6 +91,10 @@ uint32_t flowrt_policy_num_symbols(const struct flowrt_policy *policy,
 const char *flowrt_policy_symbol(const struct flowrt_policy *policy, enum flowrt_symbol_kind kind,
                                  uint32_t index);
 
+/// The validated file, for the readers of flowrt/format.h (rule kinds, ports, attr buffers);
+/// valid until flowrt_policy_close().
+const struct flowrt_fbin *flowrt_policy_fbin(const struct flowrt_policy *policy);
+
 /// Describes rule `index` for messages: "rule 3 'storage' (policy.flow:12:5)". Writes at most
 /// `len` bytes including the NUL; returns the length the full text has, like snprintf().
 int flowrt_policy_describe_rule(const struct flowrt_policy *policy, uint32_t index, char *buf,
@@ -125,6 +131,11 @@ int flowrt_bind_anchor(struct flowrt_policy *policy, struct ibv_qp *qp, struct f
 /// libibverbs; they are not checked here.
 int flowrt_check_device(struct ibv_context *context, const struct flowrt_policy *policy,
                         struct flowrt_error *err);
+
+/// The driver family of the device of `context` as a target name, "mlx5" or "mlx4", from the
+/// vendor and part ids ibv_query_device_ex() reports; NULL for any other device or when the
+/// query fails.
+const char *flowrt_device_driver(struct ibv_context *context);
 
 /// Options of flowrt_install(); a zeroed struct (or NULL) means the defaults.
 struct flowrt_install_attr {
