@@ -483,6 +483,12 @@ static int cmd_load(const struct options *o) {
   struct flowrt_install_attr attr;
   memset(&attr, 0, sizeof attr);
   attr.port = (uint8_t)o->port;
+  /* The handlers are in place before the rules are, and before anyone is told they hold. */
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
   struct flowrt_installation *inst = flowrt_install(d.context, p, &attr, &err);
   if (inst == NULL) {
     fprintf(stderr, "flowctl: error: %s\n", err.message);
@@ -496,11 +502,6 @@ static int cmd_load(const struct options *o) {
     printf("holding them for %ld s\n", o->hold_seconds);
   }
   fflush(stdout);
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
   time_t until = o->hold_seconds < 0 ? 0 : time(NULL) + o->hold_seconds;
   while (!stop_requested && (o->hold_seconds < 0 || time(NULL) < until)) {
     struct timespec tick = {0, 100 * 1000 * 1000};
