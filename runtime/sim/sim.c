@@ -1,6 +1,6 @@
 // The simulated device: a verbs_context whose flow and counters ops store what the validator
 // accepts.
-#include "sim.h"
+#include "flowrt/sim.h"
 
 #include <errno.h>
 #include <stdio.h>

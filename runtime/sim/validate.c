@@ -1,6 +1,6 @@
 // The sim's validator: libibverbs' conversion, the kernel core and the mlx5/mlx4 driver checks, in
 // order.
-#include "validate.h"
+#include "flowrt/sim_validate.h"
 
 #include <errno.h>
 #include <infiniband/verbs.h>

@@ -18,7 +18,7 @@
 #include <infiniband/verbs.h>
 
 #include "flowrt/flowrt.h"
-#include "sim.h"
+#include "flowrt/sim.h"
 
 enum { kExitOk = 0, kExitFail = 1, kExitUsage = 2 };
 

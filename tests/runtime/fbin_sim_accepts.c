@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "flowrt/format.h"
-#include "validate.h"
+#include "flowrt/sim_validate.h"
 
 int main(int argc, char **argv) {
   if (argc != 3 || (strcmp(argv[1], "mlx5") != 0 && strcmp(argv[1], "mlx4") != 0)) {

@@ -20,7 +20,7 @@
 #include <infiniband/verbs.h>
 
 #include "flowrt/flowrt.h"
-#include "sim.h"
+#include "flowrt/sim.h"
 
 enum { kMaxQueues = 256, kMaxPolicies = 16 };
 

@@ -14,7 +14,7 @@
 
 #include "check.h"
 #include "flowrt/flowrt.h"
-#include "sim.h"
+#include "flowrt/sim.h"
 #include "sim_rules.h"
 
 static const char *dir;

@@ -2,7 +2,7 @@
 // libibverbs ibv_create_flow(), counters read back through ibv_read_counters().
 //
 // Plain C, no framework: prints each failed check and exits non-zero. Run under ASan.
-#include "sim.h"
+#include "flowrt/sim.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -4,7 +4,7 @@
 // are packed structs of verbs.h spec structs, as in the ibv_create_flow(3)
 // example, and go through ibv_create_flow() itself. Run under ASan: the
 // closes at the end must leave nothing behind.
-#include "sim.h"
+#include "flowrt/sim.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

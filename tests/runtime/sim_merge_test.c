@@ -4,7 +4,7 @@
 // through the real libibverbs ibv_create_flow(), counters are read with ibv_read_counters().
 //
 // Plain C, no framework: prints each failed check and exits non-zero. Run under ASan.
-#include "sim.h"
+#include "flowrt/sim.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

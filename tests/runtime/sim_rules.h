@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sim.h"
+#include "flowrt/sim.h"
 
 // --- Rules: an attr followed by packed specs, built in an aligned byte buffer ------------
 

@@ -6,7 +6,7 @@
 // memcpy'd into bytes) and handed to the validator in a heap block of its
 // exact size at an odd address, so that the sanitizers catch any read past
 // the end and any cast of the buffer to a struct pointer.
-#include "validate.h"
+#include "flowrt/sim_validate.h"
 
 #include <errno.h>
 #include <infiniband/verbs.h>

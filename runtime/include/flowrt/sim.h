@@ -1,6 +1,6 @@
 // libflowrt-sim: a software RDMA device driven by the real libibverbs flow and counters calls.
-#ifndef FLOWRT_SIM_SIM_H
-#define FLOWRT_SIM_SIM_H
+#ifndef FLOWRT_SIM_H
+#define FLOWRT_SIM_H
 
 // The device is a `struct verbs_context` the sim allocates itself (no
 // ibv_open_device, no provider): libibverbs' static inline ibv_create_flow,
@@ -19,7 +19,7 @@
 // Not thread-safe: a device and everything created on it must be used from
 // one thread at a time.
 
-#include "validate.h"
+#include "flowrt/sim_validate.h"
 
 #include <infiniband/verbs.h>
 #include <stddef.h>
@@ -151,4 +151,4 @@ int flowrt_sim_receive(struct flowrt_sim_device *dev, uint8_t port, const void *
 }
 #endif
 
-#endif // FLOWRT_SIM_SIM_H
+#endif // FLOWRT_SIM_H
