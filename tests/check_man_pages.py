@@ -1,22 +1,20 @@
 #!/usr/bin/env python3
-"""Fails unless every function declared in the runtime's public headers has a
-man page docs/man/<name>.3.md with the sections NAME, SYNOPSIS, DESCRIPTION,
-RETURN VALUE, ERRORS and EXAMPLE (optionally SEE ALSO), in that order, whose
-SYNOPSIS declares that function with the header's prototype; that no page
-documents a function the headers no longer declare; and that
-docs/man/README.md lists exactly the documented functions.
+"""Fails unless every function declared in the runtime's public C headers
+(runtime/include/flowrt/*.h, and runtime/sim/*.h where the simulator's headers
+used to live) has a man page docs/man/<name>.3.md with the sections NAME,
+SYNOPSIS, DESCRIPTION, RETURN VALUE, ERRORS and EXAMPLE (optionally SEE ALSO),
+in that order, whose SYNOPSIS declares that function with the header's
+prototype; that no page documents a function the headers no longer declare;
+and that docs/man/README.md lists exactly the documented functions.
 
 Usage: check_man_pages.py REPO_ROOT   (python3, standard library only)"""
 import pathlib
 import re
 import sys
 
-HEADERS = [
-    "runtime/include/flowrt/flowrt.h",
-    "runtime/include/flowrt/format.h",
-    "runtime/sim/sim.h",
-    "runtime/sim/validate.h",
-]
+# The public C headers: found by location, so that a header added or moved there needs
+# its pages too. C++ headers (.hpp) are not C API and are not covered.
+HEADER_GLOBS = ["runtime/include/flowrt/*.h", "runtime/sim/*.h"]
 MAN_DIR = "docs/man"
 REQUIRED = ["NAME", "SYNOPSIS", "DESCRIPTION", "RETURN VALUE", "ERRORS", "EXAMPLE"]
 OPTIONAL_LAST = ["SEE ALSO"]
@@ -61,10 +59,13 @@ def strip_preprocessor(text):
     continued = False
     for line in text.split("\n"):
         stripped = line.strip()
-        if continued or stripped.startswith("#"):
+        if continued:
+            continued = stripped.endswith("\\")
+            continue
+        if stripped.startswith("#"):
             continued = stripped.endswith("\\")
             directive = re.match(r"#\s*(\w+)\s*(.*)", stripped)
-            if directive and not continued or directive:
+            if directive:
                 word, rest = directive.group(1), directive.group(2).strip()
                 if word in ("if", "ifdef", "ifndef"):
                     skipping.append(word == "ifdef" and rest == "__cplusplus")
@@ -180,6 +181,11 @@ def check_page(path, name, prototype):
     return problems
 
 
+def public_headers(root):
+    """The runtime's public C headers, in a stable order."""
+    return [path for pattern in HEADER_GLOBS for path in sorted(root.glob(pattern))]
+
+
 def main():
     if len(sys.argv) != 2:
         print("usage: check_man_pages.py REPO_ROOT")
@@ -187,11 +193,11 @@ def main():
     root = pathlib.Path(sys.argv[1])
     functions = {}
     problems = []
-    for header in HEADERS:
-        path = root / header
-        if not path.exists():
-            problems.append(f"{header}: header not found")
-            continue
+    headers = public_headers(root)
+    if not headers:
+        problems.append(f"no public headers found ({', '.join(HEADER_GLOBS)})")
+    for path in headers:
+        header = path.relative_to(root).as_posix()
         declared = declared_functions(path.read_text())
         if not declared:
             problems.append(f"{header}: no function declarations found (parser out of date?)")
@@ -224,7 +230,7 @@ def main():
         for problem in problems:
             print(f"  {problem}")
         return 1
-    print(f"check_man_pages: {len(functions)} functions in {len(HEADERS)} headers, "
+    print(f"check_man_pages: {len(functions)} functions in {len(headers)} headers, "
           f"each with a complete page in {MAN_DIR}/")
     return 0
 

@@ -900,8 +900,11 @@ int flowrt_update(struct flowrt_installation *inst, struct flowrt_policy *next, 
   if (!fits(next, inst->plan.shift, inst->levels) ||
       !in_place_safe(&inst->plan, old_twin, &plan, kept_new)) {
     int32_t shift = 0;
-    rc = choose_shift(inst, next, &shift, err);
-    if (rc != 0 && (flags & FLOWRT_UPDATE_ALLOW_BREAK) == 0) {
+    // With ALLOW_BREAK a failure to place is not an error: keep `err` untouched for success.
+    struct flowrt_error placing;
+    bool allow_break = (flags & FLOWRT_UPDATE_ALLOW_BREAK) != 0;
+    rc = choose_shift(inst, next, &shift, allow_break ? &placing : err);
+    if (rc != 0 && !allow_break) {
       goto fail_plan;
     }
     breaking = rc != 0;
@@ -937,8 +940,12 @@ int flowrt_update(struct flowrt_installation *inst, struct flowrt_policy *next, 
   if (rc != 0) {
     destroy_flows(&plan, kept_new);
     verbs_fail(err, next, plan.entries[failed].rule, "ibv_create_flow", -rc);
-    if (breaking) {
-      recreate(&inst->plan, kept_old, &lost);
+    if (breaking && recreate(&inst->plan, kept_old, &lost) != 0 && err != NULL) {
+      char what[200];
+      flowrt_policy_describe_rule(old_policy, inst->plan.entries[lost].rule, what, sizeof what);
+      size_t len = strlen(err->message);
+      snprintf(err->message + len, sizeof err->message - len,
+               "; restoring the old policy failed too: %s is not installed", what);
     }
     goto fail_plan;
   }

@@ -481,7 +481,8 @@ static void test_updates(void) {
                 "make-before-break needs the new policy's 2 priority levels next to "
                 "the old policy's levels 0..2, but the device has levels 0..2") == err.message,
          "%s", err.message);
-  CHECK(flowrt_update(inst, q, FLOWRT_UPDATE_ALLOW_BREAK, &err) == 0);
+  err.errnum = 12345; /* a successful call leaves the error struct untouched */
+  CHECK(flowrt_update(inst, q, FLOWRT_UPDATE_ALLOW_BREAK, &err) == 0 && err.errnum == 12345);
   outcomes_t now;
   all_outcomes(&e, now);
   for (int i = 0; i < kNumFrames; ++i) {

@@ -123,12 +123,12 @@ int flowrt_bind_handle(struct flowrt_policy *policy, const char *name,
 int flowrt_bind_anchor(struct flowrt_policy *policy, struct ibv_qp *qp, struct flowrt_error *err);
 
 /// Checks that the device of `context` can take the policy, without creating anything: the
-/// device reports IBV_DEVICE_MANAGED_FLOW_STEERING, every port the policy's rules use exists and
-/// is Ethernet, and the driver is the policy's target (an mlx5 policy needs an mlx5 device, an
-/// mlx4 policy an mlx4 device; generic fits any). Returns 0, -EOPNOTSUPP naming what is missing,
-/// -ENODEV for a missing port, or the error of ibv_query_device_ex()/ibv_query_port().
-/// Capabilities the policy needs (flowrt_policy_capabilities()) cannot be queried through
-/// libibverbs; they are not checked here.
+/// device reports IBV_DEVICE_MANAGED_FLOW_STEERING, every port the policy's rules use exists
+/// (ibv_query_port() answers for it), and the driver is the policy's target (an mlx5 policy needs
+/// an mlx5 device, an mlx4 policy an mlx4 device; generic fits any). Returns 0, -EOPNOTSUPP naming
+/// what is missing, -ENODEV for a missing port, or the error of
+/// ibv_query_device_ex()/ibv_query_port(). Capabilities the policy needs
+/// (flowrt_policy_capabilities()) cannot be queried through libibverbs; they are not checked here.
 int flowrt_check_device(struct ibv_context *context, const struct flowrt_policy *policy,
                         struct flowrt_error *err);
 
