@@ -3,9 +3,9 @@
 #include "flowrt/sim.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -478,7 +478,8 @@ static int sim_query_device_ex(struct ibv_context *context,
   }
   memset(attr, 0, attr_size < sizeof *attr ? attr_size : sizeof *attr);
   struct ibv_device_attr *a = &attr->orig_attr;
-  snprintf(a->fw_ver, sizeof a->fw_ver, "flowrt-sim %s", dev->profile == FLOWRT_SIM_MLX5 ? "mlx5" : "mlx4");
+  snprintf(a->fw_ver, sizeof a->fw_ver, "flowrt-sim %s",
+           dev->profile == FLOWRT_SIM_MLX5 ? "mlx5" : "mlx4");
   a->vendor_id = kMellanoxOui;
   a->vendor_part_id = kProfileOps[dev->profile].vendor_part_id;
   a->phys_port_cnt = dev->num_ports;
@@ -885,8 +886,8 @@ static bool spec_matches(const struct pkt *pkt, const struct flowrt_sim_spec *s,
     return l->ip_version == 6 && fields_match(s, l->ip);
   case IBV_FLOW_SPEC_TCP:
   case IBV_FLOW_SPEC_UDP: {
-    uint8_t proto = (s->type & ~(uint32_t)IBV_FLOW_SPEC_INNER) == IBV_FLOW_SPEC_TCP ? kProtoTcp
-                                                                                   : kProtoUdp;
+    uint8_t proto =
+        (s->type & ~(uint32_t)IBV_FLOW_SPEC_INNER) == IBV_FLOW_SPEC_TCP ? kProtoTcp : kProtoUdp;
     return l->ip_version != 0 && l->proto == proto &&
            fields_match(s, l->has_ports ? l->ports : NULL);
   }
@@ -1176,11 +1177,12 @@ static bool installed_before(const struct sim_flow *a, const struct sim_flow *b)
 // The flow of `type` on `port` that was installed first among those `accept` takes, or NULL;
 // NORMAL flows are restricted to hardware table `table`.
 static struct sim_flow *first_flow(struct flowrt_sim_device *dev, uint8_t port, uint32_t type,
-                                   unsigned table, const struct pkt *pkt) {
+                                   unsigned table, const struct pkt *pkt, bool egress) {
   struct sim_flow *best = NULL;
   for (struct sim_flow *f = dev->flows; f != NULL; f = f->next) {
     const struct flowrt_sim_rule *r = &f->rule;
-    if (r->type != type || r->port != port || (r->flags & IBV_FLOW_ATTR_FLAGS_EGRESS) != 0) {
+    if (r->type != type || r->port != port ||
+        ((r->flags & IBV_FLOW_ATTR_FLAGS_EGRESS) != 0) != egress) {
       continue;
     }
     if (type == IBV_FLOW_ATTR_NORMAL && (hw_table(r) != table || !flow_matches(pkt, r))) {
@@ -1223,13 +1225,143 @@ static bool qp_seen(struct flowrt_sim_device *dev, const struct sim_flow *first,
   return false;
 }
 
-int flowrt_sim_receive(struct flowrt_sim_device *dev, uint8_t port, const void *frame, size_t len,
-                       struct flowrt_sim_result *out) {
+// --- mlx4 (§4) ------------------------------------------------------------------------------
+//
+// mlx4_ib hands only some fields to the DMFS firmware (§4.3): ETH dst_mac and vlan_tag (src_mac
+// and ether_type are silently ignored), IPv4 src and dst, TCP/UDP ports. Rules have no actions.
+// A rule's specs apply whatever its type (§4.2).
+
+static bool spec_matches_mlx4(const struct pkt *pkt, const struct flowrt_sim_spec *s) {
+  const struct pkt_layer *l = &pkt->outer;
+  struct flowrt_sim_spec used = *s;
+  switch (s->type) {
+  case IBV_FLOW_SPEC_ETH: {
+    size_t src = offsetof(struct ibv_flow_eth_filter, src_mac);
+    size_t type = offsetof(struct ibv_flow_eth_filter, ether_type);
+    memset(used.mask + src, 0, 6);
+    memset(used.mask + type, 0, 2);
+    size_t vlan = offsetof(struct ibv_flow_eth_filter, vlan_tag);
+    if ((used.mask[vlan] != 0 || used.mask[vlan + 1] != 0) && !l->has_vlan) {
+      return false;
+    }
+    return fields_match(&used, l->has_eth ? l->eth : NULL);
+  }
+  case IBV_FLOW_SPEC_IPV4:
+  case IBV_FLOW_SPEC_IPV4_EXT:
+    memset(used.mask + 8, 0, FLOWRT_SIM_FILTER_MAX - 8); // src_ip, dst_ip only
+    return l->ip_version == 4 && fields_match(&used, l->ip);
+  case IBV_FLOW_SPEC_TCP:
+  case IBV_FLOW_SPEC_UDP:
+    return l->ip_version == 4 &&
+           l->proto == (s->type == IBV_FLOW_SPEC_TCP ? kProtoTcp : kProtoUdp) &&
+           fields_match(s, l->has_ports ? l->ports : NULL);
+  default:
+    return false; // the validator refused every other spec (§4.3)
+  }
+}
+
+static bool flow_matches_mlx4(const struct pkt *pkt, const struct flowrt_sim_rule *r) {
+  for (unsigned i = 0; i < r->num_specs; ++i) {
+    if (!spec_matches_mlx4(pkt, &r->specs[i])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The hardware priority of a trapping NORMAL rule: MLX4_DOMAIN_UVERBS | priority, except that
+// a rule whose only spec is an ETH with a multicast or broadcast dst MAC goes to
+// MLX4_DOMAIN_NIC (§4.4, as on a PF).
+static uint32_t mlx4_priority(const struct flowrt_sim_rule *r) {
+  if (r->num_specs == 1 && r->specs[0].type == IBV_FLOW_SPEC_ETH &&
+      (r->specs[0].val[offsetof(struct ibv_flow_eth_filter, dst_mac)] & 0x01) != 0) {
+    return 0x5000;
+  }
+  return 0x1000u | r->priority;
+}
+
+// A DONT_TRAP rule is a unicast and/or multicast sniffer (§4.2): with no spec or a zero dst MAC
+// mask it copies every frame, with the 01:00:00:00:00:00 mask the frames whose multicast bit
+// equals the value's.
+static bool mlx4_dont_trap_copies(const struct flowrt_sim_rule *r, bool multicast) {
+  if (r->num_specs == 0) {
+    return true;
+  }
+  size_t dst = offsetof(struct ibv_flow_eth_filter, dst_mac);
+  if ((r->specs[0].mask[dst] & 0x01) == 0) {
+    return true;
+  }
+  return ((r->specs[0].val[dst] & 0x01) != 0) == multicast;
+}
+
+static void receive_mlx4(struct flowrt_sim_device *dev, uint8_t port, const struct pkt *pkt,
+                         bool multicast, struct flowrt_sim_result *out) {
+  // DONT_TRAP copies, in installation order (the list is newest first).
+  unsigned n = 0;
+  for (struct sim_flow *f = dev->flows; f != NULL; f = f->next) {
+    ++n;
+  }
+  for (unsigned k = n; k > 0; --k) {
+    unsigned seen = 0;
+    for (struct sim_flow *f = dev->flows; f != NULL; f = f->next) {
+      if (++seen == k && f->rule.port == port && f->rule.type == IBV_FLOW_ATTR_NORMAL &&
+          (f->rule.flags & IBV_FLOW_ATTR_FLAGS_DONT_TRAP) != 0 &&
+          mlx4_dont_trap_copies(&f->rule, multicast)) {
+        deliver(out, f, false);
+      }
+    }
+  }
+  // The trapping rule of the lowest hardware priority, the first installed among equals (the
+  // firmware's choice between equal priorities is not documented, §4.4).
+  struct sim_flow *best = NULL;
+  for (struct sim_flow *f = dev->flows; f != NULL; f = f->next) {
+    const struct flowrt_sim_rule *r = &f->rule;
+    if (r->port != port || r->type != IBV_FLOW_ATTR_NORMAL ||
+        (r->flags & IBV_FLOW_ATTR_FLAGS_DONT_TRAP) != 0 || !flow_matches_mlx4(pkt, r)) {
+      continue;
+    }
+    if (best == NULL || mlx4_priority(r) < mlx4_priority(&best->rule) ||
+        (mlx4_priority(r) == mlx4_priority(&best->rule) && installed_before(f, best))) {
+      best = f;
+    }
+  }
+  if (best == NULL) {
+    // The default rules, with their specs applied (§4.2).
+    for (int pass = 0; pass < 2 && best == NULL; ++pass) {
+      uint32_t type = pass == 0 ? IBV_FLOW_ATTR_MC_DEFAULT : IBV_FLOW_ATTR_ALL_DEFAULT;
+      if (pass == 0 && !multicast) {
+        continue;
+      }
+      for (struct sim_flow *f = dev->flows; f != NULL; f = f->next) {
+        if (f->rule.port == port && f->rule.type == type && flow_matches_mlx4(pkt, &f->rule) &&
+            (best == NULL || installed_before(f, best))) {
+          best = f;
+        }
+      }
+    }
+  }
+  if (best != NULL) {
+    deliver(out, best, false);
+  }
+  // Sniffers mirror the port's receive side, with their specs applied.
+  for (unsigned k = n; k > 0; --k) {
+    unsigned seen = 0;
+    for (struct sim_flow *f = dev->flows; f != NULL; f = f->next) {
+      if (++seen == k && f->rule.port == port && f->rule.type == IBV_FLOW_ATTR_SNIFFER &&
+          flow_matches_mlx4(pkt, &f->rule)) {
+        deliver(out, f, false);
+      }
+    }
+  }
+}
+
+int flowrt_sim_send(struct flowrt_sim_device *dev, uint8_t port, const void *frame, size_t len,
+                    struct flowrt_sim_result *out) {
   if (dev == NULL || out == NULL) {
     return -EINVAL;
   }
   if (dev->profile != FLOWRT_SIM_MLX5) {
-    return -EOPNOTSUPP;
+    return -EOPNOTSUPP; // mlx4 has no egress rules (§4.1)
   }
   const uint8_t *p = frame;
   if (p == NULL || port < 1 || port > dev->num_ports || len < 14 ||
@@ -1240,12 +1372,49 @@ int flowrt_sim_receive(struct flowrt_sim_device *dev, uint8_t port, const void *
   struct pkt pkt;
   memset(&pkt, 0, sizeof pkt);
   parse_eth(&pkt, &pkt.outer, p, len, true);
+  // The egress namespace has the same priority mapping (§3.6); the first matching flow decides:
+  // DROP drops, anything else is ALLOW. A DONT_TRAP flow counts and lets the next table decide.
+  for (unsigned table = 0; table <= kMcastTable; ++table) {
+    struct sim_flow *f = first_flow(dev, port, IBV_FLOW_ATTR_NORMAL, table, &pkt, true);
+    if (f == NULL) {
+      continue;
+    }
+    count_frame(f, len);
+    if (flow_has(&f->rule, IBV_FLOW_SPEC_ACTION_DROP)) {
+      out->dropped = 1;
+      return 0;
+    }
+    if ((f->rule.flags & IBV_FLOW_ATTR_FLAGS_DONT_TRAP) == 0) {
+      return 0;
+    }
+  }
+  return 0;
+}
+
+int flowrt_sim_receive(struct flowrt_sim_device *dev, uint8_t port, const void *frame, size_t len,
+                       struct flowrt_sim_result *out) {
+  if (dev == NULL || out == NULL) {
+    return -EINVAL;
+  }
+  const uint8_t *p = frame;
+  if (p == NULL || port < 1 || port > dev->num_ports || len < 14 ||
+      (be16(p + 12) == kEtherVlan && len < 18)) {
+    return -EINVAL;
+  }
+  memset(out, 0, sizeof *out);
+  struct pkt pkt;
+  memset(&pkt, 0, sizeof pkt);
+  parse_eth(&pkt, &pkt.outer, p, len, true);
+  if (dev->profile == FLOWRT_SIM_MLX4) {
+    receive_mlx4(dev, port, &pkt, (p[0] & 0x01) != 0, out);
+    return 0;
+  }
 
   bool taken = false;
   for (unsigned table = 0; table <= kMcastTable && !taken; ++table) {
     // The first installed matching flow; its entry takes the frame (§3.8). Every member
     // counts it, and the entry delivers one copy to each QP, in installation order.
-    struct sim_flow *f = first_flow(dev, port, IBV_FLOW_ATTR_NORMAL, table, &pkt);
+    struct sim_flow *f = first_flow(dev, port, IBV_FLOW_ATTR_NORMAL, table, &pkt, false);
     if (f == NULL) {
       continue;
     }
@@ -1267,10 +1436,10 @@ int flowrt_sim_receive(struct flowrt_sim_device *dev, uint8_t port, const void *
     // Leftovers (§3.5): the user specs and actions are ignored.
     struct sim_flow *f = NULL;
     if ((p[0] & 0x01) != 0) {
-      f = first_flow(dev, port, IBV_FLOW_ATTR_MC_DEFAULT, 0, &pkt);
+      f = first_flow(dev, port, IBV_FLOW_ATTR_MC_DEFAULT, 0, &pkt, false);
     }
     if (f == NULL) {
-      f = first_flow(dev, port, IBV_FLOW_ATTR_ALL_DEFAULT, 0, &pkt);
+      f = first_flow(dev, port, IBV_FLOW_ATTR_ALL_DEFAULT, 0, &pkt, false);
     }
     if (f != NULL) {
       deliver(out, f, false);

@@ -5,6 +5,8 @@
  * command per line:
  *   PORT HEXBYTES   classify a frame received on PORT; prints where it went:
  *                   "queue NAME [tag N]", "dropped", or "untaken"
+ *   send PORT HEXBYTES  classify a frame sent on PORT by the egress rules:
+ *                   "sent" or "dropped"
  *   update FILE     update to another compiled policy (its queues get QPs
  *                   of their own, or those of the same names); prints
  *                   "updated: F flows" or the error
@@ -116,7 +118,7 @@ static void print_counters(struct flowrt_installation *inst) {
   }
 }
 
-static void classify(unsigned port, const char *hex) {
+static void classify(unsigned port, const char *hex, int sending) {
   unsigned char frame[4096];
   size_t len = 0;
   for (const char *p = hex; p[0] != '\0' && p[1] != '\0' && len < sizeof frame; p += 2) {
@@ -127,9 +129,14 @@ static void classify(unsigned port, const char *hex) {
     frame[len++] = (unsigned char)v;
   }
   struct flowrt_sim_result res;
-  int rc = flowrt_sim_receive(dev, (uint8_t)port, frame, len, &res);
+  int rc = sending ? flowrt_sim_send(dev, (uint8_t)port, frame, len, &res)
+                   : flowrt_sim_receive(dev, (uint8_t)port, frame, len, &res);
   if (rc != 0) {
     printf("error %d\n", rc);
+    return;
+  }
+  if (sending) {
+    printf("%s\n", res.dropped ? "dropped" : "sent");
     return;
   }
   if (res.num_deliveries == 0 && !res.dropped) {
@@ -208,8 +215,10 @@ int main(int argc, char **argv) {
       }
     } else if (strncmp(line, "counters", 8) == 0) {
       print_counters(inst);
+    } else if (sscanf(line, "send %u %8191s", &port, arg) == 2) {
+      classify(port, arg, 1);
     } else if (sscanf(line, "%u %8191s", &port, arg) == 2) {
-      classify(port, arg);
+      classify(port, arg, 0);
     }
   }
   print_counters(inst);

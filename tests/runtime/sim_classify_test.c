@@ -87,8 +87,7 @@ static void add_mpls(struct rule *r, uint32_t label) {
 
 // A NORMAL rule ETH(0x0800) + IPV4(src, dst) + TCP(sport, dport): the exact 5-tuple.
 static struct ibv_flow *install_5tuple(struct ibv_qp *qp, uint16_t priority, uint32_t flags,
-                                       uint32_t src, uint32_t dst, uint16_t sport,
-                                       uint16_t dport) {
+                                       uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport) {
   struct rule r;
   rule_init(&r, IBV_FLOW_ATTR_NORMAL, priority, 1, flags);
   add_eth(&r, 0, NULL, 0x0800, 0, 0);
@@ -461,8 +460,131 @@ static void test_ports_and_errors(void) {
 
   struct flowrt_sim_device *mlx4 = flowrt_sim_open(FLOWRT_SIM_MLX4, NULL, 1);
   tcp_frame(&f, 1, 80);
-  CHECK(flowrt_sim_receive(mlx4, 1, f.b, f.n, &res) == -EOPNOTSUPP);
+  CHECK(flowrt_sim_send(mlx4, 1, f.b, f.n, &res) == -EOPNOTSUPP); // no egress on mlx4 (§4.1)
   flowrt_sim_close(mlx4);
+}
+
+// mlx4 (§4): only dst MAC, VLAN, IPv4 addresses and ports match; ETH src_mac and ether_type are
+// ignored; lower priority wins; a lone multicast ETH rule goes to the NIC domain; DONT_TRAP is
+// a sniffer; default rules apply their specs.
+static void test_mlx4(void) {
+  struct flowrt_sim_device *dev = flowrt_sim_open(FLOWRT_SIM_MLX4, NULL, 1);
+  struct ibv_qp *a = flowrt_sim_create_qp(dev, IBV_QPT_RAW_PACKET);
+  struct ibv_qp *b = flowrt_sim_create_qp(dev, IBV_QPT_RAW_PACKET);
+  struct ibv_qp *c = flowrt_sim_create_qp(dev, IBV_QPT_RAW_PACKET);
+  struct ibv_qp *d = flowrt_sim_create_qp(dev, IBV_QPT_RAW_PACKET);
+  struct rule r;
+  // Priority 5: dst MAC kMacA with ether_type 0x86dd, which mlx4 ignores.
+  rule_init(&r, IBV_FLOW_ATTR_NORMAL, 5, 1, 0);
+  add_eth(&r, 0, kMacA, 0x86dd, 0, 0);
+  CHECK(install(a, &r) != NULL);
+  // Priority 2: IPv4 dst 10.0.0.2 and TCP dst 80: before the ETH rule.
+  rule_init(&r, IBV_FLOW_ATTR_NORMAL, 2, 1, 0);
+  add_ipv4(&r, 0, 0, 0x0a000002);
+  add_l4(&r, IBV_FLOW_SPEC_TCP, 0, 80);
+  CHECK(install(b, &r) != NULL);
+  // Priority 0, but its only spec is a multicast dst MAC: domain NIC, after every other rule.
+  rule_init(&r, IBV_FLOW_ATTR_NORMAL, 0, 1, 0);
+  add_eth(&r, 0, kMacMc, 0, 0, 0);
+  CHECK(install(c, &r) != NULL);
+  struct frame f;
+  tcp_frame(&f, 1, 80); // to kMacA, 10.0.0.2, TCP 80
+  struct flowrt_sim_result res = receive(dev, 1, &f);
+  CHECK(only_to(&res, b));
+  tcp_frame(&f, 1, 81); // the TCP rule misses; the ETH rule takes it though it is IPv4
+  res = receive(dev, 1, &f);
+  CHECK(only_to(&res, a));
+  f.n = 0; // UDP: the TCP rule needs protocol 6
+  put_eth(&f, kMacA, -1, 0x0800);
+  put_ipv4(&f, 0x0a000001, 0x0a000002, 17);
+  put_udp(&f, 1, 80);
+  res = receive(dev, 1, &f);
+  CHECK(only_to(&res, a));
+  f.n = 0;
+  put_eth(&f, kMacMc, -1, 0x0800);
+  put_ipv4(&f, 0x0a000001, 0x0a000002, 6);
+  put_tcp(&f, 1, 80);
+  res = receive(dev, 1, &f); // multicast, TCP 80: the priority-2 rule beats the NIC domain
+  CHECK(only_to(&res, b));
+  f.b[14 + 16] = 11; // another dst IP: only the multicast rule is left
+  res = receive(dev, 1, &f);
+  CHECK(only_to(&res, c));
+  // A DONT_TRAP sniffer for multicast frames (dst mask 01:00:00:00:00:00) and a default rule
+  // whose spec limits it to VLAN 7.
+  rule_init(&r, IBV_FLOW_ATTR_NORMAL, 0, 1, IBV_FLOW_ATTR_FLAGS_DONT_TRAP);
+  struct ibv_flow_spec_eth mc;
+  memset(&mc, 0, sizeof mc);
+  mc.type = IBV_FLOW_SPEC_ETH;
+  mc.size = sizeof mc;
+  mc.val.dst_mac[0] = 0x01;
+  mc.mask.dst_mac[0] = 0x01;
+  rule_add(&r, &mc, sizeof mc);
+  CHECK(install(d, &r) != NULL);
+  res = receive(dev, 1, &f); // multicast: copied to d, then taken by c
+  CHECK(res.num_deliveries == 2 && res.deliveries[0].qp == d && res.deliveries[1].qp == c);
+  tcp_frame(&f, 1, 81); // unicast: no copy
+  res = receive(dev, 1, &f);
+  CHECK(only_to(&res, a));
+  rule_init(&r, IBV_FLOW_ATTR_ALL_DEFAULT, 0, 1, 0);
+  add_eth(&r, 0, NULL, 0, 7, 0x0fff);
+  CHECK(install(d, &r) != NULL);
+  f.n = 0;
+  put_eth(&f, kMacB, -1, 0x0800);
+  put_ipv4(&f, 0x0a000001, 0x0a000009, 6);
+  put_tcp(&f, 1, 81);
+  res = receive(dev, 1, &f); // no VLAN: the default rule's spec does not match
+  CHECK(nowhere(&res));
+  f.n = 0;
+  put_eth(&f, kMacB, 7, 0x0800);
+  put_ipv4(&f, 0x0a000001, 0x0a000009, 6);
+  put_tcp(&f, 1, 81);
+  res = receive(dev, 1, &f);
+  CHECK(only_to(&res, d));
+  flowrt_sim_close(dev);
+}
+
+// mlx5 egress (§3.6): DROP drops, anything else allows; counters count; ingress flows do not
+// see sent frames and egress flows do not see received ones.
+static void test_egress(void) {
+  struct bench t = open_bench(1);
+  struct ibv_counters *counters = attached_counters(flowrt_sim_context(t.dev));
+  struct rule r;
+  rule_init(&r, IBV_FLOW_ATTR_NORMAL, 0, 1, IBV_FLOW_ATTR_FLAGS_EGRESS);
+  add_eth(&r, 0, NULL, 0x0800, 0, 0);
+  add_ipv4(&r, 0, 0, 0x0a000002);
+  add_l4(&r, IBV_FLOW_SPEC_TCP, 0, 22);
+  add_drop(&r);
+  add_count(&r, counters);
+  CHECK(install(t.a, &r) != NULL);
+  rule_init(&r, IBV_FLOW_ATTR_NORMAL, 1, 1, IBV_FLOW_ATTR_FLAGS_EGRESS);
+  add_eth(&r, 0, NULL, 0x0800, 0, 0);
+  add_ipv4(&r, 0, 0, 0x0a000002);
+  CHECK(install(t.a, &r) != NULL); // allow, at a lower precedence
+  rule_init(&r, IBV_FLOW_ATTR_NORMAL, 2, 1, IBV_FLOW_ATTR_FLAGS_EGRESS);
+  add_eth(&r, 0, NULL, 0x0800, 0, 0);
+  add_drop(&r);
+  CHECK(install(t.a, &r) != NULL); // every other IPv4 frame dropped
+  struct frame f;
+  struct flowrt_sim_result res;
+  tcp_frame(&f, 1, 22);
+  CHECK(flowrt_sim_send(t.dev, 1, f.b, f.n, &res) == 0 && res.dropped && res.num_deliveries == 0);
+  tcp_frame(&f, 1, 23);
+  CHECK(flowrt_sim_send(t.dev, 1, f.b, f.n, &res) == 0 && !res.dropped);
+  f.b[14 + 16] = 11; // another destination: the catch-all drop
+  CHECK(flowrt_sim_send(t.dev, 1, f.b, f.n, &res) == 0 && res.dropped);
+  f.n = 0;
+  put_eth(&f, kMacA, -1, 0x0806); // ARP: no egress flow matches; sent
+  put32(&f, 0);
+  CHECK(flowrt_sim_send(t.dev, 1, f.b, f.n, &res) == 0 && !res.dropped);
+  tcp_frame(&f, 1, 22); // received, not sent: egress flows do not apply
+  res = receive(t.dev, 1, &f);
+  CHECK(nowhere(&res));
+  uint64_t values[2] = {0, 0};
+  CHECK(ibv_read_counters(counters, values, 2, 0) == 0 && values[0] == 1 && values[1] == f.n);
+  CHECK(flowrt_sim_send(t.dev, 2, f.b, f.n, &res) == -EINVAL);
+  CHECK(flowrt_sim_send(t.dev, 1, f.b, 13, &res) == -EINVAL);
+  CHECK(flowrt_sim_send(NULL, 1, f.b, f.n, &res) == -EINVAL);
+  flowrt_sim_close(t.dev);
 }
 
 static void test_multicast_last(void) {
@@ -578,6 +700,8 @@ int main(void) {
   test_ports_and_errors();
   test_multicast_last();
   test_gre_ipv6();
+  test_mlx4();
+  test_egress();
   if (failures != 0) {
     fprintf(stderr, "%u of %u checks failed\n", failures, checks);
     return 1;

@@ -108,11 +108,11 @@ struct flowrt_sim_result {
 };
 
 /// Classifies one Ethernet frame received (ingress) on `port` with the mlx5 profile's semantics
-/// (verbs-facts §3.2-§3.5), adds to the counters of the flows that delivered or dropped it
-/// (ACTION_COUNT: +1 at each PACKETS index, +`len` at each BYTES index) and fills `*out`.
-/// Returns 0; -EINVAL if `dev`, `out` or `frame` is NULL, `port` is not 1..num_ports, or the
-/// frame is too short for its Ethernet header (14 bytes, 18 with an 802.1Q tag); -EOPNOTSUPP on
-/// an mlx4 device (not implemented yet). Egress is not simulated: EGRESS flows never match here.
+/// (verbs-facts §3.2-§3.5; an mlx4 device's are below), adds to the counters of the flows that
+/// delivered or dropped it (ACTION_COUNT: +1 at each PACKETS index, +`len` at each BYTES index) and
+/// fills `*out`. Returns 0; -EINVAL if `dev`, `out` or `frame` is NULL, `port` is not 1..num_ports,
+/// or the frame is too short for its Ethernet header (14 bytes, 18 with an 802.1Q tag). EGRESS
+/// flows never match here (see flowrt_sim_send()).
 ///
 /// Parsing: Ethernet (one 802.1Q tag, TCI and the ethertype after it), IPv4 (options skipped by
 /// ihl; L4 only in a first fragment), IPv6 (no extension headers), TCP/UDP ports, ESP SPI, GRE
@@ -146,6 +146,25 @@ struct flowrt_sim_result {
 /// actions included (no tag, no count, §3.5, §3.7).
 int flowrt_sim_receive(struct flowrt_sim_device *dev, uint8_t port, const void *frame, size_t len,
                        struct flowrt_sim_result *out);
+
+/// On an mlx4 device flowrt_sim_receive() follows mlx4's semantics instead (verbs-facts §4):
+/// only ETH dst_mac and vlan_tag, IPv4 src and dst and TCP/UDP ports are matched (ETH src_mac and
+/// ether_type are ignored, as mlx4_ib does); a trapping NORMAL flow's hardware priority is
+/// 0x1000 | priority, except that a flow whose only spec is an ETH with a multicast dst MAC gets
+/// 0x5000 (as on a PF, §4.4); the lowest wins, the first installed among equals. DONT_TRAP flows
+/// copy every frame, or the multicast or unicast ones for a 01:00:00:00:00:00 dst MAC mask
+/// (§4.2); default and SNIFFER flows apply their specs. mlx4 has no actions: no drop, tag or
+/// counter. Not modelled: the firmware's choice between equal priorities, the UDP dst-port
+/// priority quirk and the VXLAN tunnel-steering helper rule (§4.3, §4.4).
+
+/// Classifies one Ethernet frame sent (egress) on `port` by an mlx5 device's EGRESS flows
+/// (verbs-facts §3.6): the flows are ordered by table as on ingress; the first matching one
+/// counts the frame and decides: ACTION_DROP drops it (`out->dropped` = 1), any other flow allows
+/// it; a DONT_TRAP flow counts and lets the next table decide. A frame no flow matches is sent.
+/// `out->num_deliveries` is always 0. Returns 0, -EINVAL as flowrt_sim_receive(), or
+/// -EOPNOTSUPP on an mlx4 device (no egress rules, §4.1).
+int flowrt_sim_send(struct flowrt_sim_device *dev, uint8_t port, const void *frame, size_t len,
+                    struct flowrt_sim_result *out);
 
 #ifdef __cplusplus
 }
