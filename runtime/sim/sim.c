@@ -1355,23 +1355,30 @@ static void receive_mlx4(struct flowrt_sim_device *dev, uint8_t port, const stru
   }
 }
 
-int flowrt_sim_send(struct flowrt_sim_device *dev, uint8_t port, const void *frame, size_t len,
-                    struct flowrt_sim_result *out) {
-  if (dev == NULL || out == NULL) {
-    return -EINVAL;
-  }
-  if (dev->profile != FLOWRT_SIM_MLX5) {
-    return -EOPNOTSUPP; // mlx4 has no egress rules (§4.1)
-  }
+// Checks the arguments of flowrt_sim_receive()/send(), clears `*out` and parses the frame.
+static int parse_frame(struct flowrt_sim_device *dev, uint8_t port, const void *frame, size_t len,
+                       struct flowrt_sim_result *out, struct pkt *pkt) {
   const uint8_t *p = frame;
-  if (p == NULL || port < 1 || port > dev->num_ports || len < 14 ||
+  if (dev == NULL || out == NULL || p == NULL || port < 1 || port > dev->num_ports || len < 14 ||
       (be16(p + 12) == kEtherVlan && len < 18)) {
     return -EINVAL;
   }
   memset(out, 0, sizeof *out);
+  memset(pkt, 0, sizeof *pkt);
+  parse_eth(pkt, &pkt->outer, p, len, true);
+  return 0;
+}
+
+int flowrt_sim_send(struct flowrt_sim_device *dev, uint8_t port, const void *frame, size_t len,
+                    struct flowrt_sim_result *out) {
   struct pkt pkt;
-  memset(&pkt, 0, sizeof pkt);
-  parse_eth(&pkt, &pkt.outer, p, len, true);
+  int rc = parse_frame(dev, port, frame, len, out, &pkt);
+  if (rc != 0) {
+    return rc;
+  }
+  if (dev->profile != FLOWRT_SIM_MLX5) {
+    return -EOPNOTSUPP; // mlx4 has no egress rules (§4.1)
+  }
   // The egress namespace has the same priority mapping (§3.6); the first matching flow decides:
   // DROP drops, anything else is ALLOW. A DONT_TRAP flow counts and lets the next table decide.
   for (unsigned table = 0; table <= kMcastTable; ++table) {
@@ -1393,18 +1400,12 @@ int flowrt_sim_send(struct flowrt_sim_device *dev, uint8_t port, const void *fra
 
 int flowrt_sim_receive(struct flowrt_sim_device *dev, uint8_t port, const void *frame, size_t len,
                        struct flowrt_sim_result *out) {
-  if (dev == NULL || out == NULL) {
-    return -EINVAL;
+  struct pkt pkt;
+  int rc = parse_frame(dev, port, frame, len, out, &pkt);
+  if (rc != 0) {
+    return rc;
   }
   const uint8_t *p = frame;
-  if (p == NULL || port < 1 || port > dev->num_ports || len < 14 ||
-      (be16(p + 12) == kEtherVlan && len < 18)) {
-    return -EINVAL;
-  }
-  memset(out, 0, sizeof *out);
-  struct pkt pkt;
-  memset(&pkt, 0, sizeof pkt);
-  parse_eth(&pkt, &pkt.outer, p, len, true);
   if (dev->profile == FLOWRT_SIM_MLX4) {
     receive_mlx4(dev, port, &pkt, (p[0] & 0x01) != 0, out);
     return 0;

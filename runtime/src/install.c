@@ -225,12 +225,13 @@ static int make_plan(const struct flowrt_installation *inst, const struct flowrt
   return 0;
 }
 
-// Creates the flows of the `plan` entries that `skip` does not mark, in order. Returns 0, or
-// -errno with `*failed` set to the failing entry (the caller destroys what was created).
+// Creates, in order, the flows of the `plan` entries that have none and that `skip` does not
+// mark: a new plan's flows, or the old flows a failed update destroyed. Returns 0, or -errno
+// with `*failed` set to the failing entry (the caller destroys what was created).
 static int create_flows(struct plan *plan, const bool *skip, uint32_t *failed) {
   for (uint32_t i = 0; i < plan->num; ++i) {
     struct flow_entry *e = &plan->entries[i];
-    if (skip != NULL && skip[i]) {
+    if (e->flow != NULL || (skip != NULL && skip[i])) {
       continue;
     }
     errno = 0;
@@ -784,24 +785,6 @@ static int choose_shift(const struct flowrt_installation *inst, const struct flo
   return 0;
 }
 
-// Re-creates the flows of `plan` that were destroyed (those not marked in `keep` whose flow is
-// NULL), in order: undoing part of the break phase.
-static int recreate(struct plan *plan, const bool *keep, uint32_t *failed) {
-  for (uint32_t i = 0; i < plan->num; ++i) {
-    struct flow_entry *e = &plan->entries[i];
-    if (e->flow != NULL || (keep != NULL && keep[i])) {
-      continue;
-    }
-    errno = 0;
-    e->flow = ibv_create_flow(e->qp, (struct ibv_flow_attr *)e->attr);
-    if (e->flow == NULL) {
-      *failed = i;
-      return errno != 0 ? -errno : -EIO;
-    }
-  }
-  return 0;
-}
-
 // Destroys the old flows not kept (last first). On a failure, re-creates those it destroyed and
 // returns -errno: `*failed` is the entry that could not be destroyed, `*lost` the first entry
 // that could not be re-created (the old policy is then incomplete), or UINT32_MAX.
@@ -819,7 +802,7 @@ static int break_old(struct plan *old, const bool *kept_old, uint32_t *failed, u
     }
     *failed = i - 1;
     uint32_t where = 0;
-    if (recreate(old, kept_old, &where) != 0) {
+    if (create_flows(old, kept_old, &where) != 0) {
       *lost = where;
     }
     return rc > 0 ? -rc : -EIO;
@@ -940,7 +923,7 @@ int flowrt_update(struct flowrt_installation *inst, struct flowrt_policy *next, 
   if (rc != 0) {
     destroy_flows(&plan, kept_new);
     verbs_fail(err, next, plan.entries[failed].rule, "ibv_create_flow", -rc);
-    if (breaking && recreate(&inst->plan, kept_old, &lost) != 0 && err != NULL) {
+    if (breaking && create_flows(&inst->plan, kept_old, &lost) != 0 && err != NULL) {
       char what[200];
       flowrt_policy_describe_rule(old_policy, inst->plan.entries[lost].rule, what, sizeof what);
       size_t len = strlen(err->message);
