@@ -8,7 +8,7 @@ packages=(
   antlr4 libantlr4-runtime-dev
   llvm-14-dev llvm-14-tools
   libgtest-dev googletest
-  libibverbs-dev libpcap-dev
+  libibverbs-dev libpcap-dev libbdd-dev
   python3 zlib1g-dev libzstd-dev libtinfo-dev libxml2-dev libedit-dev libffi-dev
 )
 

@@ -1,6 +1,8 @@
 // The diagnostic registry and engine.
 #include "compiler/diag/diagnostic.h"
 
+#include "llvm/ADT/STLExtras.h"
+
 #include "llvm/Support/Format.h"
 
 namespace flowc::diag {
@@ -94,6 +96,10 @@ Builder Engine::ReportFile(Kind kind, llvm::StringRef file, const llvm::Twine &m
   d.file = file.str();
   d.message = message.str();
   return Builder(this, std::move(d));
+}
+
+bool Engine::Enabled(Kind kind) const {
+  return !llvm::is_contained(options_.disabled, kind);
 }
 
 void Engine::Emit(Diagnostic diag) {

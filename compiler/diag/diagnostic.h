@@ -122,6 +122,9 @@ public:
 
   /// True once the error limit was reached: phases should stop early.
   bool ShouldStop() const { return stopped_; }
+  /// False if `kind` is a warning turned off with -Wno-NAME: a phase that
+  /// only reports it can be skipped.
+  bool Enabled(Kind kind) const;
   unsigned error_count() const { return errors_; }
   unsigned warning_count() const { return warnings_; }
   llvm::SourceMgr &sources() { return sources_; }

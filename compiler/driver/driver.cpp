@@ -6,6 +6,7 @@
 #include <chrono>
 #include <optional>
 
+#include "compiler/analysis/analysis.h"
 #include "compiler/base/suggest.h"
 #include "compiler/diag/diagnostic.h"
 #include "compiler/driver/explain.h"
@@ -61,10 +62,14 @@ Options:
   --cap=[+|-]NAME,...       add or remove device capabilities of the target
   --expand-masks            accept partial masks on a full-or-zero-mask target
   --max-expansion=N         the most hardware rules one rule may become (4096)
+  --analysis-limit=N        analyse for shadowed rules (FL9001) only policies of
+                            at most N expanded rules (default 20000; 0 = no limit)
 
 Besides the language's rules, 'check' reports what the target (the file's
 'target', --target, or mlx5) cannot do, as 'flowc build' would; only what
-depends on hardware priorities (FL8009, FL8014) needs 'flowc build'.
+depends on hardware priorities (FL8009, FL8014) needs 'flowc build'. It also
+reports rules that no packet reaches (FL9001), from an exact model of every
+packet; -Wno-shadowed-rule skips that analysis.
 
 Exit status: 0 clean, 1 errors were reported, 2 bad invocation or unreadable input.
 )";
@@ -119,6 +124,7 @@ struct CheckOptions {
   bool dump_ast = false;
   bool dump_ir = false;
   bool time_phases = false;
+  analysis::Options analysis;
 };
 
 int Usage(llvm::raw_ostream &err, const llvm::Twine &message) {
@@ -243,6 +249,12 @@ std::optional<int> ParseCheck(llvm::ArrayRef<llvm::StringRef> args, CheckOptions
         return Usage(err, "--stdlib-dir needs a directory");
       }
       o.sema.stdlib_dirs.push_back(v->str());
+    } else if (TakeValue(args, i, "--analysis-limit", v)) {
+      unsigned n = 0;
+      if (v->getAsInteger(10, n)) {
+        return Usage(err, "--analysis-limit needs a number, got '" + *v + "'");
+      }
+      o.analysis.max_rules = n;
     } else if (TakeValue(args, i, "--max-errors", v)) {
       unsigned n = 0;
       if (v->getAsInteger(10, n)) {
@@ -540,6 +552,18 @@ int RunCheck(const CheckOptions &o, llvm::raw_ostream &out, llvm::raw_ostream &e
       stopped = Build(o, policy, sources, diags, timer, out, err);
     } else if (o.command == "check" && !diags.ShouldStop()) {
       stopped = CheckTarget(o, policy, diags, timer, err);
+      if (!stopped && diags.error_count() == 0 && diags.Enabled(diag::Kind::kShadowedRule)) {
+        analysis::Stats stats = analysis::Analyze(policy, o.analysis, diags);
+        timer.Done("analysis");
+        if (o.time_phases) {
+          err << "analysis: " << stats.rules << " rule(s), " << stats.expanded
+              << " ternary rule(s), " << stats.shadowed << " shadowed"
+              << (stats.skipped ? ", skipped (over --analysis-limit)"
+                  : stats.complete ? ""
+                                   : ", stopped early (node limit)")
+              << "\n";
+        }
+      }
     }
   }
   // Dumps go out before the diagnostics, so that 2>&1 does not interleave them.

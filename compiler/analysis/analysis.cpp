@@ -1,0 +1,205 @@
+#include "compiler/analysis/analysis.h"
+
+#include <map>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "compiler/analysis/packet_space.h"
+#include "compiler/expand/expand.h"
+#include "compiler/target/profile.h"
+#include "llvm/ADT/STLExtras.h"
+
+namespace flowc::analysis {
+namespace {
+
+/// Keeps nothing: the analysis expands rules a second time, for the generic
+/// target, and the first expansion has already reported its problems.
+class Discard : public diag::Consumer {
+public:
+  void Handle(const diag::Diagnostic &) override { ++count; }
+  unsigned count = 0;
+};
+
+/// The rules of one port and direction, in precedence order.
+using GroupKey = std::pair<ast::Direction, uint8_t>;
+
+bool Empty(const bdd &b) {
+  return b == bddfalse;
+}
+
+void AddFields(std::vector<std::pair<ir::Layer, Field>> &to,
+               const std::vector<std::pair<ir::Layer, Field>> &from) {
+  for (const auto &f : from) {
+    if (!llvm::is_contained(to, f)) {
+      to.push_back(f);
+    }
+  }
+}
+
+} // namespace
+
+Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &diags) {
+  Stats stats;
+  if (options.max_rules != 0 && policy.rules.size() > options.max_rules) {
+    stats.skipped = true; // every rule expands to one ternary rule at least
+    stats.complete = false;
+    return stats;
+  }
+  llvm::Expected<target::Target> generic = target::MakeTarget("generic", {});
+  if (!generic) {
+    llvm::consumeError(generic.takeError());
+    stats.complete = false;
+    return stats;
+  }
+  // Source semantics: sets and ranges exactly (prefix covers), no target limits.
+  expand::Options expand_options;
+  expand_options.max_per_rule = 1u << 16;
+  Discard discard;
+  diag::Engine scratch(diags.sources(), {}, discard);
+  expand::Expanded expanded = expand::Expand(policy, *generic, expand_options, scratch);
+  if (scratch.error_count() > 0) {
+    // Some rule did not expand (over a limit): its packets are unknown, and
+    // every later rule's verdict would be unproven.
+    stats.complete = false;
+    return stats;
+  }
+  stats.expanded = static_cast<uint32_t>(expanded.rules.size());
+  if (options.max_rules != 0 && expanded.rules.size() > options.max_rules) {
+    stats.skipped = true;
+    stats.complete = false;
+    return stats;
+  }
+
+  PacketSpace space(expanded.rules, options.max_nodes);
+  // Rule BDDs are built when needed and kept only for rules that take
+  // another's packets: keeping every one alive makes each garbage collection
+  // walk them all.
+  std::vector<std::vector<const expand::TernaryRule *>> expansions(policy.rules.size());
+  for (const expand::TernaryRule &t : expanded.rules) {
+    expansions[t.source].push_back(&t);
+  }
+  auto build = [&](uint32_t i) {
+    bdd m = bddfalse;
+    for (const expand::TernaryRule *t : expansions[i]) {
+      m |= space.Match(*t);
+    }
+    return m;
+  };
+  std::map<uint32_t, bdd> kept;
+  auto match_of = [&](uint32_t i) -> bdd {
+    auto found = kept.find(i);
+    if (found != kept.end()) {
+      return found->second;
+    }
+    return kept.emplace(i, build(i)).first->second;
+  };
+  auto fields_of = [&](uint32_t i) {
+    std::vector<std::pair<ir::Layer, Field>> fields;
+    for (const expand::TernaryRule *t : expansions[i]) {
+      for (const expand::TernaryMatch &m : t->matches) {
+        if (!llvm::is_contained(fields, std::make_pair(m.layer, m.field))) {
+          fields.push_back({m.layer, m.field});
+        }
+      }
+    }
+    return fields;
+  };
+  // Walk the rules in precedence order; `taken` is what the earlier trapping
+  // rules of the same port and direction take.
+  std::map<GroupKey, bdd> taken;
+  std::map<GroupKey, std::vector<uint32_t>> earlier;
+  for (uint32_t i = 0; i < policy.rules.size(); ++i) {
+    const ir::Rule &rule = policy.rules[i];
+    if (rule.kind != ast::RuleKind::kNormal || expansions[i].empty()) {
+      continue;
+    }
+    bdd match = build(i);
+    ++stats.rules;
+    GroupKey key{rule.direction, rule.port};
+    auto [it, inserted] = taken.try_emplace(key, bddfalse);
+    bdd &before = it->second;
+    // The rule's packets that no earlier rule takes, among those that exist.
+    bool reached = !Empty(bdd_apply(match, before, bddop_diff) & space.Universe());
+    if (PacketSpace::Overflowed()) {
+      stats.complete = false;
+      break;
+    }
+    if (!reached && Empty(match & space.Universe())) {
+      continue; // an empty rule is sema's contradiction report, not a shadow
+    }
+    if (!reached) {
+      // Which earlier rules take its packets: pick a packet of the rule not
+      // yet accounted for, find the rule that takes it (the first earlier
+      // trapping rule that matches it), repeat. Each rule named takes at
+      // least that packet; one alone means it covers the whole rule.
+      std::vector<uint32_t> takers;
+      Packet packet;
+      bdd left = match & space.Universe();
+      while (!Empty(left) && !PacketSpace::Overflowed()) {
+        Packet p = space.Pick(left);
+        std::optional<uint32_t> taker;
+        for (uint32_t j : earlier[key]) {
+          if (llvm::any_of(expansions[j],
+                           [&](const expand::TernaryRule *t) { return space.Contains(*t, p); })) {
+            taker = j;
+            break;
+          }
+        }
+        if (!taker) {
+          break; // cannot happen while the model is consistent; report nothing
+        }
+        if (takers.empty()) {
+          packet = std::move(p);
+          space.Decode(packet);
+        }
+        takers.push_back(*taker);
+        left &= !match_of(*taker);
+      }
+      if (PacketSpace::Overflowed() || takers.empty() || !Empty(left)) {
+        stats.complete = false;
+        break;
+      }
+      uint32_t taker = takers.front(); // takes the example packet
+      llvm::sort(takers);
+      std::vector<std::pair<ir::Layer, Field>> shown = fields_of(i);
+      AddFields(shown, fields_of(taker));
+      std::string by;
+      for (size_t k = 0; k < takers.size() && k < 3; ++k) {
+        by += (k == 0                   ? ""
+               : k + 1 == takers.size() ? " and "
+                                        : ", ") +
+              ir::RuleTitle(policy.rules[takers[k]]);
+      }
+      if (takers.size() > 3) {
+        by += " and " + std::to_string(takers.size() - 3) + " more";
+      }
+      std::string what = ir::RuleTitle(rule);
+      std::string message =
+          takers.size() == 1
+              ? what + " is shadowed: " + by + " before it takes every packet it matches"
+              : what + " is shadowed: " + by + " together take every packet it matches";
+      diag::Builder b = diags.Report(diag::Kind::kShadowedRule, rule.range.Start, message);
+      b.Range(rule.range);
+      for (size_t k = 0; k < takers.size() && k < 3; ++k) {
+        const ir::Rule &t = policy.rules[takers[k]];
+        b.AddNote(t.range.Start, ir::RuleTitle(t) + " is here");
+      }
+      b.AddNote(llvm::SMLoc(), "for example, " + space.Format(packet, shown) + " is taken by " +
+                                   ir::RuleTitle(policy.rules[taker]));
+      ++stats.shadowed;
+      continue;
+    }
+    if (!rule.pass) { // a pass rule copies and lets the packet go on
+      before |= match;
+      earlier[key].push_back(i);
+    }
+    if (PacketSpace::Overflowed()) {
+      stats.complete = false;
+      break;
+    }
+  }
+  return stats;
+}
+
+} // namespace flowc::analysis

@@ -1,0 +1,40 @@
+// Lints from the exact packet-set model (packet_space.h): rules that no
+// packet can reach, each with the rules that take its packets and a witness.
+#ifndef FLOWC_ANALYSIS_ANALYSIS_H
+#define FLOWC_ANALYSIS_ANALYSIS_H
+
+#include <cstdint>
+
+#include "compiler/diag/diagnostic.h"
+#include "compiler/ir/ir.h"
+
+namespace flowc::analysis {
+
+struct Options {
+  /// The most BDD nodes the analysis may use (about 20 bytes each); past it
+  /// the analysis stops and reports nothing more.
+  int max_nodes = 8 << 20;
+  /// The most expanded (ternary) rules analysed; a larger policy is not
+  /// analysed at all (0: no limit). flowc check's --analysis-limit.
+  uint32_t max_rules = 20000;
+};
+
+/// What one run did, for --time-phases.
+struct Stats {
+  uint32_t rules = 0;    ///< source rules analysed
+  uint32_t expanded = 0; ///< ternary rules they became
+  uint32_t shadowed = 0; ///< FL9001 reports
+  bool complete = true;  ///< false if the analysis stopped early
+  bool skipped = false;  ///< true if the policy was over max_rules
+};
+
+/// Reports FL9001 (shadowed-rule) for every normal rule of `policy` that no
+/// packet reaches because earlier rules of its port and direction take all
+/// its packets. Rules are read with the source semantics (sets and ranges
+/// exactly, no target limits). Nothing is reported that the model cannot
+/// prove; see docs/architecture.md, "Analysis".
+Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &diags);
+
+} // namespace flowc::analysis
+
+#endif // FLOWC_ANALYSIS_ANALYSIS_H

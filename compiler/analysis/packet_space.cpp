@@ -1,0 +1,337 @@
+#include "compiler/analysis/packet_space.h"
+
+#include <algorithm>
+#include <cassert>
+
+#include "llvm/ADT/STLExtras.h"
+
+#include "llvm/ADT/SmallString.h"
+#include "llvm/Support/raw_ostream.h"
+
+namespace flowc::analysis {
+namespace {
+
+bool overflowed = false;
+
+// BuDDy reports errors through this hook instead of exiting; the only one a
+// correct caller meets is running out of nodes.
+void OnBddError(int code) {
+  (void)code;
+  overflowed = true;
+}
+
+bool IsVlanField(Field f) {
+  return f == Field::kEthVlan || f == Field::kEthPcp || f == Field::kEthDei || f == Field::kEthTci;
+}
+
+// Addresses as usual, type-like fields in hex, numbers (ports, labels,
+// VNIs, ...) in decimal, as a user writes them in --packet.
+std::string FormatField(Field field, const llvm::APInt &value) {
+  const FieldInfo &info = GetFieldInfo(field);
+  bool hex = field == Field::kEthType || field == Field::kGreProtocol || field == Field::kGreFlags;
+  if (info.type != ValueType::kInt || hex) {
+    return ir::FormatValue(field, value);
+  }
+  return llvm::toString(value, 10, /*Signed=*/false);
+}
+
+constexpr ir::Layer kOuter = ir::Layer::kOuter;
+constexpr ir::Layer kTunnel = ir::Layer::kTunnel;
+constexpr ir::Layer kInner = ir::Layer::kInner;
+
+} // namespace
+
+PacketSpace::PacketSpace(llvm::ArrayRef<expand::TernaryRule> rules, int max_nodes) {
+  overflowed = false;
+  // Collect what the rules use, in a fixed order: presence bits first, then
+  // field blocks by (layer, field).
+  std::map<std::pair<ir::Layer, Field>, unsigned> fields;
+  std::map<std::pair<ir::Layer, Header>, bool> headers;
+  std::map<ir::Layer, bool> vlans;
+  for (const expand::TernaryRule &r : rules) {
+    for (unsigned l = 0; l < ir::kNumLayers; ++l) {
+      for (unsigned h = 0; h < kNumHeaders; ++h) {
+        if (r.headers[l] & (1u << h)) {
+          headers[{static_cast<ir::Layer>(l), static_cast<Header>(h)}] = true;
+        }
+      }
+    }
+    for (const expand::TernaryMatch &m : r.matches) {
+      fields[{m.layer, m.field}] = m.value.getBitWidth();
+      if (IsVlanField(m.field)) {
+        vlans[m.layer] = true;
+      }
+    }
+  }
+  int next = 0;
+  for (const auto &[key, used] : headers) {
+    header_vars_[key] = next++;
+  }
+  for (const auto &[layer, used] : vlans) {
+    vlan_vars_[layer] = next++;
+  }
+  for (const auto &[key, bits] : fields) {
+    blocks_[key] = Block{next, bits};
+    next += static_cast<int>(bits);
+  }
+  rules_ = rules;
+  cubes_.reserve(rules.size());
+  size_t literals = 0;
+  for (const expand::TernaryRule &r : rules) {
+    cubes_.push_back(Literals(r));
+    literals += cubes_.back().size();
+  }
+  // A node table that fits a few rules' worth of cubes without resizing; the
+  // cache a quarter of it. Small policies stay small.
+  int nodes = static_cast<int>(std::min<size_t>(std::max<size_t>(literals, 1 << 16), 1 << 22));
+  bdd_init(nodes, std::max(nodes / 4, 1 << 12));
+  bdd_setmaxnodenum(max_nodes);
+  bdd_error_hook(OnBddError);
+  bdd_gbc_hook(nullptr);
+  bdd_setvarnum(next > 0 ? next : 1);
+
+  // The universe (see the header): facts of every real packet.
+  bdd u = bddtrue;
+  if (HasHeader(kOuter, Header::kEth)) {
+    u &= Present(kOuter, Header::kEth); // every frame is Ethernet
+  }
+  auto implies = [](const bdd &a, const bdd &b) { return (!a) | b; };
+  for (ir::Layer l : {kOuter, kInner}) {
+    if (HasHeader(l, Header::kIpv4) && HasHeader(l, Header::kIpv6)) {
+      u &= !(Present(l, Header::kIpv4) & Present(l, Header::kIpv6));
+    }
+    std::vector<std::pair<Header, unsigned>> l4 = {
+        {Header::kTcp, 6}, {Header::kUdp, 17}, {Header::kEsp, 50}};
+    // The headers carried directly by this layer's IP header; GRE is a
+    // tunnel header carried by the outer IP.
+    std::vector<bdd> carried;
+    for (auto [h, proto] : l4) {
+      if (!HasHeader(l, h)) {
+        continue;
+      }
+      bdd present = Present(l, h);
+      carried.push_back(present);
+      bdd ip = bddfalse;
+      if (HasHeader(l, Header::kIpv4)) {
+        ip |= Present(l, Header::kIpv4);
+        if (HasField(l, Field::kIpv4Proto)) {
+          u &= implies(present & Present(l, Header::kIpv4),
+                       FieldEquals(l, Field::kIpv4Proto, proto));
+        }
+      }
+      if (HasHeader(l, Header::kIpv6)) {
+        ip |= Present(l, Header::kIpv6);
+        if (HasField(l, Field::kIpv6NextHdr)) {
+          u &= implies(present & Present(l, Header::kIpv6),
+                       FieldEquals(l, Field::kIpv6NextHdr, proto));
+        }
+      }
+      if (HasHeader(l, Header::kIpv4) || HasHeader(l, Header::kIpv6)) {
+        // Without an IP header variable the model cannot say "needs IP";
+        // leaving the fact out only makes the universe larger.
+        u &= implies(present, ip);
+      }
+    }
+    if (l == kOuter && HasHeader(kTunnel, Header::kGre)) {
+      bdd gre = Present(kTunnel, Header::kGre);
+      carried.push_back(gre);
+      if (HasHeader(kOuter, Header::kIpv4) && HasField(kOuter, Field::kIpv4Proto)) {
+        u &= implies(gre & Present(kOuter, Header::kIpv4),
+                     FieldEquals(kOuter, Field::kIpv4Proto, 47));
+      }
+      if (HasHeader(kOuter, Header::kIpv6) && HasField(kOuter, Field::kIpv6NextHdr)) {
+        u &= implies(gre & Present(kOuter, Header::kIpv6),
+                     FieldEquals(kOuter, Field::kIpv6NextHdr, 47));
+      }
+    }
+    for (size_t i = 0; i < carried.size(); ++i) {
+      for (size_t j = i + 1; j < carried.size(); ++j) {
+        u &= !(carried[i] & carried[j]);
+      }
+    }
+    // The ethertype after the Ethernet header (and its 802.1Q tag). Every
+    // frame has an outer Ethernet header; an inner one exists only when the
+    // rule says so (VXLAN carries one, GRE does not).
+    if (HasField(l, Field::kEthType) && (l == kOuter || HasHeader(l, Header::kEth))) {
+      bdd eth = l == kOuter ? bddtrue : Present(l, Header::kEth);
+      if (HasHeader(l, Header::kIpv4)) {
+        u &= implies(eth & Present(l, Header::kIpv4), FieldEquals(l, Field::kEthType, 0x0800));
+      }
+      if (HasHeader(l, Header::kIpv6)) {
+        u &= implies(eth & Present(l, Header::kIpv6), FieldEquals(l, Field::kEthType, 0x86dd));
+      }
+    }
+  }
+  if (HasHeader(kTunnel, Header::kVxlan) && HasHeader(kOuter, Header::kUdp)) {
+    bdd vxlan = Present(kTunnel, Header::kVxlan);
+    u &= implies(vxlan, Present(kOuter, Header::kUdp));
+    if (HasField(kOuter, Field::kUdpDst)) {
+      u &= implies(vxlan, FieldEquals(kOuter, Field::kUdpDst, 4789));
+    }
+  }
+  universe_ = u;
+}
+
+PacketSpace::~PacketSpace() {
+  universe_ = bddfalse;
+  bdd_done();
+}
+
+bool PacketSpace::Overflowed() {
+  return overflowed;
+}
+
+bool PacketSpace::HasField(ir::Layer layer, Field field) const {
+  return blocks_.count({layer, field}) != 0;
+}
+
+bool PacketSpace::HasHeader(ir::Layer layer, Header header) const {
+  return header_vars_.count({layer, header}) != 0;
+}
+
+bdd PacketSpace::Present(ir::Layer layer, Header header) const {
+  return bdd_ithvar(header_vars_.at({layer, header}));
+}
+
+bdd PacketSpace::FieldIs(ir::Layer layer, Field field, const llvm::APInt &value,
+                         const llvm::APInt &mask) const {
+  const Block &b = blocks_.at({layer, field});
+  bdd r = bddtrue;
+  // Bottom-up (least significant bit last in the order first) keeps the
+  // intermediate BDDs a single path.
+  for (unsigned i = 0; i < b.bits; ++i) {
+    if (!mask[i]) {
+      continue;
+    }
+    int var = b.first_var + static_cast<int>(b.bits - 1 - i);
+    r &= value[i] ? bdd_ithvar(var) : bdd_nithvar(var);
+  }
+  return r;
+}
+
+bdd PacketSpace::FieldEquals(ir::Layer layer, Field field, uint64_t value) const {
+  unsigned bits = blocks_.at({layer, field}).bits;
+  return FieldIs(layer, field, llvm::APInt(bits, value), llvm::APInt::getAllOnes(bits));
+}
+
+std::vector<std::pair<int, bool>> PacketSpace::Literals(const expand::TernaryRule &rule) const {
+  std::vector<std::pair<int, bool>> literals;
+  for (unsigned l = 0; l < ir::kNumLayers; ++l) {
+    for (unsigned h = 0; h < kNumHeaders; ++h) {
+      if (rule.headers[l] & (1u << h)) {
+        literals.push_back(
+            {header_vars_.at({static_cast<ir::Layer>(l), static_cast<Header>(h)}), true});
+      }
+    }
+  }
+  for (const expand::TernaryMatch &m : rule.matches) {
+    if (IsVlanField(m.field) && !m.mask.isZero()) {
+      literals.push_back({vlan_vars_.at(m.layer), true}); // a VLAN match needs a tag
+    }
+    const Block &b = blocks_.at({m.layer, m.field});
+    for (unsigned i = 0; i < b.bits; ++i) {
+      if (m.mask[i]) {
+        literals.push_back({b.first_var + static_cast<int>(b.bits - 1 - i), m.value[i]});
+      }
+    }
+  }
+  llvm::sort(literals);
+  return literals;
+}
+
+bdd PacketSpace::Match(const expand::TernaryRule &rule) const {
+  // The rule is a cube: its literals, ANDed from the last variable up so that
+  // each step adds one node on top.
+  std::vector<std::pair<int, bool>> literals = Literals(rule);
+  bdd cube = bddtrue;
+  for (auto it = literals.rbegin(); it != literals.rend(); ++it) {
+    cube &= it->second ? bdd_ithvar(it->first) : bdd_nithvar(it->first);
+  }
+  return cube;
+}
+
+bool PacketSpace::Contains(const expand::TernaryRule &rule, const Packet &packet) const {
+  size_t index = static_cast<size_t>(&rule - rules_.data());
+  assert(index < cubes_.size() && "Contains() takes the constructor's rules");
+  for (const auto &[var, value] : cubes_[index]) {
+    if ((packet.bits[static_cast<size_t>(var)] != 0) != value) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Packet PacketSpace::Pick(const bdd &set) const {
+  Packet p;
+  // Walk one path to true without building nodes: in a reduced BDD every
+  // node but false reaches true. Variables off the path are free: 0.
+  p.bits.assign(static_cast<size_t>(bdd_varnum()), 0);
+  bdd node = set;
+  while (node != bddtrue && node != bddfalse) {
+    int var = bdd_var(node);
+    bdd low = bdd_low(node);
+    if (low != bddfalse) {
+      node = low;
+    } else {
+      p.bits[static_cast<size_t>(var)] = 1;
+      node = bdd_high(node);
+    }
+  }
+  return p;
+}
+
+void PacketSpace::Decode(Packet &p) const {
+  for (const auto &[key, var] : header_vars_) {
+    p.headers[key] = p.bits[static_cast<size_t>(var)] != 0;
+  }
+  for (const auto &[layer, var] : vlan_vars_) {
+    p.vlan_tag[static_cast<unsigned>(layer)] = p.bits[static_cast<size_t>(var)] != 0;
+  }
+  for (const auto &[key, b] : blocks_) {
+    llvm::APInt v(b.bits, 0);
+    for (unsigned i = 0; i < b.bits; ++i) {
+      if (p.bits[static_cast<size_t>(b.first_var + static_cast<int>(b.bits - 1 - i))]) {
+        v.setBit(i);
+      }
+    }
+    p.fields.emplace(key, v);
+  }
+}
+
+std::string PacketSpace::Format(const Packet &packet,
+                                const std::vector<std::pair<ir::Layer, Field>> &shown) const {
+  std::string out;
+  llvm::raw_string_ostream os(out);
+  for (ir::Layer layer : {kOuter, kTunnel, kInner}) {
+    for (unsigned h = 0; h < kNumHeaders; ++h) {
+      auto header = static_cast<Header>(h);
+      auto it = packet.headers.find({layer, header});
+      bool present = it != packet.headers.end() && it->second;
+      bool has_field = false;
+      std::string text;
+      for (const auto &[key, value] : packet.fields) {
+        if (key.first != layer || GetFieldInfo(key.second).header != header ||
+            std::find(shown.begin(), shown.end(), key) == shown.end()) {
+          continue;
+        }
+        // A field of an absent header says nothing about the packet.
+        if (!present && !(layer == kOuter && header == Header::kEth)) {
+          continue;
+        }
+        has_field = true;
+        text += " " + GetFieldInfo(key.second).name.str() + "=" + FormatField(key.second, value);
+      }
+      // Every frame is Ethernet: a bare outer "eth" says nothing.
+      if ((!present && !has_field) || (layer == kOuter && header == Header::kEth && !has_field)) {
+        continue;
+      }
+      if (!os.str().empty()) {
+        os << " / ";
+      }
+      os << (layer == kInner ? "inner " : "") << HeaderName(header) << text;
+    }
+  }
+  return os.str();
+}
+
+} // namespace flowc::analysis

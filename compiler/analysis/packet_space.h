@@ -1,0 +1,103 @@
+// The exact packet-set model: every matchable field of the outer, tunnel and
+// inner layers and the presence of each header, as BuDDy BDD variables.
+#ifndef FLOWC_ANALYSIS_PACKET_SPACE_H
+#define FLOWC_ANALYSIS_PACKET_SPACE_H
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "compiler/expand/expand.h"
+#include "compiler/ir/ir.h"
+#include "llvm/ADT/APInt.h"
+#include "llvm/ADT/ArrayRef.h"
+
+#include <bdd.h>
+
+namespace flowc::analysis {
+
+/// One packet of the model: the value of every variable, and once decoded,
+/// every field block and which headers are present. Bits a set leaves free
+/// are 0.
+struct Packet {
+  /// The value of every BDD variable.
+  std::vector<uint8_t> bits;
+  /// (layer, header) -> present.
+  std::map<std::pair<ir::Layer, Header>, bool> headers;
+  /// Whether each layer's Ethernet header carries an 802.1Q tag.
+  bool vlan_tag[ir::kNumLayers] = {false, false, false};
+  /// (layer, field) -> value, for the fields the model has.
+  std::map<std::pair<ir::Layer, Field>, llvm::APInt> fields;
+};
+
+/// The packets a policy's rules can tell apart. Variables exist only for the
+/// (layer, field) blocks and (layer, header) presence bits that some rule
+/// uses; every field is its own block, most significant bit first. Only one
+/// PacketSpace may exist at a time (BuDDy's state is global).
+///
+/// Soundness: each real packet maps to a model packet that every rule
+/// matches exactly when the rule matches the real packet, and Universe()
+/// removes only model packets no real packet maps to. So a rule whose model
+/// packets all lie in other rules' sets has no real packet outside them.
+class PacketSpace {
+public:
+  /// Allocates the variables `rules` need. `max_nodes` bounds BuDDy's node
+  /// table; past it, Overflowed() turns true and results are not to be used.
+  PacketSpace(llvm::ArrayRef<expand::TernaryRule> rules, int max_nodes);
+  ~PacketSpace();
+  PacketSpace(const PacketSpace &) = delete;
+  PacketSpace &operator=(const PacketSpace &) = delete;
+
+  /// The packets `rule` matches, as a cube over the model's variables; AND
+  /// it with Universe() to leave out packets that cannot exist.
+  bdd Match(const expand::TernaryRule &rule) const;
+  /// The packets that can exist: an IP header is IPv4 or IPv6, one L4 header
+  /// per IP header, TCP/UDP/ESP/GRE imply the IP protocol, IPv4/IPv6 imply
+  /// the ethertype, VXLAN implies UDP port 4789.
+  const bdd &Universe() const { return universe_; }
+
+  /// Whether `rule`, one of the rules given to the constructor, matches
+  /// `packet` (the same answer as Match(), by comparing bits).
+  bool Contains(const expand::TernaryRule &rule, const Packet &packet) const;
+
+  /// One packet of a non-empty `set`: its bits only (see Decode()).
+  Packet Pick(const bdd &set) const;
+  /// Fills the headers, vlan_tag and fields of `packet` from its bits.
+  void Decode(Packet &packet) const;
+  /// A packet as `flowc trace --packet` reads it: "eth dst=... type=0x800 /
+  /// ipv4 src=... / udp dst=4791"; only the fields in `shown` (layer, field)
+  /// and the headers present are written.
+  std::string Format(const Packet &packet,
+                     const std::vector<std::pair<ir::Layer, Field>> &shown) const;
+
+  /// True once BuDDy ran out of nodes.
+  static bool Overflowed();
+
+private:
+  struct Block {
+    int first_var;
+    unsigned bits;
+  };
+  bdd Present(ir::Layer layer, Header header) const;
+  bdd FieldIs(ir::Layer layer, Field field, const llvm::APInt &value,
+              const llvm::APInt &mask) const;
+  bdd FieldEquals(ir::Layer layer, Field field, uint64_t value) const;
+  bool HasField(ir::Layer layer, Field field) const;
+  bool HasHeader(ir::Layer layer, Header header) const;
+
+  /// The literals (variable, value) of a rule's cube, most significant first.
+  std::vector<std::pair<int, bool>> Literals(const expand::TernaryRule &rule) const;
+
+  llvm::ArrayRef<expand::TernaryRule> rules_;
+  /// Literals(rules_[i]), for Contains().
+  std::vector<std::vector<std::pair<int, bool>>> cubes_;
+  std::map<std::pair<ir::Layer, Header>, int> header_vars_;
+  std::map<ir::Layer, int> vlan_vars_;
+  std::map<std::pair<ir::Layer, Field>, Block> blocks_;
+  bdd universe_;
+};
+
+} // namespace flowc::analysis
+
+#endif // FLOWC_ANALYSIS_PACKET_SPACE_H
