@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Differential test of FL9001 (shadowed-rule) against libflowrt-sim.
+
+For random policies whose rules each steer to a queue of their own, flowc
+check's FL9001 reports are compared with what the compiled rules do on the
+simulated mlx5 NIC (an implementation written separately from the analysis):
+many packets, drawn from the values the rules use and from their edges, are
+classified, and a rule reported as shadowed must never be the one that takes
+a packet. Also, every report's example packet must be taken by the rule the
+report names. Policies flowc cannot build for mlx5 are skipped.
+
+usage: shadow_differential.py FLOWC FBIN_SIM_RUN [--policies N] [--seed S]
+"""
+import argparse
+import ipaddress
+import json
+import os
+import random
+import re
+import struct
+import subprocess
+import sys
+import tempfile
+
+PREFIXES = ["10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.0/25", "10.1.2.128/25",
+            "10.1.2.3", "10.1.3.0/24", "192.0.2.0/24", "192.0.2.1", "0.0.0.0/1"]
+PORTS = ["22", "53", "80", "443", "0..1023", "1024..65535", "1000..2000", "{22, 80}",
+         "{53, 443, 8000..8999}"]
+
+
+def random_rule(r, i):
+    parts = []
+    if r.random() < 0.8:
+        parts.append("ipv4")
+        if r.random() < 0.6:
+            parts[-1] += " src " + r.choice(PREFIXES)
+        if r.random() < 0.7:
+            parts[-1] += " dst " + r.choice(PREFIXES)
+        if r.random() < 0.7:
+            proto = r.choice(["tcp", "udp"])
+            parts.append(proto + (" dst " + r.choice(PORTS) if r.random() < 0.8 else ""))
+    else:
+        parts.append("eth type " + r.choice(["0x0800", "0x0806"]))
+    passing = " pass" if r.random() < 0.1 else ""
+    return f"    rule r{i}{passing}: {', '.join(parts)} -> steer q{i};\n"
+
+
+def random_policy(r):
+    n = r.randint(4, 10)
+    text = "target mlx5;\nqueue " + ", ".join(f"q{i}" for i in range(n)) + ";\n"
+    text += "ingress port 1 {\n" + "".join(random_rule(r, i) for i in range(n)) + "}\n"
+    return text, n
+
+
+def ip_values():
+    values = set()
+    for p in PREFIXES:
+        net = ipaddress.ip_network(p)
+        for v in (int(net.network_address), int(net.broadcast_address),
+                  int(net.network_address) + 1, int(net.broadcast_address) - 1):
+            values.add(v & 0xFFFFFFFF)
+    return sorted(values | {0x08080808, 0x0A010204})
+
+
+def port_values():
+    values = {1, 21, 22, 23, 52, 53, 54, 79, 80, 81, 442, 443, 444, 999, 1000, 1500, 2000,
+              2001, 1023, 1024, 7999, 8000, 8500, 8999, 9000, 65535}
+    return sorted(values)
+
+
+def frame(r, ips, ports):
+    """A random Ethernet frame: IPv4 with TCP or UDP, or ARP."""
+    eth = bytes.fromhex("020000000001020000000002")
+    if r.random() < 0.1:
+        return eth + struct.pack(">H", 0x0806) + bytes(28)
+    proto = r.choice([6, 17])
+    src, dst = r.choice(ips), r.choice(ips)
+    dport = r.choice(ports)
+    l4 = struct.pack(">HH", 40000, dport) + (bytes(16) if proto == 6 else struct.pack(">HH", 8, 0))
+    ip = struct.pack(">BBHHHBBHII", 0x45, 0, 20 + len(l4), 0, 0, 64, proto, 0, src, dst)
+    return eth + struct.pack(">H", 0x0800) + ip + l4
+
+
+WITNESS = re.compile(r"for example, (.*) is taken by rule '(r\d+)'")
+
+
+def witness_frame(text):
+    """The frame of a report's example packet: 'ipv4 src=.. dst=.. / tcp dst=..'."""
+    fields = {"src": 0, "dst": 0}
+    proto, dport, ethertype, has_ip = None, 0, 0x0800, False
+    for part in text.split(" / "):
+        words = part.split()
+        header, values = words[0], dict(w.split("=") for w in words[1:])
+        if header == "ipv4":
+            has_ip = True
+            for k in ("src", "dst"):
+                if k in values:
+                    fields[k] = int(ipaddress.ip_address(values[k]))
+        elif header in ("tcp", "udp"):
+            proto = 6 if header == "tcp" else 17
+            dport = int(values.get("dst", "0"))
+        elif header == "eth":
+            ethertype = int(values.get("type", "0x800"), 16)
+    eth = bytes.fromhex("020000000001020000000002") + struct.pack(">H", ethertype)
+    if ethertype != 0x0800:
+        return eth + bytes(28)
+    if not has_ip:
+        # The model's packet has no IPv4 header: a frame too short for one.
+        return eth + bytes(4)
+    if proto is None:
+        return eth + struct.pack(">BBHHHBBHII", 0x45, 0, 20, 0, 0, 64, 253, 0, fields["src"],
+                                 fields["dst"])
+    l4 = struct.pack(">HH", 40000, dport) + (bytes(16) if proto == 6 else struct.pack(">HH", 8, 0))
+    return eth + struct.pack(">BBHHHBBHII", 0x45, 0, 20 + len(l4), 0, 0, 64, proto, 0,
+                             fields["src"], fields["dst"]) + l4
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("flowc")
+    ap.add_argument("sim_run")
+    ap.add_argument("--policies", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--packets", type=int, default=300)
+    args = ap.parse_args()
+    r = random.Random(args.seed)
+    ips, ports = ip_values(), port_values()
+    checked = reports = skipped = witnesses = 0
+    failures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        flow, fbin = os.path.join(tmp, "p.flow"), os.path.join(tmp, "p.fbin")
+        for k in range(args.policies):
+            text, n = random_policy(r)
+            with open(flow, "w") as f:
+                f.write(text)
+            check = subprocess.run([args.flowc, "check", flow, "--format=json"],
+                                   capture_output=True, text=True)
+            diags = json.loads(check.stdout)["diagnostics"]
+            shadowed = {}
+            for d in diags:
+                if d["code"] == "FL9001":
+                    name = re.match(r"rule '(r\d+)'", d["message"]).group(1)
+                    shadowed[name] = WITNESS.search(d["notes"][-1]["message"])
+            build = subprocess.run([args.flowc, "build", flow, "-o", fbin], capture_output=True,
+                                   text=True)
+            if build.returncode != 0:
+                skipped += 1
+                continue
+            checked += 1
+            reports += len(shadowed)
+            lines = [f"1 {frame(r, ips, ports).hex()}" for _ in range(args.packets)]
+            witness_of = []
+            for name, m in shadowed.items():
+                lines.append(f"1 {witness_frame(m.group(1)).hex()}")
+                witness_of.append((name, m.group(2)))
+            run = subprocess.run([args.sim_run, "--ports", "1", fbin], input="\n".join(lines) + "\n",
+                                 capture_output=True, text=True)
+            outputs = run.stdout.splitlines()[1:1 + len(lines)]
+            passing = {f"q{i}" for i in range(n) if f"rule r{i} pass:" in text}
+            for i, out in enumerate(outputs):
+                queues = re.findall(r"queue (q\d+)", out)
+                trapped = [q for q in queues if q not in passing]
+                for q in queues:
+                    if f"r{q[1:]}" in shadowed:
+                        failures.append(f"policy {k}: rule r{q[1:]} reported shadowed but took "
+                                        f"packet {lines[i]} ({out})\n{text}")
+                if i >= args.packets:
+                    name, taker = witness_of[i - args.packets]
+                    witnesses += 1
+                    if trapped != [f"q{taker[1:]}"]:
+                        failures.append(f"policy {k}: the example for {name} went to {out}, "
+                                        f"not to {taker}\n{text}")
+    for f in failures[:5]:
+        print(f)
+    print(f"shadow_differential: {checked} policies built and classified ({skipped} skipped), "
+          f"{reports} FL9001 reports, {witnesses} examples checked, {len(failures)} failures")
+    return 1 if failures or checked < args.policies // 2 or reports == 0 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
