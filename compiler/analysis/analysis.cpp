@@ -202,4 +202,40 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
   return stats;
 }
 
+void ReportUnusedObjects(const ir::Policy &policy, unsigned root_buffer, diag::Engine &diags) {
+  std::vector<bool> used[3] = {std::vector<bool>(policy.queues.size()),
+                               std::vector<bool>(policy.counters.size()),
+                               std::vector<bool>(policy.handles.size())};
+  for (const ir::Rule &rule : policy.rules) {
+    for (const ir::Action &a : rule.actions) {
+      int table = a.kind == ast::ActionKind::kSteer    ? 0
+                  : a.kind == ast::ActionKind::kCount  ? 1
+                  : a.kind == ast::ActionKind::kHandle ? 2
+                                                       : -1;
+      if (table >= 0 && a.operand < used[table].size()) {
+        used[table][a.operand] = true;
+      }
+    }
+  }
+  const std::vector<ir::Object> *objects[3] = {&policy.queues, &policy.counters, &policy.handles};
+  const char *const kWhat[3] = {"queue", "counter", "handle"};
+  const char *const kNeed[3] = {"no rule steers to it", "no rule counts into it",
+                                "no rule uses it"};
+  for (int table = 0; table < 3; ++table) {
+    for (size_t i = 0; i < objects[table]->size(); ++i) {
+      if (used[table][i]) {
+        continue;
+      }
+      const ir::Object &o = (*objects[table])[i];
+      if (diags.sources().FindBufferContainingLoc(o.range.Start) != root_buffer) {
+        continue;
+      }
+      diags
+          .Report(diag::Kind::kUnusedObject, o.range.Start,
+                  std::string(kWhat[table]) + " '" + o.name + "' is declared but " + kNeed[table])
+          .Range(o.range);
+    }
+  }
+}
+
 } // namespace flowc::analysis

@@ -35,6 +35,12 @@ struct Stats {
 /// prove; see docs/architecture.md, "Analysis".
 Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &diags);
 
+/// Reports FL9002 (unused-object) for every queue, counter and handle of the
+/// root file (SourceMgr buffer `root_buffer`) that no rule's action names,
+/// in declaration order. Objects of imported files are shared declarations
+/// that a policy may use in part, so they are not reported.
+void ReportUnusedObjects(const ir::Policy &policy, unsigned root_buffer, diag::Engine &diags);
+
 } // namespace flowc::analysis
 
 #endif // FLOWC_ANALYSIS_ANALYSIS_H

@@ -552,6 +552,9 @@ int RunCheck(const CheckOptions &o, llvm::raw_ostream &out, llvm::raw_ostream &e
       stopped = Build(o, policy, sources, diags, timer, out, err);
     } else if (o.command == "check" && !diags.ShouldStop()) {
       stopped = CheckTarget(o, policy, diags, timer, err);
+      if (!stopped && diags.error_count() == 0) {
+        analysis::ReportUnusedObjects(policy, program.modules.back().buffer_id, diags);
+      }
       if (!stopped && diags.error_count() == 0 && diags.Enabled(diag::Kind::kShadowedRule)) {
         analysis::Stats stats = analysis::Analyze(policy, o.analysis, diags);
         timer.Done("analysis");
