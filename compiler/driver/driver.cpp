@@ -18,9 +18,9 @@
 #include "compiler/target/legalize.h"
 #include "compiler/target/profile.h"
 #include "llvm/Support/FileSystem.h"
-#include "llvm/Support/Path.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/Process.h"
 
 namespace flowc::driver {
@@ -62,6 +62,8 @@ Options:
   --cap=[+|-]NAME,...       add or remove device capabilities of the target
   --expand-masks            accept partial masks on a full-or-zero-mask target
   --max-expansion=N         the most hardware rules one rule may become (4096)
+  --warn-expansion=N        warn (FL8015) when a rule becomes more than N
+                            hardware rules (default 64; 0 = never)
   --analysis-limit=N        analyse for shadowed rules (FL9001) only policies of
                             at most N expanded rules (default 20000; 0 = no limit)
 
@@ -96,6 +98,8 @@ Options:
   --expand-masks            on a full-or-zero-mask target (mlx4), turn partial
                             masks, prefixes and ranges into exact rules
   --max-expansion=N         the most hardware rules one rule may become (4096)
+  --warn-expansion=N        warn (FL8015) when a rule becomes more than N
+                            hardware rules (default 64; 0 = never)
   and every diagnostic option of 'flowc check' (--format, -Werror, -Wno-NAME,
   --max-errors, --color, --stdlib-dir, --dump-ir, --time-phases)
 
@@ -216,6 +220,12 @@ std::optional<int> ParseCheck(llvm::ArrayRef<llvm::StringRef> args, CheckOptions
         return Usage(err, "--max-expansion needs a positive number, got '" + *v + "'");
       }
       o.expand.max_per_rule = n;
+    } else if (TakeValue(args, i, "--warn-expansion", v)) {
+      uint64_t n = 0;
+      if (v->getAsInteger(10, n)) {
+        return Usage(err, "--warn-expansion needs a number, got '" + *v + "'");
+      }
+      o.expand.warn_per_rule = n;
     } else if (TakeValue(args, i, "--format", v)) {
       if (*v == "text") {
         o.format = CheckOptions::Format::kText;
@@ -381,8 +391,8 @@ std::string RequiredCaps(const target::Target &t, const target::HwPolicy &hw) {
 /// The target checks of `flowc check`: what `flowc build` would report,
 /// except hardware priorities, in one pass over the source rules (one
 /// representative expansion each), so that checking stays linear.
-std::optional<int> CheckTarget(const CheckOptions &o, const ir::Policy &policy,
-                               diag::Engine &diags, PhaseTimer &timer, llvm::raw_ostream &err) {
+std::optional<int> CheckTarget(const CheckOptions &o, const ir::Policy &policy, diag::Engine &diags,
+                               PhaseTimer &timer, llvm::raw_ostream &err) {
   if (target::FindProfile(policy.target) == nullptr) {
     return std::nullopt; // an unknown `target` is FL3006, reported by sema
   }
@@ -462,11 +472,10 @@ std::optional<int> Build(const CheckOptions &o, const ir::Policy &policy,
       o_rule.queue = policy.queues[*r.queue].name;
     }
     for (const emit::HwSpec &s : r.rule.specs) {
-      o_rule.bindings.push_back(s.kind == emit::SpecKind::kActionCount
-                                    ? policy.counters[s.binding].name
-                                : s.kind == emit::SpecKind::kActionHandle
-                                    ? policy.handles[s.binding].name
-                                    : std::string());
+      o_rule.bindings.push_back(
+          s.kind == emit::SpecKind::kActionCount    ? policy.counters[s.binding].name
+          : s.kind == emit::SpecKind::kActionHandle ? policy.handles[s.binding].name
+                                                    : std::string());
     }
     o_rule.source.rule = src.name.empty() ? ast::RuleKindName(src.kind).str() : src.name;
     if (src.range.isValid()) {
@@ -528,11 +537,11 @@ int RunCheck(const CheckOptions &o, llvm::raw_ostream &out, llvm::raw_ostream &e
                   (o.color == CheckOptions::Color::kAuto && err.has_colors());
     consumer = std::make_unique<diag::TextConsumer>(sources, err, colors);
   } else {
-    consumer = std::make_unique<diag::JsonConsumer>(
-        sources, out,
-        o.format == CheckOptions::Format::kSarif ? diag::JsonFlavor::kSarif
-                                                 : diag::JsonFlavor::kPlain,
-        kVersion);
+    consumer = std::make_unique<diag::JsonConsumer>(sources, out,
+                                                    o.format == CheckOptions::Format::kSarif
+                                                        ? diag::JsonFlavor::kSarif
+                                                        : diag::JsonFlavor::kPlain,
+                                                    kVersion);
   }
   diag::Engine diags(sources, o.diag, *consumer);
 
@@ -561,7 +570,7 @@ int RunCheck(const CheckOptions &o, llvm::raw_ostream &out, llvm::raw_ostream &e
         if (o.time_phases) {
           err << "analysis: " << stats.rules << " rule(s), " << stats.expanded
               << " ternary rule(s), " << stats.shadowed << " shadowed"
-              << (stats.skipped ? ", skipped (over --analysis-limit)"
+              << (stats.skipped    ? ", skipped (over --analysis-limit)"
                   : stats.complete ? ""
                                    : ", stopped early (node limit)")
               << "\n";
@@ -641,8 +650,8 @@ int Targets(llvm::ArrayRef<llvm::StringRef> args, llvm::raw_ostream &out, llvm::
     if (p.max_priority_reduced != p.max_priority) {
       out << " (0.." << p.max_priority_reduced << " without prio16)";
     }
-    out << "; at most " << p.max_specs << " specs per rule; egress "
-        << (p.egress ? "yes" : "no") << "\n";
+    out << "; at most " << p.max_specs << " specs per rule; egress " << (p.egress ? "yes" : "no")
+        << "\n";
     bool any = false;
     for (unsigned c = 0; c < target::kNumCaps; ++c) {
       const target::CapInfo &info = target::GetCapInfo(static_cast<target::Cap>(c));
@@ -718,8 +727,8 @@ int Main(llvm::ArrayRef<llvm::StringRef> args, llvm::raw_ostream &out, llvm::raw
   if (command == "explain") {
     return Explain(rest, out, err);
   }
-  static const llvm::StringRef kCommands[] = {"build", "check", "explain", "help", "targets",
-                                              "version"};
+  static const llvm::StringRef kCommands[] = {"build", "check",   "explain",
+                                              "help",  "targets", "version"};
   llvm::StringRef guess = SuggestName(command, kCommands);
   return Usage(err, "unknown command '" + command + "'" +
                         (guess.empty() ? "" : "; did you mean '" + guess + "'?"));

@@ -26,7 +26,9 @@ uint64_t Add(uint64_t a, uint64_t b) {
 }
 
 /// 2^n, saturated.
-uint64_t Pow2(unsigned n) { return n >= 64 ? std::numeric_limits<uint64_t>::max() : 1ull << n; }
+uint64_t Pow2(unsigned n) {
+  return n >= 64 ? std::numeric_limits<uint64_t>::max() : 1ull << n;
+}
 
 std::string Count(uint64_t n) {
   return n == std::numeric_limits<uint64_t>::max() ? std::string("more than 2^64")
@@ -68,8 +70,8 @@ private:
   bool FullOnly(Field field, ir::Layer layer) const {
     const target::FieldRule *rule = target_.profile->FindField(field);
     // A header the target cannot match at all is legalize's to report.
-    if (rule == nullptr || !target_.profile->HeaderSupported(GetFieldInfo(field).header,
-                                                             layer == ir::Layer::kInner)) {
+    if (rule == nullptr ||
+        !target_.profile->HeaderSupported(GetFieldInfo(field).header, layer == ir::Layer::kInner)) {
       return false;
     }
     target::MaskRule r = layer == ir::Layer::kInner ? rule->inner : rule->outer;
@@ -87,7 +89,9 @@ private:
   }
 
   /// A range of every value: the empty mask, which every target takes.
-  static bool IsFullRange(const APInt &lo, const APInt &hi) { return lo.isZero() && hi.isAllOnes(); }
+  static bool IsFullRange(const APInt &lo, const APInt &hi) {
+    return lo.isZero() && hi.isAllOnes();
+  }
 
   /// How many exact values a ternary (value, mask) stands for on a
   /// full-or-zero field.
@@ -106,8 +110,7 @@ private:
     }
     if (full_only) {
       APInt span = (hi - lo).zext(hi.getBitWidth() + 1) + 1;
-      return span.getActiveBits() > 64 ? std::numeric_limits<uint64_t>::max()
-                                       : span.getZExtValue();
+      return span.getActiveBits() > 64 ? std::numeric_limits<uint64_t>::max() : span.getZExtValue();
     }
     return PrefixCover(lo, hi).size();
   }
@@ -200,9 +203,8 @@ private:
     if (m.kind != ir::MatchKind::kSet) {
       return partial(m.kind, m.mask, m.lo, m.hi);
     }
-    return llvm::any_of(m.elements, [&](const ir::SetElement &e) {
-      return partial(e.kind, e.mask, e.lo, e.hi);
-    });
+    return llvm::any_of(
+        m.elements, [&](const ir::SetElement &e) { return partial(e.kind, e.mask, e.lo, e.hi); });
   }
 
   std::string RuleTitle(const ir::Rule &r) const { return ir::RuleTitle(r); }
@@ -243,18 +245,18 @@ private:
     }
     if (total > options_.max_per_rule) {
       Report(Kind::kExpansionLimit, rule.range.Start,
-                  llvm::formatv("{0} would become {1} hardware rules, more than the limit of {2}; "
-                                "split it, use prefixes that align with its ranges, or raise "
-                                "--max-expansion",
-                                RuleTitle(rule), Count(total), options_.max_per_rule))
+             llvm::formatv("{0} would become {1} hardware rules, more than the limit of {2}; "
+                           "split it, use prefixes that align with its ranges, or raise "
+                           "--max-expansion",
+                           RuleTitle(rule), Count(total), options_.max_per_rule))
           .Range(rule.range);
       return;
     }
     if (Add(produced_, total) > options_.max_total) {
       Report(Kind::kExpansionLimit, rule.range.Start,
-                  llvm::formatv("the policy would become more than {0} hardware rules at {1}; "
-                                "narrow its sets, ranges and masks or split the policy",
-                                options_.max_total, RuleTitle(rule)))
+             llvm::formatv("the policy would become more than {0} hardware rules at {1}; "
+                           "narrow its sets, ranges and masks or split the policy",
+                           options_.max_total, RuleTitle(rule)))
           .Range(rule.range);
       produced_ = options_.max_total + 1;
       return;
@@ -269,19 +271,54 @@ private:
       for (Alternative &a : Alternatives(m, full_only[i])) {
         slot.push_back({m.layer, m.field, std::move(a.first), std::move(a.second), 0});
       }
-      if (options_.representative_only) {
-        auto fewest = std::min_element(slot.begin(), slot.end(), [](const Option &a,
-                                                                    const Option &b) {
-          return a.mask.countPopulation() < b.mask.countPopulation();
-        });
-        Option keep = *fewest;
-        slot.assign(1, keep);
-      }
       slots.push_back(std::move(slot));
     }
     for (Slot &slot : prerequisites) {
       slots.push_back(std::move(slot));
     }
+    if (options_.warn_per_rule != 0 && total > options_.warn_per_rule) {
+      // The product of the alternatives overstates what narrowing keeps;
+      // count the rules themselves before saying how many.
+      uint64_t made = 0;
+      Enumerate(index, slots, [&](TernaryRule &&) { ++made; });
+      if (made > options_.warn_per_rule) {
+        Report(Kind::kLargeExpansion, rule.range.Start,
+               llvm::formatv("{0} becomes {1} hardware rules on {2}, more than {3}; each costs a "
+                             "flow table entry and an ibv_create_flow() call (ranges and sets "
+                             "multiply; prefixes that align with a range need fewer)",
+                             RuleTitle(rule), made, target_.profile->name, options_.warn_per_rule))
+            .Range(rule.range);
+      }
+    }
+    if (options_.representative_only) {
+      // Only the matched fields: the prerequisites keep every choice.
+      for (size_t i = 0; i < rule.matches.size(); ++i) {
+        Slot &slot = slots[i];
+        auto fewest =
+            std::min_element(slot.begin(), slot.end(), [](const Option &a, const Option &b) {
+              return a.mask.countPopulation() < b.mask.countPopulation();
+            });
+        Option keep = *fewest;
+        slot.assign(1, keep);
+      }
+    }
+    Enumerate(index, slots, sink_);
+  }
+
+  /// One choice for one slot: a field's value under a mask, and a header the
+  /// choice brings in.
+  struct Option {
+    ir::Layer layer;
+    Field field;
+    APInt value, mask;
+    ir::HeaderSet add_header;
+  };
+  using Slot = std::vector<Option>;
+
+  /// Calls `sink` with every combination of one option per slot for rule
+  /// `index`, narrowed and without duplicates, first slot slowest.
+  void Enumerate(uint32_t index, const std::vector<Slot> &slots, RuleSink sink) const {
+    const ir::Rule &rule = policy_.rules[index];
     std::set<std::string> seen;
     std::vector<size_t> at(slots.size(), 0);
     for (;;) {
@@ -296,7 +333,7 @@ private:
         }
       }
       if (Narrow(t) && seen.insert(Key(t)).second) {
-        sink_(std::move(t));
+        sink(std::move(t));
       }
       size_t k = slots.size();
       while (k > 0 && ++at[k - 1] == slots[k - 1].size()) {
@@ -308,16 +345,6 @@ private:
       }
     }
   }
-
-  /// One choice for one slot: a field's value under a mask, and a header the
-  /// choice brings in.
-  struct Option {
-    ir::Layer layer;
-    Field field;
-    APInt value, mask;
-    ir::HeaderSet add_header;
-  };
-  using Slot = std::vector<Option>;
 
   static Option Exact(ir::Layer layer, Field f, uint64_t v, ir::HeaderSet add = 0) {
     unsigned bits = GetFieldInfo(f).bits;

@@ -42,6 +42,9 @@ struct Options {
   uint64_t max_per_rule = 4096;
   /// The most rules the whole policy may become.
   uint64_t max_total = 1u << 20;
+  /// --warn-expansion: report FL8015 for a rule that becomes more hardware
+  /// rules than this (0: never).
+  uint64_t warn_per_rule = 64;
   /// For `flowc check`: count as usual and report what Expand reports, but
   /// keep one rule per source rule, made of each field's alternative with
   /// the fewest mask bits, so that legalization sees a partial mask if any
