@@ -1,5 +1,6 @@
 #include "compiler/analysis/analysis.h"
 
+#include <cstdio>
 #include <map>
 #include <optional>
 #include <utility>
@@ -109,6 +110,17 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
   // rules of the same port and direction take.
   std::map<GroupKey, bdd> taken;
   std::map<GroupKey, std::vector<uint32_t>> earlier;
+  // The rule that takes `p`: the first of `candidates` whose cube matches it.
+  auto taker_of = [&](const std::vector<uint32_t> &candidates,
+                      const Packet &p) -> std::optional<uint32_t> {
+    for (uint32_t j : candidates) {
+      if (llvm::any_of(expansions[j],
+                       [&](const expand::TernaryRule *t) { return space.Contains(*t, p); })) {
+        return j;
+      }
+    }
+    return std::nullopt;
+  };
   for (uint32_t i = 0; i < policy.rules.size(); ++i) {
     const ir::Rule &rule = policy.rules[i];
     if (rule.kind != ast::RuleKind::kNormal || expansions[i].empty()) {
@@ -120,7 +132,8 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
     auto [it, inserted] = taken.try_emplace(key, bddfalse);
     bdd &before = it->second;
     // The rule's packets that no earlier rule takes, among those that exist.
-    bool reached = !Empty(bdd_apply(match, before, bddop_diff) & space.Universe());
+    bdd survives = bdd_apply(match, before, bddop_diff) & space.Universe();
+    bool reached = !Empty(survives);
     if (PacketSpace::Overflowed()) {
       stats.complete = false;
       break;
@@ -189,6 +202,36 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
                                    ir::RuleTitle(policy.rules[taker]));
       ++stats.shadowed;
       continue;
+    }
+    if (options.partly_percent > 0 && !earlier[key].empty()) {
+      // FL9003: earlier rules take most of its packets (counted as header
+      // values in the model, within the universe).
+      bdd all = match & space.Universe();
+      double total = bdd_satcount(all), left = bdd_satcount(survives);
+      double percent = total > 0 ? 100.0 * (total - left) / total : 0;
+      if (percent >= options.partly_percent && !PacketSpace::Overflowed()) {
+        Packet lost = space.Pick(bdd_apply(all, survives, bddop_diff));
+        std::optional<uint32_t> taker = taker_of(earlier[key], lost);
+        if (taker) {
+          space.Decode(lost);
+          Packet kept = space.Pick(survives);
+          space.Decode(kept);
+          std::vector<std::pair<ir::Layer, Field>> shown = fields_of(i);
+          AddFields(shown, fields_of(*taker));
+          const ir::Rule &t = policy.rules[*taker];
+          char share[32];
+          snprintf(share, sizeof share, "%.4g%%", percent);
+          diags
+              .Report(diag::Kind::kPartlyShadowed, rule.range.Start,
+                      ir::RuleTitle(rule) + " is mostly shadowed: earlier rules take " + share +
+                          " of the packets it matches (counted by header values)")
+              .Range(rule.range)
+              .AddNote(t.range.Start,
+                       ir::RuleTitle(t) + " takes some, for example " + space.Format(lost, shown))
+              .AddNote(llvm::SMLoc(), "it still takes, for example, " + space.Format(kept, shown));
+          ++stats.partly;
+        }
+      }
     }
     if (!rule.pass) { // a pass rule copies and lets the packet go on
       before |= match;

@@ -17,6 +17,9 @@ struct Options {
   /// The most expanded (ternary) rules analysed; a larger policy is not
   /// analysed at all (0: no limit). flowc check's --analysis-limit.
   uint32_t max_rules = 20000;
+  /// FL9003 is reported when earlier rules take at least this percentage of
+  /// a rule's packets (0: never).
+  double partly_percent = 90;
 };
 
 /// What one run did, for --time-phases.
@@ -24,15 +27,17 @@ struct Stats {
   uint32_t rules = 0;    ///< source rules analysed
   uint32_t expanded = 0; ///< ternary rules they became
   uint32_t shadowed = 0; ///< FL9001 reports
+  uint32_t partly = 0;   ///< FL9003 reports
   bool complete = true;  ///< false if the analysis stopped early
   bool skipped = false;  ///< true if the policy was over max_rules
 };
 
 /// Reports FL9001 (shadowed-rule) for every normal rule of `policy` that no
 /// packet reaches because earlier rules of its port and direction take all
-/// its packets. Rules are read with the source semantics (sets and ranges
-/// exactly, no target limits). Nothing is reported that the model cannot
-/// prove; see docs/architecture.md, "Analysis".
+/// its packets, and FL9003 (partly-shadowed) for one whose packets they take
+/// for the most part (Options::partly_percent). Rules are read with the source semantics (sets and
+/// ranges exactly, no target limits). Nothing is reported that the model cannot prove; see
+/// docs/architecture.md, "Analysis".
 Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &diags);
 
 /// Reports FL9002 (unused-object) for every queue, counter and handle of the

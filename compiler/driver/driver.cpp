@@ -564,12 +564,19 @@ int RunCheck(const CheckOptions &o, llvm::raw_ostream &out, llvm::raw_ostream &e
       if (!stopped && diags.error_count() == 0) {
         analysis::ReportUnusedObjects(policy, program.modules.back().buffer_id, diags);
       }
-      if (!stopped && diags.error_count() == 0 && diags.Enabled(diag::Kind::kShadowedRule)) {
-        analysis::Stats stats = analysis::Analyze(policy, o.analysis, diags);
+      if (!stopped && diags.error_count() == 0 &&
+          (diags.Enabled(diag::Kind::kShadowedRule) ||
+           diags.Enabled(diag::Kind::kPartlyShadowed))) {
+        analysis::Options analysis = o.analysis;
+        if (!diags.Enabled(diag::Kind::kPartlyShadowed)) {
+          analysis.partly_percent = 0;
+        }
+        analysis::Stats stats = analysis::Analyze(policy, analysis, diags);
         timer.Done("analysis");
         if (o.time_phases) {
           err << "analysis: " << stats.rules << " rule(s), " << stats.expanded
-              << " ternary rule(s), " << stats.shadowed << " shadowed"
+              << " ternary rule(s), " << stats.shadowed << " shadowed, " << stats.partly
+              << " mostly shadowed"
               << (stats.skipped    ? ", skipped (over --analysis-limit)"
                   : stats.complete ? ""
                                    : ", stopped early (node limit)")

@@ -7,7 +7,8 @@ simulated mlx5 NIC (an implementation written separately from the analysis):
 many packets, drawn from the values the rules use and from their edges, are
 classified, and a rule reported as shadowed must never be the one that takes
 a packet. Also, every report's example packet must be taken by the rule the
-report names. Policies flowc cannot build for mlx5 are skipped.
+report names, and FL9003's (partly-shadowed) example of a packet the rule
+still takes must go to that rule. Policies flowc cannot build for mlx5 are skipped.
 
 usage: shadow_differential.py FLOWC FBIN_SIM_RUN [--policies N] [--seed S]
 """
@@ -82,6 +83,8 @@ def frame(r, ips, ports):
 
 
 WITNESS = re.compile(r"for example, (.*) is taken by rule '(r\d+)'")
+TAKES_SOME = re.compile(r"rule '(r\d+)' takes some, for example (.*)$")
+STILL = re.compile(r"it still takes, for example, (.*)$")
 
 
 def witness_frame(text):
@@ -125,7 +128,7 @@ def main():
     args = ap.parse_args()
     r = random.Random(args.seed)
     ips, ports = ip_values(), port_values()
-    checked = reports = skipped = witnesses = 0
+    checked = reports = skipped = witnesses = partly = 0
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
         flow, fbin = os.path.join(tmp, "p.flow"), os.path.join(tmp, "p.fbin")
@@ -137,10 +140,19 @@ def main():
                                    capture_output=True, text=True)
             diags = json.loads(check.stdout)["diagnostics"]
             shadowed = {}
+            examples = []  # (packet text, rule that must take it, report)
             for d in diags:
+                name = re.match(r"rule '(r\d+)'", d["message"])
                 if d["code"] == "FL9001":
-                    name = re.match(r"rule '(r\d+)'", d["message"]).group(1)
-                    shadowed[name] = WITNESS.search(d["notes"][-1]["message"])
+                    m = WITNESS.search(d["notes"][-1]["message"])
+                    shadowed[name.group(1)] = m
+                    examples.append((m.group(1), m.group(2), name.group(1)))
+                elif d["code"] == "FL9003":
+                    partly += 1
+                    some = TAKES_SOME.search(d["notes"][0]["message"])
+                    still = STILL.search(d["notes"][-1]["message"])
+                    examples.append((some.group(2), some.group(1), name.group(1)))
+                    examples.append((still.group(1), name.group(1), name.group(1)))
             build = subprocess.run([args.flowc, "build", flow, "-o", fbin], capture_output=True,
                                    text=True)
             if build.returncode != 0:
@@ -149,10 +161,8 @@ def main():
             checked += 1
             reports += len(shadowed)
             lines = [f"1 {frame(r, ips, ports).hex()}" for _ in range(args.packets)]
-            witness_of = []
-            for name, m in shadowed.items():
-                lines.append(f"1 {witness_frame(m.group(1)).hex()}")
-                witness_of.append((name, m.group(2)))
+            for text_, taker, _ in examples:
+                lines.append(f"1 {witness_frame(text_).hex()}")
             run = subprocess.run([args.sim_run, "--ports", "1", fbin], input="\n".join(lines) + "\n",
                                  capture_output=True, text=True)
             outputs = run.stdout.splitlines()[1:1 + len(lines)]
@@ -165,15 +175,16 @@ def main():
                         failures.append(f"policy {k}: rule r{q[1:]} reported shadowed but took "
                                         f"packet {lines[i]} ({out})\n{text}")
                 if i >= args.packets:
-                    name, taker = witness_of[i - args.packets]
+                    example, taker, name = examples[i - args.packets]
                     witnesses += 1
                     if trapped != [f"q{taker[1:]}"]:
-                        failures.append(f"policy {k}: the example for {name} went to {out}, "
-                                        f"not to {taker}\n{text}")
+                        failures.append(f"policy {k}: the example {example} of the report on "
+                                        f"{name} went to {out}, not to {taker}\n{text}")
     for f in failures[:5]:
         print(f)
     print(f"shadow_differential: {checked} policies built and classified ({skipped} skipped), "
-          f"{reports} FL9001 reports, {witnesses} examples checked, {len(failures)} failures")
+          f"{reports} FL9001 and {partly} FL9003 reports, {witnesses} examples checked, "
+          f"{len(failures)} failures")
     return 1 if failures or checked < args.policies // 2 or reports == 0 else 0
 
 
