@@ -29,6 +29,31 @@ bool Empty(const bdd &b) {
   return b == bddfalse;
 }
 
+/// What a rule does to the packets it takes: its actions, in a canonical
+/// order. Two trapping rules with equal outcomes are interchangeable.
+std::vector<std::pair<int, uint32_t>> Outcome(const ir::Rule &r) {
+  std::vector<std::pair<int, uint32_t>> k;
+  for (const ir::Action &a : r.actions) {
+    k.emplace_back(static_cast<int>(a.kind), a.operand);
+  }
+  llvm::sort(k);
+  return k;
+}
+
+/// False only when the two expanded rules cannot match one packet because
+/// a field both match has different values under both masks.
+bool MayOverlap(const expand::TernaryRule &a, const expand::TernaryRule &b) {
+  for (const expand::TernaryMatch &x : a.matches) {
+    for (const expand::TernaryMatch &y : b.matches) {
+      if (x.layer == y.layer && x.field == y.field &&
+          !((x.value ^ y.value) & x.mask & y.mask).isZero()) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
 void AddFields(std::vector<std::pair<ir::Layer, Field>> &to,
                const std::vector<std::pair<ir::Layer, Field>> &from) {
   for (const auto &f : from) {
@@ -120,6 +145,104 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
       }
     }
     return std::nullopt;
+  };
+  // The normal rules of each port and direction, in order, for FL9004.
+  std::map<GroupKey, std::vector<uint32_t>> group_rules;
+  for (uint32_t i = 0; i < policy.rules.size(); ++i) {
+    const ir::Rule &r = policy.rules[i];
+    if (r.kind == ast::RuleKind::kNormal) {
+      group_rules[{r.direction, r.port}].push_back(i);
+    }
+  }
+  auto may_overlap = [&](uint32_t a, uint32_t b) {
+    for (const expand::TernaryRule *x : expansions[a]) {
+      for (const expand::TernaryRule *y : expansions[b]) {
+        if (MayOverlap(*x, *y)) {
+          return true;
+        }
+      }
+    }
+    return false;
+  };
+  // FL9004: rule `i` (trapping, reached by `survives`) is redundant when the
+  // rules after it would give every packet it takes the same outcome: each
+  // such packet meets, before any other rule, a later trapping rule with the
+  // same actions, and no `pass` rule on the way (it would add a copy).
+  // Packets no later rule takes would go to a default rule or the kernel: a
+  // different outcome.
+  auto ReportRedundant = [&](uint32_t i, const bdd &survives) {
+    const ir::Rule &rule = policy.rules[i];
+    const std::vector<uint32_t> &group = group_rules[{rule.direction, rule.port}];
+    auto at = std::lower_bound(group.begin(), group.end(), i);
+    std::vector<std::pair<int, uint32_t>> outcome = Outcome(rule);
+    // Cheap first: without a later rule of the same outcome that may overlap
+    // it, some packet ends elsewhere.
+    bool candidate = false;
+    for (auto j = at + 1; j != group.end() && !candidate; ++j) {
+      const ir::Rule &t = policy.rules[*j];
+      candidate = !t.pass && !expansions[*j].empty() && Outcome(t) == outcome && may_overlap(i, *j);
+    }
+    if (!candidate) {
+      return;
+    }
+    bdd rem = survives;
+    std::vector<uint32_t> takers;
+    for (auto j = at + 1; j != group.end(); ++j) {
+      if (expansions[*j].empty() || !may_overlap(i, *j)) {
+        continue;
+      }
+      const ir::Rule &t = policy.rules[*j];
+      bdd part = rem & match_of(*j);
+      if (PacketSpace::Overflowed()) {
+        return;
+      }
+      if (Empty(part)) {
+        continue;
+      }
+      if (t.pass || Outcome(t) != outcome) {
+        return;
+      }
+      takers.push_back(*j);
+      rem = bdd_apply(rem, match_of(*j), bddop_diff);
+      if (Empty(rem)) {
+        break;
+      }
+    }
+    if (!Empty(rem) || takers.empty() || PacketSpace::Overflowed()) {
+      return;
+    }
+    Packet example = space.Pick(survives);
+    space.Decode(example);
+    std::optional<uint32_t> first = taker_of(takers, example);
+    std::vector<std::pair<ir::Layer, Field>> shown = fields_of(i);
+    for (uint32_t t : takers) {
+      AddFields(shown, fields_of(t));
+    }
+    std::string by;
+    for (size_t k = 0; k < takers.size() && k < 3; ++k) {
+      by += (k == 0                   ? ""
+             : k + 1 == takers.size() ? " and "
+                                      : ", ") +
+            ir::RuleTitle(policy.rules[takers[k]]);
+    }
+    if (takers.size() > 3) {
+      by += " and " + std::to_string(takers.size() - 3) + " more";
+    }
+    diag::Builder b =
+        diags.Report(diag::Kind::kRedundantRule, rule.range.Start,
+                     ir::RuleTitle(rule) + " is redundant: without it, " + by +
+                         (takers.size() == 1 ? " would take" : " would together take") +
+                         " every packet it takes, with the same actions");
+    b.Range(rule.range);
+    for (size_t k = 0; k < takers.size() && k < 3; ++k) {
+      const ir::Rule &t = policy.rules[takers[k]];
+      b.AddNote(t.range.Start, ir::RuleTitle(t) + " is here");
+    }
+    if (first) {
+      b.AddNote(llvm::SMLoc(), "for example, " + space.Format(example, shown) + " would go to " +
+                                   ir::RuleTitle(policy.rules[*first]));
+    }
+    ++stats.redundant;
   };
   for (uint32_t i = 0; i < policy.rules.size(); ++i) {
     const ir::Rule &rule = policy.rules[i];
@@ -232,6 +355,9 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
           ++stats.partly;
         }
       }
+    }
+    if (options.redundant && !rule.pass) {
+      ReportRedundant(i, survives);
     }
     if (!rule.pass) { // a pass rule copies and lets the packet go on
       before |= match;

@@ -20,6 +20,8 @@ struct Options {
   /// FL9003 is reported when earlier rules take at least this percentage of
   /// a rule's packets (0: never).
   double partly_percent = 90;
+  /// Report FL9004 (redundant-rule).
+  bool redundant = true;
 };
 
 /// What one run did, for --time-phases.
@@ -28,6 +30,7 @@ struct Stats {
   uint32_t expanded = 0; ///< ternary rules they became
   uint32_t shadowed = 0; ///< FL9001 reports
   uint32_t partly = 0;   ///< FL9003 reports
+  uint32_t redundant = 0; ///< FL9004 reports
   bool complete = true;  ///< false if the analysis stopped early
   bool skipped = false;  ///< true if the policy was over max_rules
 };

@@ -566,17 +566,19 @@ int RunCheck(const CheckOptions &o, llvm::raw_ostream &out, llvm::raw_ostream &e
       }
       if (!stopped && diags.error_count() == 0 &&
           (diags.Enabled(diag::Kind::kShadowedRule) ||
-           diags.Enabled(diag::Kind::kPartlyShadowed))) {
+           diags.Enabled(diag::Kind::kPartlyShadowed) ||
+           diags.Enabled(diag::Kind::kRedundantRule))) {
         analysis::Options analysis = o.analysis;
         if (!diags.Enabled(diag::Kind::kPartlyShadowed)) {
           analysis.partly_percent = 0;
         }
+        analysis.redundant = diags.Enabled(diag::Kind::kRedundantRule);
         analysis::Stats stats = analysis::Analyze(policy, analysis, diags);
         timer.Done("analysis");
         if (o.time_phases) {
           err << "analysis: " << stats.rules << " rule(s), " << stats.expanded
               << " ternary rule(s), " << stats.shadowed << " shadowed, " << stats.partly
-              << " mostly shadowed"
+              << " mostly shadowed, " << stats.redundant << " redundant"
               << (stats.skipped    ? ", skipped (over --analysis-limit)"
                   : stats.complete ? ""
                                    : ", stopped early (node limit)")

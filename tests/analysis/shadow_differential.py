@@ -8,7 +8,9 @@ many packets, drawn from the values the rules use and from their edges, are
 classified, and a rule reported as shadowed must never be the one that takes
 a packet. Also, every report's example packet must be taken by the rule the
 report names, and FL9003's (partly-shadowed) example of a packet the rule
-still takes must go to that rule. Policies flowc cannot build for mlx5 are skipped.
+still takes must go to that rule. Half the policies share two queues among
+their rules; there, each FL9004 (redundant-rule) report is checked by
+building the policy without the rule: every packet must go where it went. Policies flowc cannot build for mlx5 are skipped.
 
 usage: shadow_differential.py FLOWC FBIN_SIM_RUN [--policies N] [--seed S]
 """
@@ -29,7 +31,7 @@ PORTS = ["22", "53", "80", "443", "0..1023", "1024..65535", "1000..2000", "{22, 
          "{53, 443, 8000..8999}"]
 
 
-def random_rule(r, i):
+def random_rule(r, i, queues):
     parts = []
     if r.random() < 0.8:
         parts.append("ipv4")
@@ -43,13 +45,18 @@ def random_rule(r, i):
     else:
         parts.append("eth type " + r.choice(["0x0800", "0x0806"]))
     passing = " pass" if r.random() < 0.1 else ""
-    return f"    rule r{i}{passing}: {', '.join(parts)} -> steer q{i};\n"
+    queue = i if queues is None else r.randrange(queues)
+    return f"    rule r{i}{passing}: {', '.join(parts)} -> steer q{queue};\n"
 
 
-def random_policy(r):
+def random_policy(r, shared):
+    """Rules steer to a queue of their own, or (shared) to one of two, so that
+    later rules can repeat what earlier ones do (FL9004)."""
     n = r.randint(4, 10)
-    text = "target mlx5;\nqueue " + ", ".join(f"q{i}" for i in range(n)) + ";\n"
-    text += "ingress port 1 {\n" + "".join(random_rule(r, i) for i in range(n)) + "}\n"
+    queues = 2 if shared else None
+    names = range(2) if shared else range(n)
+    text = "target mlx5;\nqueue " + ", ".join(f"q{i}" for i in names) + ";\n"
+    text += "ingress port 1 {\n" + "".join(random_rule(r, i, queues) for i in range(n)) + "}\n"
     return text, n
 
 
@@ -128,12 +135,13 @@ def main():
     args = ap.parse_args()
     r = random.Random(args.seed)
     ips, ports = ip_values(), port_values()
-    checked = reports = skipped = witnesses = partly = 0
+    checked = reports = skipped = witnesses = partly = reports_redundant = 0
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
         flow, fbin = os.path.join(tmp, "p.flow"), os.path.join(tmp, "p.fbin")
         for k in range(args.policies):
-            text, n = random_policy(r)
+            shared = k % 2 == 1
+            text, n = random_policy(r, shared)
             with open(flow, "w") as f:
                 f.write(text)
             check = subprocess.run([args.flowc, "check", flow, "--format=json"],
@@ -141,12 +149,15 @@ def main():
             diags = json.loads(check.stdout)["diagnostics"]
             shadowed = {}
             examples = []  # (packet text, rule that must take it, report)
+            redundant = []
             for d in diags:
                 name = re.match(r"rule '(r\d+)'", d["message"])
                 if d["code"] == "FL9001":
                     m = WITNESS.search(d["notes"][-1]["message"])
                     shadowed[name.group(1)] = m
                     examples.append((m.group(1), m.group(2), name.group(1)))
+                elif d["code"] == "FL9004":
+                    redundant.append(name.group(1))
                 elif d["code"] == "FL9003":
                     partly += 1
                     some = TAKES_SOME.search(d["notes"][0]["message"])
@@ -166,26 +177,55 @@ def main():
             run = subprocess.run([args.sim_run, "--ports", "1", fbin], input="\n".join(lines) + "\n",
                                  capture_output=True, text=True)
             outputs = run.stdout.splitlines()[1:1 + len(lines)]
-            passing = {f"q{i}" for i in range(n) if f"rule r{i} pass:" in text}
+            # FL9004: the policy without the rule treats every packet alike.
+            for name in redundant:
+                reports_redundant += 1
+                without = "".join(l for l in text.splitlines(True)
+                                  if not l.startswith(f"    rule {name}:"))
+                with open(flow, "w") as f:
+                    f.write(without)
+                if subprocess.run([args.flowc, "build", flow, "-o", fbin],
+                                  capture_output=True).returncode != 0:
+                    continue
+                rerun = subprocess.run([args.sim_run, "--ports", "1", fbin],
+                                       input="\n".join(lines[:args.packets]) + "\n",
+                                       capture_output=True, text=True)
+                after = rerun.stdout.splitlines()[1:1 + args.packets]
+                for i, (a, b) in enumerate(zip(outputs[:args.packets], after)):
+                    if a != b:
+                        failures.append(f"policy {k}: without redundant {name}, packet "
+                                        f"{lines[i]} went to '{b}', not '{a}'\n{text}")
+                        break
+            passing = set()
+            for i in range(n):
+                m = re.search(rf"rule r{i} pass: .* -> steer (q\d+);", text)
+                if m:
+                    passing.add(m.group(1))
             for i, out in enumerate(outputs):
                 queues = re.findall(r"queue (q\d+)", out)
                 trapped = [q for q in queues if q not in passing]
-                for q in queues:
+                for q in queues if not shared else []:
                     if f"r{q[1:]}" in shadowed:
                         failures.append(f"policy {k}: rule r{q[1:]} reported shadowed but took "
                                         f"packet {lines[i]} ({out})\n{text}")
                 if i >= args.packets:
                     example, taker, name = examples[i - args.packets]
                     witnesses += 1
-                    if trapped != [f"q{taker[1:]}"]:
+                    found = re.search(rf"rule {taker}( pass)?: .* -> steer (q\d+);", text)
+                    want, copy = found.group(2), found.group(1) is not None
+                    # With shared queues a pass copy may use the same queue: the
+                    # taker's queue must be among the deliveries.
+                    # A pass rule's packet is a copy among the deliveries.
+                    if (trapped != [want]) if not (shared or copy) else (want not in queues):
                         failures.append(f"policy {k}: the example {example} of the report on "
                                         f"{name} went to {out}, not to {taker}\n{text}")
     for f in failures[:5]:
         print(f)
     print(f"shadow_differential: {checked} policies built and classified ({skipped} skipped), "
-          f"{reports} FL9001 and {partly} FL9003 reports, {witnesses} examples checked, "
+          f"{reports} FL9001, {partly} FL9003 and {reports_redundant} FL9004 reports, "
+          f"{witnesses} examples checked, "
           f"{len(failures)} failures")
-    return 1 if failures or checked < args.policies // 2 or reports == 0 else 0
+    return 1 if failures or checked < args.policies // 2 or reports == 0 or reports_redundant == 0 else 0
 
 
 if __name__ == "__main__":
