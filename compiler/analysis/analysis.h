@@ -46,7 +46,8 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
 /// Reports FL9002 (unused-object) for every queue, counter and handle of the
 /// root file (SourceMgr buffer `root_buffer`) that no rule's action names,
 /// in declaration order. Objects of imported files are shared declarations
-/// that a policy may use in part, so they are not reported.
+/// that a policy may use in part, so they are not reported (and the driver
+/// does not call this for a root file without rules, a library).
 void ReportUnusedObjects(const ir::Policy &policy, unsigned root_buffer, diag::Engine &diags);
 
 } // namespace flowc::analysis

@@ -561,7 +561,8 @@ int RunCheck(const CheckOptions &o, llvm::raw_ostream &out, llvm::raw_ostream &e
       stopped = Build(o, policy, sources, diags, timer, out, err);
     } else if (o.command == "check" && !diags.ShouldStop()) {
       stopped = CheckTarget(o, policy, diags, timer, err);
-      if (!stopped && diags.error_count() == 0) {
+      // A root file without rules is a library checked on its own.
+      if (!stopped && diags.error_count() == 0 && !program.modules.back().port_blocks.empty()) {
         analysis::ReportUnusedObjects(policy, program.modules.back().buffer_id, diags);
       }
       if (!stopped && diags.error_count() == 0 &&

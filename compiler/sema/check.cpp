@@ -53,6 +53,8 @@ struct Symbol {
   const ast::ConstDecl *const_decl = nullptr;
   const ast::MatchDecl *template_decl = nullptr;
   uint32_t object = 0;
+  /// Some name lookup found it (a rule, template, constant or action).
+  bool used = false;
 };
 
 /// Template parameters in scope: name -> the (resolved) argument.
@@ -141,8 +143,50 @@ public:
         CheckBlock(b);
       }
     }
+    // After an error a definition may be unused only because the use was
+    // wrong (a misspelt name, a bad value): say nothing then.
+    if (!program_.modules.empty() && diags_.error_count() == 0) {
+      ReportUnusedDefinitions(program_.modules.back());
+    }
     std::stable_sort(policy_.rules.begin(), policy_.rules.end(), ir::Precedes);
     return std::move(policy_);
+  }
+
+  /// FL3009: constants and templates of the root file that no lookup found.
+  /// Imported files (the standard library above all) are collections of
+  /// definitions that a policy uses in part, so they are not reported, and
+  /// neither is a root file without rules.
+  void ReportUnusedDefinitions(const ast::Module &root) {
+    if (root.port_blocks.empty()) {
+      return; // a file of definitions only is a library checked on its own
+    }
+    for (auto [kind, index] : root.order) {
+      llvm::StringRef name;
+      llvm::SMRange range;
+      const char *what = nullptr;
+      const void *decl = nullptr;
+      if (kind == ast::DeclKind::kConst) {
+        name = root.consts[index].name;
+        range = root.consts[index].name_range;
+        what = "constant";
+        decl = &root.consts[index];
+      } else if (kind == ast::DeclKind::kMatch) {
+        name = root.templates[index].name;
+        range = root.templates[index].name_range;
+        what = "template";
+        decl = &root.templates[index];
+      } else {
+        continue;
+      }
+      auto it = globals_.find(name);
+      if (it == globals_.end() || it->second.used || redefined_.count(name) != 0 ||
+          (it->second.const_decl != decl && it->second.template_decl != decl)) {
+        continue;
+      }
+      Report(Kind::kUnusedDefinition, range.Start,
+             llvm::Twine(what) + " '" + name + "' is declared but never used")
+          .Range(range);
+    }
   }
 
 private:
@@ -153,7 +197,7 @@ private:
     if (!inserted) {
       redefined_.insert(name);
       Report(Kind::kDuplicateDefinition, symbol.range.Start,
-                    "'" + name + "' is already defined as " + SymbolNoun(it->second.kind))
+             "'" + name + "' is already defined as " + SymbolNoun(it->second.kind))
           .Range(symbol.range)
           .AddNote(it->second.range.Start, "previous definition is here", it->second.range);
     }
@@ -238,6 +282,7 @@ private:
                        std::initializer_list<SymbolKind> wanted, const Scope *scope = nullptr) {
     auto it = globals_.find(name);
     if (it != globals_.end()) {
+      it->second.used = true;
       return &it->second;
     }
     std::vector<llvm::StringRef> candidates;
@@ -277,7 +322,7 @@ private:
       return;
     }
     Report(Kind::kWrongKind, range.Start,
-                  "'" + name + "' is " + SymbolNoun(symbol.kind) + ", not " + expected)
+           "'" + name + "' is " + SymbolNoun(symbol.kind) + ", not " + expected)
         .Range(range)
         .AddNote(symbol.range.Start, "'" + name + "' is declared here", symbol.range);
   }
@@ -293,7 +338,7 @@ private:
     }
     if (state.status == ConstState::kVisiting) {
       Report(Kind::kDefinitionCycle, decl->name_range.Start,
-                    "constant '" + decl->name + "' is defined in terms of itself")
+             "constant '" + decl->name + "' is defined in terms of itself")
           .Range(decl->name_range);
       return nullptr;
     }
@@ -318,7 +363,7 @@ private:
       if (e.first.kind != kind && e.first.kind != ast::ScalarKind::kInvalid &&
           kind != ast::ScalarKind::kInvalid) {
         Report(Kind::kTypeMismatch, e.range.Start,
-                      "set mixes " + ScalarNoun(kind) + " and " + ScalarNoun(e.first.kind))
+               "set mixes " + ScalarNoun(kind) + " and " + ScalarNoun(e.first.kind))
             .Range(e.range)
             .AddNote(v.elements.front().range.Start, "first element is here",
                      v.elements.front().range);
@@ -378,7 +423,7 @@ private:
     }
     if (v->form != ValueForm::kScalar) {
       Report(Kind::kInvalidValueForm, s.range.Start,
-                    "'" + s.name + "' is " + FormNoun(*v) + "; " + role + " must be a single value")
+             "'" + s.name + "' is " + FormNoun(*v) + "; " + role + " must be a single value")
           .Range(s.range);
       return std::nullopt;
     }
@@ -423,9 +468,9 @@ private:
     case ValueForm::kRange:
     case ValueForm::kMask: {
       ast::Value out = v;
-      llvm::StringRef role = v.form == ValueForm::kPrefix ? "the address of a prefix"
+      llvm::StringRef role = v.form == ValueForm::kPrefix  ? "the address of a prefix"
                              : v.form == ValueForm::kRange ? "a range bound"
-                                                          : "a masked value";
+                                                           : "a masked value";
       auto first = ResolveScalar(v.first, scope, role);
       if (!first) {
         return std::nullopt;
@@ -450,7 +495,7 @@ private:
       }
       if (named->form != ValueForm::kSet) {
         Report(Kind::kInvalidValueForm, v.first.range.Start,
-                      "'" + v.first.name + "' is " + FormNoun(*named) + ", not a set; 'in' needs a set")
+               "'" + v.first.name + "' is " + FormNoun(*named) + ", not a set; 'in' needs a set")
             .Range(v.first.range);
         return std::nullopt;
       }
@@ -559,9 +604,9 @@ private:
       break;
     }
     Report(Kind::kTypeMismatch, s.range.Start,
-                  "expected " + ValueTypeNoun(type).str() +
-                      (is_mask && type != ValueType::kInt ? " or an integer" : "") +
-                      " for " + what + ", found " + ScalarNoun(s.kind))
+           "expected " + ValueTypeNoun(type).str() +
+               (is_mask && type != ValueType::kInt ? " or an integer" : "") + " for " + what +
+               ", found " + ScalarNoun(s.kind))
         .Range(s.range);
     return std::nullopt;
   }
@@ -588,9 +633,9 @@ private:
         return std::nullopt;
       }
       if (v.prefix_len > w) {
-        Report(Kind::kPrefixTooLong, v.prefix_range.Start,
-                      llvm::formatv("prefix length {0} is longer than {1} ({2} bits)",
-                                    v.prefix_len, what, w))
+        Report(
+            Kind::kPrefixTooLong, v.prefix_range.Start,
+            llvm::formatv("prefix length {0} is longer than {1} ({2} bits)", v.prefix_len, what, w))
             .Range(v.prefix_range);
         return std::nullopt;
       }
@@ -601,8 +646,8 @@ private:
         llvm::APInt canon = *bits & e.mask;
         std::string shown = ShowBits(canon, f) + "/" + std::to_string(len);
         Report(Kind::kValueOutsideMask, v.range.Start,
-                      "'" + Source(v.range) + "' has bits set after the first " +
-                          std::to_string(len) + "; did you mean '" + shown + "'?")
+               "'" + Source(v.range) + "' has bits set after the first " + std::to_string(len) +
+                   "; did you mean '" + shown + "'?")
             .Range(v.range);
         return std::nullopt;
       }
@@ -618,8 +663,8 @@ private:
         return std::nullopt;
       }
       if ((*bits & ~*mask) != 0) {
-        std::string fixed = f.type == ValueType::kInt ? FormatMask(*bits & *mask)
-                                                      : ShowBits(*bits & *mask, f);
+        std::string fixed =
+            f.type == ValueType::kInt ? FormatMask(*bits & *mask) : ShowBits(*bits & *mask, f);
         // An integer is shown as written, and in hex beside the mask when it
         // was written otherwise ("4791 (0x12b7)", "'roce' (4791, 0x12b7)").
         std::string value = ShowBits(*bits, f);
@@ -627,8 +672,8 @@ private:
           std::string written = Source(v.first.range);
           std::string hex = FormatMask(*bits);
           // The value may come from a constant: then the text is its name.
-          bool named = !written.empty() && (std::isalpha(static_cast<unsigned char>(written[0])) ||
-                                            written[0] == '_');
+          bool named = !written.empty() &&
+                       (std::isalpha(static_cast<unsigned char>(written[0])) || written[0] == '_');
           if (named) {
             value = "'" + written + "' (" + FormatInt(f.field, *bits) + ", " + hex + ")";
           } else if (llvm::StringRef(written).startswith_insensitive("0x")) {
@@ -638,10 +683,10 @@ private:
           }
         }
         Report(Kind::kValueOutsideMask, v.first.range.Start,
-                      "value " + value +
-                          " has bits set outside mask " + ShowBits(*mask, f, true) +
-                          ", so no masked packet equals it and the rule never matches on mlx5; "
-                          "did you mean '" + fixed + "'?")
+               "value " + value + " has bits set outside mask " + ShowBits(*mask, f, true) +
+                   ", so no masked packet equals it and the rule never matches on mlx5; "
+                   "did you mean '" +
+                   fixed + "'?")
             .Range(v.range);
         return std::nullopt;
       }
@@ -660,7 +705,7 @@ private:
       }
       if (lo->ugt(*hi)) {
         Report(Kind::kEmptyRange, v.range.Start,
-                      "range '" + Source(v.range) + "' is empty: its low end is above its high end")
+               "range '" + Source(v.range) + "' is empty: its low end is above its high end")
             .Range(v.range);
         return std::nullopt;
       }
@@ -685,7 +730,7 @@ private:
 
   void WarnEverything(llvm::SMRange range, const std::string &what, llvm::StringRef form) {
     Report(Kind::kMatchesEverything, range.Start,
-                  form + " matches every value of " + what + "; leave the field out instead")
+           form + " matches every value of " + what + "; leave the field out instead")
         .Range(range);
   }
 
@@ -731,7 +776,7 @@ private:
     for (const ast::Name &p : t.params) {
       if (!params.try_emplace(p.text, p.range).second) {
         Report(Kind::kDuplicateDefinition, p.range.Start,
-                      "parameter '" + p.text + "' is declared twice")
+               "parameter '" + p.text + "' is declared twice")
             .Range(p.range)
             .AddNote(params[p.text].Start, "previous declaration is here", params[p.text]);
         continue;
@@ -739,8 +784,8 @@ private:
       auto g = globals_.find(p.text);
       if (g != globals_.end()) {
         Report(Kind::kParamShadows, p.range.Start,
-                      "parameter '" + p.text + "' hides " + SymbolNoun(g->second.kind) +
-                          " of the same name")
+               "parameter '" + p.text + "' hides " + SymbolNoun(g->second.kind) +
+                   " of the same name")
             .Range(p.range)
             .AddNote(g->second.range.Start, "'" + p.text + "' is declared here", g->second.range);
       }
@@ -783,7 +828,7 @@ private:
     bool port_ok = b.port >= 1 && b.port <= 255;
     if (!port_ok && b.port_valid) {
       Report(Kind::kPortOutOfRange, b.port_range.Start,
-                    llvm::formatv("port {0} is out of range; ports are numbered 1..255", b.port))
+             llvm::formatv("port {0} is out of range; ports are numbered 1..255", b.port))
           .Range(b.port_range);
     }
     for (const ast::Rule &r : b.rules) {
@@ -811,7 +856,7 @@ private:
       auto [it, inserted] = rule_names_.try_emplace(r.name, r.name_range);
       if (!inserted) {
         Report(Kind::kDuplicateRuleName, r.name_range.Start,
-                      "a rule named '" + r.name + "' already exists")
+               "a rule named '" + r.name + "' already exists")
             .Range(r.name_range)
             .AddNote(it->second.Start, "previous rule is here", it->second);
       }
@@ -835,14 +880,14 @@ private:
     if (r.has_priority && r.priority_valid) {
       if (r.kind != ast::RuleKind::kNormal) {
         Report(Kind::kInvalidRuleOption, r.priority_range.Start,
-                      "'priority' has no meaning on a '" + ast::RuleKindName(r.kind) + "' rule, " +
-                          (r.kind == ast::RuleKind::kSniffer
-                               ? "which receives a copy of all traffic"
-                               : "which takes only what no other rule takes"))
+               "'priority' has no meaning on a '" + ast::RuleKindName(r.kind) + "' rule, " +
+                   (r.kind == ast::RuleKind::kSniffer
+                        ? "which receives a copy of all traffic"
+                        : "which takes only what no other rule takes"))
             .Range(r.priority_range);
       } else if (r.priority > 0xffff) {
         Report(Kind::kValueOutOfRange, r.priority_range.Start,
-                      llvm::formatv("priority class {0} is out of range (0..65535)", r.priority))
+               llvm::formatv("priority class {0} is out of range (0..65535)", r.priority))
             .Range(r.priority_range);
       } else {
         rule.priority_class = static_cast<uint32_t>(r.priority);
@@ -850,16 +895,16 @@ private:
     }
     if (r.pass && r.kind != ast::RuleKind::kNormal) {
       Report(Kind::kInvalidRuleOption, r.pass_range.Start,
-                    "'pass' is not allowed on a '" + ast::RuleKindName(r.kind) +
-                        "' rule; only normal rules can copy and continue")
+             "'pass' is not allowed on a '" + ast::RuleKindName(r.kind) +
+                 "' rule; only normal rules can copy and continue")
           .Range(r.pass_range);
     }
     bool is_default =
         r.kind == ast::RuleKind::kDefault || r.kind == ast::RuleKind::kMulticastDefault;
     if (is_default && block.direction == ast::Direction::kEgress) {
       Report(Kind::kEgressRuleKind, r.keyword_range.Start,
-                    "'" + ast::RuleKindName(r.kind) +
-                        "' rules exist only for ingress; egress traffic has no default queue")
+             "'" + ast::RuleKindName(r.kind) +
+                 "' rules exist only for ingress; egress traffic has no default queue")
           .Range(r.keyword_range);
     }
     if (r.kind == ast::RuleKind::kSniffer && block.direction == ast::Direction::kEgress) {
@@ -875,8 +920,8 @@ private:
       auto [it, inserted] = special_rules_.try_emplace(key, r.keyword_range);
       if (!inserted) {
         Report(Kind::kDuplicateRuleKind, r.keyword_range.Start,
-                      llvm::formatv("port {0} already has a '{1}' rule", block.port,
-                                    ast::RuleKindName(r.kind)))
+               llvm::formatv("port {0} already has a '{1}' rule", block.port,
+                             ast::RuleKindName(r.kind)))
             .Range(r.keyword_range)
             .AddNote(it->second.Start, "previous one is here", it->second);
       }
@@ -941,9 +986,9 @@ private:
     }
     if (item.args.size() != t.params.size()) {
       Report(Kind::kTemplateArity, item.name_range.Start,
-                    llvm::formatv("template '{0}' takes {1} argument{2}, but {3} {4} given", t.name,
-                                  t.params.size(), t.params.size() == 1 ? "" : "s",
-                                  item.args.size(), item.args.size() == 1 ? "is" : "are"))
+             llvm::formatv("template '{0}' takes {1} argument{2}, but {3} {4} given", t.name,
+                           t.params.size(), t.params.size() == 1 ? "" : "s", item.args.size(),
+                           item.args.size() == 1 ? "is" : "are"))
           .Range(item.range)
           .AddNote(t.name_range.Start, "'" + t.name + "' is defined here", t.name_range);
       return;
@@ -977,15 +1022,15 @@ private:
   }
 
   void ProcessHeader(const ast::HeaderMatch &h, bool inner, const Scope *scope, RuleBuilder &rb) {
-    if (inner && (h.header == Header::kVxlan || h.header == Header::kGre ||
-                  h.header == Header::kEsp)) {
+    if (inner &&
+        (h.header == Header::kVxlan || h.header == Header::kGre || h.header == Header::kEsp)) {
       Report(Kind::kInvalidInnerHeader, h.range.Start,
-                    "'" + HeaderName(h.header) +
-                        "' cannot be matched inside 'inner'; inner headers are eth, ipv4, ipv6, "
-                        "tcp, udp and mpls")
-          .Range(llvm::SMRange(h.range.Start, h.range.Start.getFromPointer(
-                                                  h.range.Start.getPointer() +
-                                                  HeaderName(h.header).size())));
+             "'" + HeaderName(h.header) +
+                 "' cannot be matched inside 'inner'; inner headers are eth, ipv4, ipv6, "
+                 "tcp, udp and mpls")
+          .Range(llvm::SMRange(h.range.Start,
+                               h.range.Start.getFromPointer(h.range.Start.getPointer() +
+                                                            HeaderName(h.header).size())));
       return;
     }
     ir::Layer layer = LayerOf(h.header, inner);
@@ -995,9 +1040,9 @@ private:
     if (!first.isValid()) {
       first = h.range;
       Remember(rb, h.range);
-      llvm::SMRange keyword(h.range.Start, h.range.Start.getFromPointer(
-                                               h.range.Start.getPointer() +
-                                               HeaderName(h.header).size()));
+      llvm::SMRange keyword(
+          h.range.Start,
+          h.range.Start.getFromPointer(h.range.Start.getPointer() + HeaderName(h.header).size()));
       rb.rule.header_uses.push_back({layer, h.header, keyword});
     }
     for (const ast::FieldMatch &f : h.fields) {
@@ -1015,7 +1060,8 @@ private:
           names.push_back(info.name);
         }
       }
-      std::string message = "'" + HeaderName(header).str() + "' has no field '" + f.name.str() + "'";
+      std::string message =
+          "'" + HeaderName(header).str() + "' has no field '" + f.name.str() + "'";
       llvm::StringRef guess = SuggestName(f.name, names);
       if (!guess.empty()) {
         message += "; did you mean '" + guess.str() + "'?";
@@ -1037,7 +1083,7 @@ private:
     if (dup != rb.field_index.end()) {
       llvm::SMRange prev = rb.rule.matches[dup->second].range;
       Report(Kind::kDuplicateField, f.name_range.Start,
-                    what + " is matched twice in one rule; use a set to allow several values")
+             what + " is matched twice in one rule; use a set to allow several values")
           .Range(f.name_range)
           .AddNote(prev.Start, "first match of " + what + " is here", prev);
       return;
@@ -1050,8 +1096,8 @@ private:
       if (other.container == *field || info.container == k.second) {
         llvm::SMRange prev = rb.rule.matches[index].range;
         Report(Kind::kOverlappingFields, f.name_range.Start,
-                      what + " overlaps " + FieldTitle(k.second, layer) +
-                          ", which this rule already matches; match one or the other")
+               what + " overlaps " + FieldTitle(k.second, layer) +
+                   ", which this rule already matches; match one or the other")
             .Range(f.name_range)
             .AddNote(prev.Start, FieldTitle(k.second, layer) + " is matched here", prev);
         return;
@@ -1069,7 +1115,7 @@ private:
     if (value->form == ValueForm::kSet) {
       if (value->elements.empty()) {
         Report(Kind::kEmptySet, value->range.Start,
-                      "the set for " + what + " is empty, so the rule can never match")
+               "the set for " + what + " is empty, so the rule can never match")
             .Range(value->range);
         return;
       }
@@ -1087,7 +1133,7 @@ private:
         });
         if (same != m.elements.end()) {
           Report(Kind::kDuplicateSetElement, e.range.Start,
-                        "'" + Source(e.range) + "' appears twice in the set for " + what)
+                 "'" + Source(e.range) + "' appears twice in the set for " + what)
               .Range(e.range)
               .AddNote(same->range.Start, "first occurrence is here", same->range);
           continue;
@@ -1122,7 +1168,7 @@ private:
     HeaderSet inner = r.headers[static_cast<unsigned>(ir::Layer::kInner)];
     if (inner != 0 && tunnel == 0) {
       Report(Kind::kInnerWithoutTunnel, rb.inner_at.Start,
-                    "'inner' headers need a tunnel in the same rule (vxlan, gre or mpls)")
+             "'inner' headers need a tunnel in the same rule (vxlan, gre or mpls)")
           .Range(rb.inner_at);
     }
     for (ir::Layer layer : {ir::Layer::kOuter, ir::Layer::kInner}) {
@@ -1140,7 +1186,7 @@ private:
     Header later_h = later.Start == ra.Start ? a : b;
     Header earlier_h = later_h == a ? b : a;
     Report(Kind::kConflictingHeaders, later.Start,
-                  "'" + HeaderName(later_h) + "' and '" + HeaderName(earlier_h) + "' " + why)
+           "'" + HeaderName(later_h) + "' and '" + HeaderName(earlier_h) + "' " + why)
         .Range(later)
         .AddNote(earlier.Start, "'" + HeaderName(earlier_h) + "' is matched here", earlier);
   }
@@ -1172,8 +1218,8 @@ private:
       values += (values.empty() ? "" : " or ") + FormatInt(f, llvm::APInt(GetFieldInfo(f).bits, v));
     }
     Report(Kind::kConflictingProtocol, m->range.Start,
-                  "'" + Source(m->range) + "' contradicts " + because + ", which needs " +
-                      FieldTitle(f, layer) + " " + values + "; the rule can never match")
+           "'" + Source(m->range) + "' contradicts " + because + ", which needs " +
+               FieldTitle(f, layer) + " " + values + "; the rule can never match")
         .Range(m->range)
         .AddNote(because_at.Start, because.str() + " is here", because_at);
   }
@@ -1208,17 +1254,17 @@ private:
     if (vxlan && (has(Header::kTcp) || has(Header::kEsp))) {
       Header other = has(Header::kTcp) ? Header::kTcp : Header::kEsp;
       Report(Kind::kConflictingHeaders, vxlan_at.Start,
-                    "'vxlan' runs over UDP, but this rule matches '" + HeaderName(other) + "'")
+             "'vxlan' runs over UDP, but this rule matches '" + HeaderName(other) + "'")
           .Range(vxlan_at)
           .AddNote(at(other).Start, "'" + HeaderName(other) + "' is matched here", at(other));
       return;
     }
     if (gre && (has(Header::kTcp) || has(Header::kUdp) || has(Header::kEsp))) {
-      Header other = has(Header::kTcp) ? Header::kTcp
+      Header other = has(Header::kTcp)   ? Header::kTcp
                      : has(Header::kUdp) ? Header::kUdp
                                          : Header::kEsp;
       Report(Kind::kConflictingHeaders, gre_at.Start,
-                    "'gre' is IP protocol 47, but this rule matches '" + HeaderName(other) + "'")
+             "'gre' is IP protocol 47, but this rule matches '" + HeaderName(other) + "'")
           .Range(gre_at)
           .AddNote(at(other).Start, "'" + HeaderName(other) + "' is matched here", at(other));
       return;
@@ -1293,8 +1339,8 @@ private:
     if (mpls && !gre && over_l3_only) {
       llvm::SMRange where = at(Header::kMpls);
       Report(Kind::kConflictingHeaders, where.Start,
-                    "'mpls' must follow 'udp' (MPLS over UDP), 'gre' or 'eth'; this rule puts it "
-                    "right after the IP header")
+             "'mpls' must follow 'udp' (MPLS over UDP), 'gre' or 'eth'; this rule puts it "
+             "right after the IP header")
           .Range(where);
     }
     HeaderSet over_ip = ir::Bit(Header::kIpv4) | ir::Bit(Header::kIpv6) | ir::Bit(Header::kUdp) |
@@ -1315,9 +1361,8 @@ private:
       unsigned k = static_cast<unsigned>(a.kind);
       if (seen[k] != nullptr) {
         Report(Kind::kDuplicateAction, a.range.Start,
-                      "'" + ast::ActionKeyword(a.kind) + "' appears twice in one rule" +
-                          (a.kind == ast::ActionKind::kCount ? "; a flow has one counter"
-                                                             : ""))
+               "'" + ast::ActionKeyword(a.kind) + "' appears twice in one rule" +
+                   (a.kind == ast::ActionKind::kCount ? "; a flow has one counter" : ""))
             .Range(a.range)
             .AddNote(seen[k]->range.Start, "first one is here", seen[k]->range);
         continue;
@@ -1325,9 +1370,9 @@ private:
       seen[k] = &a;
       if (egress && (a.kind == ast::ActionKind::kSteer || a.kind == ast::ActionKind::kTag)) {
         Report(Kind::kEgressAction, a.range.Start,
-                      "'" + ast::ActionKeyword(a.kind) +
-                          "' is not possible on egress; egress rules can allow, drop, count "
-                          "and apply handles")
+               "'" + ast::ActionKeyword(a.kind) +
+                   "' is not possible on egress; egress rules can allow, drop, count "
+                   "and apply handles")
             .Range(a.range);
         continue;
       }
@@ -1349,7 +1394,7 @@ private:
     const ast::Action *allow = seen[static_cast<unsigned>(ast::ActionKind::kAllow)];
     if (drop != nullptr && r.kind == ast::RuleKind::kSniffer) {
       Report(Kind::kDropConflict, drop->range.Start,
-                    "a 'sniff' rule only copies packets; 'drop' has no meaning there")
+             "a 'sniff' rule only copies packets; 'drop' has no meaning there")
           .Range(drop->range);
     }
     if (drop != nullptr) {
@@ -1358,8 +1403,8 @@ private:
           continue;
         }
         Report(Kind::kDropConflict, other->range.Start,
-                      "'" + ast::ActionKeyword(other->kind) +
-                          "' has no effect on packets that the rule drops")
+               "'" + ast::ActionKeyword(other->kind) +
+                   "' has no effect on packets that the rule drops")
             .Range(other->range)
             .AddNote(drop->range.Start, "'drop' is here", drop->range);
       }
@@ -1372,8 +1417,8 @@ private:
       }
       if (r.pass) {
         Report(Kind::kInvalidRuleOption, r.pass_range.Start,
-                      "'pass' copies packets and lets later rules see them; a rule that drops "
-                      "cannot pass")
+               "'pass' copies packets and lets later rules see them; a rule that drops "
+               "cannot pass")
             .Range(r.pass_range)
             .AddNote(drop->range.Start, "'drop' is here", drop->range);
       }

@@ -207,7 +207,7 @@ TEST(Sema, EgressAllowAndItsMisuse) {
 TEST(Parse, SllAndLlAgree) {
   const char *source = R"(
     queue q; const s = { 1, 2..3, 4 mask 0xc };
-    ingress port 1 { rule r priority 1 pass: eth dst 1:2:3:4:5:6, ipv6 src ::1/128 -> steer q; }
+    ingress port 1 { rule r priority 1 pass: eth dst 1:2:3:4:5:6, ipv6 src ::1/128, udp dst s -> steer q; }
   )";
   Checked sll = CheckSource(source);
   parse::Options ll;
