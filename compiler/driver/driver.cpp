@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "compiler/analysis/analysis.h"
+#include "compiler/analysis/trace.h"
 #include "compiler/base/suggest.h"
 #include "compiler/diag/diagnostic.h"
 #include "compiler/driver/explain.h"
@@ -20,6 +21,7 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Process.h"
 
@@ -33,6 +35,8 @@ constexpr const char *kUsage = R"(usage: flowc <command> [options] [args]
 Commands:
   build POLICY.flow    compile a policy into ibv_create_flow() rules for a NIC
   check POLICY.flow    check a policy: syntax, names, types, values, rules
+  trace POLICY.flow --packet '...'
+                       follow packets through a policy, source and compiled
   targets              list the target profiles and their capabilities
   explain FLnnnn       show the documentation of a diagnostic code
   help [COMMAND]       show help for flowc or one command
@@ -107,6 +111,33 @@ Exit status: 0 compiled, 1 errors were reported, 2 bad invocation, unreadable
 input or unwritable output.
 )";
 
+constexpr const char *kTraceHelp =
+    R"(usage: flowc trace POLICY.flow --packet 'TEXT' [--packet 'TEXT' ...] [options]
+
+Follows each packet through the policy: the source rules it meets (pass and
+sniff copies, then the rule or default rule that takes it) and the hardware
+rules 'flowc build' makes for the target, in their priority order, and says
+whether the two agree.
+
+A packet is its headers separated by '/', each with field=value pairs named
+as in the language; 'inner' before a header puts it after the tunnel:
+  'eth dst=02:00:00:00:00:01 / ipv4 src=10.0.0.1 dst=192.0.2.20 / udp dst=4791'
+  'ipv4 dst=192.0.2.10 / udp / vxlan vni=5001 / inner eth / inner ipv4 src=10.1.2.3'
+Fields the text leaves out are 0, except what the headers imply (ethertype,
+IP protocol, UDP 4789 under vxlan, the MPLS ethertype or port).
+
+Options:
+  --packet=TEXT             a packet (repeatable)
+  --port=N                  the port it arrives on, or leaves by (default 1)
+  --egress                  a packet the host sends (egress rules)
+  --format=text|json        how to print the result (default: text)
+  --target=T, --cap=..., --expand-masks, --max-expansion=N, --stdlib-dir=DIR
+                            as for 'flowc build'
+
+Exit status: 0 source and compiled agree on every packet, 1 errors in the
+policy or a packet on which they disagree, 2 bad invocation or packet text.
+)";
+
 constexpr const char *kTargetsHelp = R"(usage: flowc targets
 
 Lists the target profiles, their priority ranges and the device capabilities
@@ -129,6 +160,10 @@ struct CheckOptions {
   bool dump_ir = false;
   bool time_phases = false;
   analysis::Options analysis;
+  // trace only:
+  std::vector<std::string> packets;
+  uint8_t port = 1;
+  bool egress = false;
 };
 
 int Usage(llvm::raw_ostream &err, const llvm::Twine &message) {
@@ -184,7 +219,7 @@ std::optional<int> ParseCheck(llvm::ArrayRef<llvm::StringRef> args, CheckOptions
     if (a == "--") {
       only_inputs = true;
     } else if (a == "-h" || a == "--help") {
-      out << (o.command == "build" ? kBuildHelp : kCheckHelp);
+      out << (o.command == "build" ? kBuildHelp : o.command == "trace" ? kTraceHelp : kCheckHelp);
       return kExitClean;
     } else if (o.command == "build" && (a == "-o" || a.startswith("-o"))) {
       llvm::StringRef file = a.drop_front(2);
@@ -259,6 +294,16 @@ std::optional<int> ParseCheck(llvm::ArrayRef<llvm::StringRef> args, CheckOptions
         return Usage(err, "--stdlib-dir needs a directory");
       }
       o.sema.stdlib_dirs.push_back(v->str());
+    } else if (o.command == "trace" && TakeValue(args, i, "--packet", v)) {
+      o.packets.push_back(v->str());
+    } else if (o.command == "trace" && TakeValue(args, i, "--port", v)) {
+      unsigned n = 0;
+      if (v->getAsInteger(10, n) || n < 1 || n > 255) {
+        return Usage(err, "--port needs a port number 1..255, got '" + *v + "'");
+      }
+      o.port = static_cast<uint8_t>(n);
+    } else if (o.command == "trace" && a == "--egress") {
+      o.egress = true;
     } else if (TakeValue(args, i, "--analysis-limit", v)) {
       unsigned n = 0;
       if (v->getAsInteger(10, n)) {
@@ -300,6 +345,12 @@ std::optional<int> ParseCheck(llvm::ArrayRef<llvm::StringRef> args, CheckOptions
   }
   if (o.input.empty()) {
     return Usage(err, "'" + o.command + "' needs a policy file");
+  }
+  if (o.command == "trace" && o.packets.empty()) {
+    return Usage(err, "'trace' needs at least one --packet");
+  }
+  if (o.command == "trace" && o.format == CheckOptions::Format::kSarif) {
+    return Usage(err, "'trace' prints text or json, not sarif");
   }
   bool build_to_stdout =
       o.command == "build" &&
@@ -414,6 +465,194 @@ std::unique_ptr<llvm::raw_fd_ostream> OpenOutput(const std::string &path, llvm::
     return nullptr;
   }
   return file;
+}
+
+/// Discards diagnostics: trace's own expansions repeat what sema reported.
+class DiscardDiagnostics : public diag::Consumer {
+public:
+  void Handle(const diag::Diagnostic &) override {}
+};
+
+/// The actions of `rule` as the language writes them: "steer rx, count c".
+std::string ActionsText(const ir::Policy &policy, const ir::Rule &rule) {
+  std::string out;
+  for (const ir::Action &a : rule.actions) {
+    out += out.empty() ? "" : ", ";
+    switch (a.kind) {
+    case ast::ActionKind::kSteer:
+      out += "steer " + policy.queues[a.operand].name;
+      break;
+    case ast::ActionKind::kTag:
+      out += "tag " + std::to_string(a.operand);
+      break;
+    case ast::ActionKind::kDrop:
+      out += "drop";
+      break;
+    case ast::ActionKind::kCount:
+      out += "count " + policy.counters[a.operand].name;
+      break;
+    case ast::ActionKind::kHandle:
+      out += "handle " + policy.handles[a.operand].name;
+      break;
+    case ast::ActionKind::kAllow:
+      out += "allow";
+      break;
+    }
+  }
+  return out;
+}
+
+/// "rule 'storage' (quickstart.flow:13:5)".
+std::string RuleWhere(const llvm::SourceMgr &sources, const ir::Rule &rule) {
+  diag::Position pos = diag::Resolve(sources, rule.range.Start);
+  std::string where = pos.line != 0
+                          ? " (" + llvm::sys::path::filename(pos.file).str() + ":" +
+                                std::to_string(pos.line) + ":" + std::to_string(pos.column) + ")"
+                          : "";
+  return ir::RuleTitle(rule) + where;
+}
+
+/// flowc trace: each --packet on the source rules and on the hardware rules.
+std::optional<int> Trace(const CheckOptions &o, const ir::Policy &policy, diag::Engine &diags,
+                         llvm::raw_ostream &out, llvm::raw_ostream &err) {
+  std::vector<analysis::TracePacket> packets;
+  for (const std::string &text : o.packets) {
+    llvm::Expected<analysis::TracePacket> p = analysis::ParsePacket(text);
+    if (!p) {
+      return Usage(err, "--packet '" + text + "': " + llvm::toString(p.takeError()));
+    }
+    packets.push_back(std::move(*p));
+  }
+  DiscardDiagnostics discard;
+  diag::Engine scratch(diags.sources(), {}, discard);
+  llvm::Expected<target::Target> generic = target::MakeTarget("generic", {});
+  llvm::Expected<target::Target> t = target::MakeTarget(policy.target, o.caps);
+  if (!generic || !t) {
+    llvm::consumeError(generic.takeError());
+    return Usage(err, t ? "cannot make the generic target" : llvm::toString(t.takeError()));
+  }
+  expand::Options source_options = o.expand;
+  source_options.max_per_rule = std::max<uint64_t>(source_options.max_per_rule, 1u << 16);
+  source_options.warn_per_rule = 0;
+  expand::Expanded source = expand::Expand(policy, *generic, source_options, scratch);
+  expand::Expanded target_expanded;
+  diag::Engine build_diags(diags.sources(), {}, discard);
+  target::HwPolicy hw =
+      target::ExpandAndLegalize(policy, *t, o.expand, build_diags, target_expanded);
+  bool compiled = build_diags.error_count() == 0;
+  ast::Direction direction = o.egress ? ast::Direction::kEgress : ast::Direction::kIngress;
+  llvm::SourceMgr &sources = diags.sources();
+  bool json = o.format == CheckOptions::Format::kJson;
+  llvm::json::Array results;
+  bool all_agree = true;
+  for (size_t k = 0; k < packets.size(); ++k) {
+    const analysis::TracePacket &p = packets[k];
+    analysis::Fate src = analysis::TraceSource(policy, source, direction, o.port, p);
+    analysis::Fate hwf;
+    if (compiled) {
+      hwf = analysis::TraceCompiled(hw, target_expanded, direction, o.port, p);
+    }
+    // Agreement: the same outcome (actions) for the taker, and copies from
+    // the same source rules.
+    auto source_of = [&](uint32_t i) { return hw.rules[i].source; };
+    std::vector<uint32_t> src_copies = src.copies, hw_copies;
+    for (uint32_t i : hwf.copies) {
+      hw_copies.push_back(source_of(i));
+    }
+    llvm::sort(src_copies);
+    llvm::sort(hw_copies);
+    hw_copies.erase(std::unique(hw_copies.begin(), hw_copies.end()), hw_copies.end());
+    auto actions_of = [&](std::optional<uint32_t> rule) {
+      return rule ? ActionsText(policy, policy.rules[*rule]) : std::string("-");
+    };
+    std::optional<uint32_t> hw_taker_source;
+    if (hwf.taker) {
+      hw_taker_source = source_of(*hwf.taker);
+    }
+    bool agree =
+        compiled && src_copies == hw_copies && actions_of(src.taker) == actions_of(hw_taker_source);
+    all_agree &= agree || !compiled;
+    std::string nothing = o.egress ? "no rule takes it: it is sent"
+                                   : "no rule takes it: it goes to the kernel's own queue";
+    if (json) {
+      auto rule_json = [&](uint32_t i) {
+        const ir::Rule &r = policy.rules[i];
+        diag::Position pos = diag::Resolve(sources, r.range.Start);
+        return llvm::json::Object{{"rule", r.name},
+                                  {"title", ir::RuleTitle(r)},
+                                  {"line", pos.line},
+                                  {"column", pos.column},
+                                  {"actions", ActionsText(policy, r)}};
+      };
+      llvm::json::Array sc, hc;
+      for (uint32_t i : src.copies) {
+        sc.push_back(rule_json(i));
+      }
+      llvm::json::Object result{
+          {"packet", analysis::FormatPacket(p)},
+          {"source",
+           llvm::json::Object{{"copies", std::move(sc)},
+                              {"taker", src.taker ? llvm::json::Value(rule_json(*src.taker))
+                                                  : llvm::json::Value(nullptr)}}}};
+      if (compiled) {
+        for (uint32_t i : hwf.copies) {
+          llvm::json::Object c = rule_json(source_of(i));
+          c["hardware_rule"] = static_cast<int64_t>(i);
+          c["priority"] = static_cast<int64_t>(hw.rules[i].rule.priority);
+          hc.push_back(std::move(c));
+        }
+        llvm::json::Value taker = nullptr;
+        if (hwf.taker) {
+          llvm::json::Object c = rule_json(source_of(*hwf.taker));
+          c["hardware_rule"] = static_cast<int64_t>(*hwf.taker);
+          c["priority"] = static_cast<int64_t>(hw.rules[*hwf.taker].rule.priority);
+          taker = std::move(c);
+        }
+        result["compiled"] = llvm::json::Object{
+            {"target", t->profile->name}, {"copies", std::move(hc)}, {"taker", std::move(taker)}};
+        result["agree"] = agree;
+      } else {
+        result["compiled"] = nullptr;
+      }
+      results.push_back(std::move(result));
+      continue;
+    }
+    out << "packet " << (k + 1) << ": " << analysis::FormatPacket(p) << "\n";
+    for (uint32_t i : src.copies) {
+      out << "  source:   copy by " << RuleWhere(sources, policy.rules[i]) << ": "
+          << ActionsText(policy, policy.rules[i]) << "\n";
+    }
+    if (src.taker) {
+      out << "  source:   taken by " << RuleWhere(sources, policy.rules[*src.taker]) << ": "
+          << ActionsText(policy, policy.rules[*src.taker]) << "\n";
+    } else {
+      out << "  source:   " << nothing << "\n";
+    }
+    if (!compiled) {
+      out << "  compiled: not available: 'flowc build' reports errors for " << t->profile->name
+          << "\n";
+      continue;
+    }
+    for (uint32_t i : hwf.copies) {
+      out << "  " << t->profile->name << ":     copy by hardware rule " << i << " (priority "
+          << hw.rules[i].rule.priority << ", from " << ir::RuleTitle(policy.rules[source_of(i)])
+          << ")\n";
+    }
+    if (hwf.taker) {
+      out << "  " << t->profile->name << ":     taken by hardware rule " << *hwf.taker
+          << " (priority " << hw.rules[*hwf.taker].rule.priority << ", from "
+          << ir::RuleTitle(policy.rules[source_of(*hwf.taker)]) << ")\n";
+    } else {
+      out << "  " << t->profile->name << ":     " << nothing << "\n";
+    }
+    out << "  agree:    " << (agree ? "yes" : "NO") << "\n";
+  }
+  if (json) {
+    out << llvm::formatv("{0:2}", llvm::json::Value(llvm::json::Object{
+                                      {"version", kVersion}, {"packets", std::move(results)}}))
+        << "\n";
+  }
+  return all_agree ? kExitClean : kExitErrors;
 }
 
 /// expand, legalize, emit. Returns an exit status when the build stops for
@@ -532,7 +771,8 @@ int RunCheck(const CheckOptions &o, llvm::raw_ostream &out, llvm::raw_ostream &e
   PhaseTimer timer(o.time_phases);
   llvm::SourceMgr sources;
   std::unique_ptr<diag::Consumer> consumer;
-  if (o.format == CheckOptions::Format::kText) {
+  // trace's --format is for its own output; its diagnostics are text.
+  if (o.format == CheckOptions::Format::kText || o.command == "trace") {
     bool colors = o.color == CheckOptions::Color::kAlways ||
                   (o.color == CheckOptions::Color::kAuto && err.has_colors());
     consumer = std::make_unique<diag::TextConsumer>(sources, err, colors);
@@ -557,7 +797,9 @@ int RunCheck(const CheckOptions &o, llvm::raw_ostream &out, llvm::raw_ostream &e
     if (o.dump_ir) {
       ir::Dump(policy, sources, out);
     }
-    if (o.command == "build" && diags.error_count() == 0) {
+    if (o.command == "trace" && diags.error_count() == 0) {
+      stopped = Trace(o, policy, diags, out, err);
+    } else if (o.command == "build" && diags.error_count() == 0) {
       stopped = Build(o, policy, sources, diags, timer, out, err);
     } else if (o.command == "check" && !diags.ShouldStop()) {
       stopped = CheckTarget(o, policy, diags, timer, err);
@@ -566,8 +808,7 @@ int RunCheck(const CheckOptions &o, llvm::raw_ostream &out, llvm::raw_ostream &e
         analysis::ReportUnusedObjects(policy, program.modules.back().buffer_id, diags);
       }
       if (!stopped && diags.error_count() == 0 &&
-          (diags.Enabled(diag::Kind::kShadowedRule) ||
-           diags.Enabled(diag::Kind::kPartlyShadowed) ||
+          (diags.Enabled(diag::Kind::kShadowedRule) || diags.Enabled(diag::Kind::kPartlyShadowed) ||
            diags.Enabled(diag::Kind::kRedundantRule))) {
         analysis::Options analysis = o.analysis;
         if (!diags.Enabled(diag::Kind::kPartlyShadowed)) {
@@ -692,6 +933,10 @@ int Help(llvm::ArrayRef<llvm::StringRef> args, llvm::raw_ostream &out, llvm::raw
     out << kBuildHelp;
     return kExitClean;
   }
+  if (args[0] == "trace") {
+    out << kTraceHelp;
+    return kExitClean;
+  }
   if (args[0] == "targets") {
     out << kTargetsHelp;
     return kExitClean;
@@ -726,7 +971,7 @@ int Main(llvm::ArrayRef<llvm::StringRef> args, llvm::raw_ostream &out, llvm::raw
   if (command == "targets") {
     return Targets(rest, out, err);
   }
-  if (command == "check" || command == "build") {
+  if (command == "check" || command == "build" || command == "trace") {
     CheckOptions options;
     options.command = command.str();
     if (std::optional<int> exit = ParseCheck(rest, options, out, err)) {
@@ -737,8 +982,8 @@ int Main(llvm::ArrayRef<llvm::StringRef> args, llvm::raw_ostream &out, llvm::raw
   if (command == "explain") {
     return Explain(rest, out, err);
   }
-  static const llvm::StringRef kCommands[] = {"build", "check",   "explain",
-                                              "help",  "targets", "version"};
+  static const llvm::StringRef kCommands[] = {"build",   "check", "explain", "help",
+                                              "targets", "trace", "version"};
   llvm::StringRef guess = SuggestName(command, kCommands);
   return Usage(err, "unknown command '" + command + "'" +
                         (guess.empty() ? "" : "; did you mean '" + guess + "'?"));

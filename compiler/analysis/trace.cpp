@@ -1,0 +1,389 @@
+#include "compiler/analysis/trace.h"
+
+#include <algorithm>
+
+#include "compiler/base/value_parse.h"
+#include "llvm/ADT/SmallVector.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/raw_ostream.h"
+
+namespace flowc::analysis {
+namespace {
+
+using llvm::APInt;
+constexpr ir::Layer kOuter = ir::Layer::kOuter;
+constexpr ir::Layer kTunnel = ir::Layer::kTunnel;
+constexpr ir::Layer kInner = ir::Layer::kInner;
+
+llvm::Error Fail(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+bool Has(const TracePacket &p, ir::Layer l, Header h) {
+  return (p.headers[static_cast<unsigned>(l)] & ir::Bit(h)) != 0;
+}
+
+bool HasField(const TracePacket &p, ir::Layer l, Field f) {
+  return p.fields.count({l, f}) != 0;
+}
+
+void SetDefault(TracePacket &p, ir::Layer l, Field f, uint64_t v) {
+  if (!HasField(p, l, f)) {
+    p.fields.emplace(std::make_pair(l, f), APInt(GetFieldInfo(f).bits, v));
+  }
+}
+
+llvm::Expected<APInt> ParseFieldValue(Field f, llvm::StringRef text) {
+  const FieldInfo &info = GetFieldInfo(f);
+  switch (info.type) {
+  case ValueType::kMac: {
+    llvm::Expected<MacAddress> mac = ParseMac(text);
+    if (!mac) {
+      return mac.takeError();
+    }
+    APInt v(48, 0);
+    for (uint8_t b : *mac) {
+      v = v.shl(8) | APInt(48, b);
+    }
+    return v;
+  }
+  case ValueType::kIpv4: {
+    llvm::Expected<uint32_t> ip = ParseIpv4(text);
+    if (!ip) {
+      return ip.takeError();
+    }
+    return APInt(32, *ip);
+  }
+  case ValueType::kIpv6: {
+    llvm::Expected<Ipv6Address> ip = ParseIpv6(text);
+    if (!ip) {
+      return ip.takeError();
+    }
+    APInt v(128, 0);
+    for (uint8_t b : *ip) {
+      v = v.shl(8) | APInt(128, b);
+    }
+    return v;
+  }
+  case ValueType::kInt: {
+    llvm::Expected<uint64_t> n = ParseInteger(text);
+    if (!n) {
+      return n.takeError();
+    }
+    if (info.bits < 64 && (*n >> info.bits) != 0) {
+      return Fail("'" + text + "' does not fit in the " + llvm::Twine(info.bits) + " bits of '" +
+                  HeaderName(info.header) + " " + info.name + "'");
+    }
+    return APInt(info.bits, *n);
+  }
+  }
+  return Fail("unknown field type");
+}
+
+/// Makes a sub-field and its container agree: the container's bits from
+/// the sub-fields given, or the sub-fields from the container.
+void Compose(TracePacket &p, ir::Layer l, Field container,
+             std::initializer_list<std::pair<Field, unsigned>> parts) {
+  bool any_part = false;
+  for (auto [f, shift] : parts) {
+    any_part |= HasField(p, l, f);
+  }
+  unsigned width = GetFieldInfo(container).bits;
+  if (HasField(p, l, container)) {
+    const APInt &c = p.fields.at({l, container});
+    for (auto [f, shift] : parts) {
+      p.fields[{l, f}] = c.lshr(shift).trunc(GetFieldInfo(f).bits);
+    }
+  } else if (any_part) {
+    APInt c(width, 0);
+    for (auto [f, shift] : parts) {
+      if (HasField(p, l, f)) {
+        c |= p.fields.at({l, f}).zext(width).shl(shift);
+      } else {
+        p.fields.emplace(std::make_pair(l, f), APInt(GetFieldInfo(f).bits, 0));
+      }
+    }
+    p.fields[{l, container}] = c;
+  }
+}
+
+} // namespace
+
+llvm::Expected<TracePacket> ParsePacket(llvm::StringRef text) {
+  TracePacket p;
+  llvm::SmallVector<llvm::StringRef, 8> segments;
+  text.split(segments, '/', -1, /*KeepEmpty=*/true);
+  for (llvm::StringRef segment : segments) {
+    llvm::SmallVector<llvm::StringRef, 8> words;
+    segment.split(words, ' ', -1, /*KeepEmpty=*/false);
+    if (words.empty()) {
+      return Fail("an empty header in the packet (two '/' in a row, or one at an end)");
+    }
+    bool inner = words.front() == "inner";
+    if (inner) {
+      words.erase(words.begin());
+      if (words.empty()) {
+        return Fail("'inner' needs a header after it");
+      }
+    }
+    llvm::StringRef keyword = words.front();
+    std::optional<Header> header;
+    for (unsigned h = 0; h < kNumHeaders; ++h) {
+      if (HeaderName(static_cast<Header>(h)) == keyword) {
+        header = static_cast<Header>(h);
+      }
+    }
+    if (!header) {
+      return Fail("unknown header '" + keyword +
+                  "'; the headers are eth, ipv4, ipv6, tcp, udp, esp, vxlan, gre and mpls");
+    }
+    bool tunnel = *header == Header::kVxlan || *header == Header::kGre || *header == Header::kMpls;
+    if (inner && (tunnel || *header == Header::kEsp)) {
+      return Fail("'inner " + keyword + "' is not a header the language matches");
+    }
+    ir::Layer layer = tunnel ? kTunnel : inner ? kInner : kOuter;
+    p.headers[static_cast<unsigned>(layer)] |= ir::Bit(*header);
+    for (size_t i = 1; i < words.size(); ++i) {
+      auto [name, value] = words[i].split('=');
+      if (value.empty() && !words[i].contains('=')) {
+        return Fail("expected 'field=value' after '" + keyword + "', got '" + words[i] + "'");
+      }
+      std::optional<Field> f = FindField(*header, name);
+      if (!f) {
+        return Fail("'" + keyword + "' has no field '" + name + "'");
+      }
+      llvm::Expected<APInt> v = ParseFieldValue(*f, value);
+      if (!v) {
+        return Fail("'" + keyword + " " + name + "': " + llvm::toString(v.takeError()));
+      }
+      p.fields[{layer, *f}] = *v;
+    }
+  }
+  // Every frame is Ethernet; the rest of what headers imply.
+  p.headers[static_cast<unsigned>(kOuter)] |= ir::Bit(Header::kEth);
+  for (ir::Layer l : {kOuter, kInner}) {
+    bool v4 = Has(p, l, Header::kIpv4), v6 = Has(p, l, Header::kIpv6);
+    if (v4 && v6) {
+      return Fail(llvm::Twine(l == kInner ? "the inner" : "the") +
+                  " packet cannot have both an ipv4 and an ipv6 header");
+    }
+    int l4 = 0;
+    for (auto [h, proto] :
+         {std::pair{Header::kTcp, 6}, std::pair{Header::kUdp, 17}, std::pair{Header::kEsp, 50}}) {
+      if (!Has(p, l, h)) {
+        continue;
+      }
+      if (++l4 > 1 || (l == kOuter && Has(p, kTunnel, Header::kGre))) {
+        return Fail("a packet has one of tcp, udp, esp and gre after its IP header");
+      }
+      if (!v4 && !v6) {
+        return Fail("'" + HeaderName(h) + "' needs an ipv4 or ipv6 header");
+      }
+      SetDefault(p, l, v4 ? Field::kIpv4Proto : Field::kIpv6NextHdr, proto);
+    }
+    if (v4 && (l == kOuter || Has(p, l, Header::kEth))) {
+      SetDefault(p, l, Field::kEthType, 0x0800);
+    }
+    if (v6 && (l == kOuter || Has(p, l, Header::kEth))) {
+      SetDefault(p, l, Field::kEthType, 0x86dd);
+    }
+    Compose(p, l, Field::kEthTci,
+            {{Field::kEthVlan, 0}, {Field::kEthDei, 12}, {Field::kEthPcp, 13}});
+    p.vlan_tag[static_cast<unsigned>(l)] = HasField(p, l, Field::kEthTci);
+    Compose(p, l, Field::kIpv4Tos, {{Field::kIpv4Ecn, 0}, {Field::kIpv4Dscp, 2}});
+    Compose(p, l, Field::kIpv6Tclass, {{Field::kIpv6Ecn, 0}, {Field::kIpv6Dscp, 2}});
+  }
+  bool outer_ip = Has(p, kOuter, Header::kIpv4) || Has(p, kOuter, Header::kIpv6);
+  if (Has(p, kTunnel, Header::kGre)) {
+    if (!outer_ip) {
+      return Fail("'gre' needs an outer ipv4 or ipv6 header");
+    }
+    SetDefault(p, kOuter, Has(p, kOuter, Header::kIpv4) ? Field::kIpv4Proto : Field::kIpv6NextHdr,
+               47);
+  }
+  if (Has(p, kTunnel, Header::kVxlan)) {
+    if (!Has(p, kOuter, Header::kUdp)) {
+      return Fail("'vxlan' needs an outer udp header");
+    }
+    SetDefault(p, kOuter, Field::kUdpDst, 4789);
+  }
+  if (Has(p, kTunnel, Header::kMpls)) {
+    if (Has(p, kTunnel, Header::kGre)) {
+      SetDefault(p, kTunnel, Field::kGreProtocol, 0x8847);
+    } else if (Has(p, kOuter, Header::kUdp)) {
+      SetDefault(p, kOuter, Field::kUdpDst, 6635);
+    } else {
+      SetDefault(p, kOuter, Field::kEthType, 0x8847);
+    }
+  }
+  if (p.headers[static_cast<unsigned>(kInner)] != 0 &&
+      p.headers[static_cast<unsigned>(kTunnel)] == 0) {
+    return Fail("'inner' headers need a tunnel header (vxlan, gre or mpls) before them");
+  }
+  return p;
+}
+
+std::string FormatPacket(const TracePacket &p) {
+  std::string out;
+  llvm::raw_string_ostream os(out);
+  for (ir::Layer layer : {kOuter, kTunnel, kInner}) {
+    for (unsigned h = 0; h < kNumHeaders; ++h) {
+      auto header = static_cast<Header>(h);
+      if (!Has(p, layer, header)) {
+        continue;
+      }
+      if (!os.str().empty()) {
+        os << " / ";
+      }
+      os << (layer == kInner ? "inner " : "") << HeaderName(header);
+      for (const auto &[key, value] : p.fields) {
+        const FieldInfo &info = GetFieldInfo(key.second);
+        // Sub-fields are shown through their container.
+        if (key.first != layer || info.header != header || info.container != Field::kNone) {
+          continue;
+        }
+        bool hex = key.second == Field::kEthType || key.second == Field::kGreProtocol ||
+                   key.second == Field::kGreFlags || key.second == Field::kEthTci;
+        os << ' ' << info.name << '='
+           << (info.type != ValueType::kInt || hex ? ir::FormatValue(key.second, value)
+                                                   : llvm::toString(value, 10, false));
+      }
+    }
+  }
+  return os.str();
+}
+
+bool Matches(const expand::TernaryRule &rule, const TracePacket &p) {
+  for (unsigned l = 0; l < ir::kNumLayers; ++l) {
+    if ((rule.headers[l] & ~p.headers[l]) != 0) {
+      return false;
+    }
+  }
+  for (const expand::TernaryMatch &m : rule.matches) {
+    bool vlan = m.field == Field::kEthVlan || m.field == Field::kEthPcp ||
+                m.field == Field::kEthDei || m.field == Field::kEthTci;
+    if (vlan && !m.mask.isZero() && !p.vlan_tag[static_cast<unsigned>(m.layer)]) {
+      return false;
+    }
+    auto it = p.fields.find({m.layer, m.field});
+    APInt v = it != p.fields.end() ? it->second : APInt(m.value.getBitWidth(), 0);
+    if ((v & m.mask) != m.value) {
+      return false;
+    }
+  }
+  return true;
+}
+
+namespace {
+
+bool Multicast(const TracePacket &p) {
+  auto it = p.fields.find({kOuter, Field::kEthDst});
+  return it != p.fields.end() && it->second[40]; // the I/G bit of the first octet
+}
+
+} // namespace
+
+Fate TraceSource(const ir::Policy &policy, const expand::Expanded &expanded,
+                 ast::Direction direction, uint8_t port, const TracePacket &packet) {
+  std::vector<std::vector<const expand::TernaryRule *>> by_rule(policy.rules.size());
+  for (const expand::TernaryRule &t : expanded.rules) {
+    by_rule[t.source].push_back(&t);
+  }
+  auto matches = [&](uint32_t i) {
+    return llvm::any_of(by_rule[i],
+                        [&](const expand::TernaryRule *t) { return Matches(*t, packet); });
+  };
+  Fate fate;
+  for (uint32_t i = 0; i < policy.rules.size() && !fate.taker; ++i) {
+    const ir::Rule &r = policy.rules[i];
+    if (r.direction != direction || r.port != port || r.kind != ast::RuleKind::kNormal ||
+        !matches(i)) {
+      continue;
+    }
+    if (r.pass) {
+      fate.copies.push_back(i);
+    } else {
+      fate.taker = i;
+    }
+  }
+  std::optional<uint32_t> all, mc;
+  for (uint32_t i = 0; i < policy.rules.size(); ++i) {
+    const ir::Rule &r = policy.rules[i];
+    if (r.direction != direction || r.port != port) {
+      continue;
+    }
+    if (r.kind == ast::RuleKind::kSniffer) {
+      fate.copies.push_back(i);
+    } else if (r.kind == ast::RuleKind::kDefault && !all) {
+      all = i;
+    } else if (r.kind == ast::RuleKind::kMulticastDefault && !mc) {
+      mc = i;
+    }
+  }
+  if (!fate.taker) {
+    fate.taker = Multicast(packet) && mc ? mc : all;
+  }
+  return fate;
+}
+
+Fate TraceCompiled(const target::HwPolicy &hw, const expand::Expanded &expanded,
+                   ast::Direction direction, uint8_t port, const TracePacket &packet) {
+  bool egress = direction == ast::Direction::kEgress;
+  auto here = [&](const target::HwRuleInfo &r) {
+    return r.rule.port == port && ((r.rule.flags & emit::kFlagEgress) != 0) == egress;
+  };
+  Fate fate;
+  // Tables in order; within a table, the first rule in policy order.
+  std::vector<uint32_t> normal;
+  for (uint32_t i = 0; i < hw.rules.size(); ++i) {
+    if (hw.rules[i].rule.type == emit::AttrType::kNormal && here(hw.rules[i])) {
+      normal.push_back(i);
+    }
+  }
+  auto table = [&](uint32_t i) {
+    const emit::HwRule &r = hw.rules[i].rule;
+    return 2u * r.priority + ((r.flags & emit::kFlagDontTrap) != 0 ? 0u : 1u);
+  };
+  std::stable_sort(normal.begin(), normal.end(),
+                   [&](uint32_t a, uint32_t b) { return table(a) < table(b); });
+  for (size_t k = 0; k < normal.size() && !fate.taker;) {
+    unsigned t = table(normal[k]);
+    size_t end = k;
+    while (end < normal.size() && table(normal[end]) == t) {
+      ++end;
+    }
+    for (size_t j = k; j < end; ++j) {
+      uint32_t i = normal[j];
+      if (!Matches(expanded.rules[hw.rules[i].expanded], packet)) {
+        continue;
+      }
+      if ((hw.rules[i].rule.flags & emit::kFlagDontTrap) != 0) {
+        fate.copies.push_back(i);
+      } else {
+        fate.taker = i;
+      }
+      break; // one entry of a table takes the packet
+    }
+    k = end;
+  }
+  std::optional<uint32_t> all, mc;
+  for (uint32_t i = 0; i < hw.rules.size(); ++i) {
+    const target::HwRuleInfo &r = hw.rules[i];
+    if (!here(r)) {
+      continue;
+    }
+    if (r.rule.type == emit::AttrType::kSniffer) {
+      fate.copies.push_back(i);
+    } else if (r.rule.type == emit::AttrType::kAllDefault && !all) {
+      all = i;
+    } else if (r.rule.type == emit::AttrType::kMcDefault && !mc) {
+      mc = i;
+    }
+  }
+  if (!fate.taker) {
+    fate.taker = Multicast(packet) && mc ? mc : all;
+  }
+  return fate;
+}
+
+} // namespace flowc::analysis
