@@ -8,7 +8,9 @@ many packets, drawn from the values the rules use and from their edges, are
 classified, and a rule reported as shadowed must never be the one that takes
 a packet. Also, every report's example packet must be taken by the rule the
 report names, and FL9003's (partly-shadowed) example of a packet the rule
-still takes must go to that rule. Half the policies share two queues among
+still takes must go to that rule. `flowc trace` runs on the first packets:
+source and compiled must agree, and (queues unique to rules) the queues the
+source side names must be those the NIC delivers to. Half the policies share two queues among
 their rules; there, each FL9004 (redundant-rule) report is checked by
 building the policy without the rule: every packet must go where it went. Policies flowc cannot build for mlx5 are skipped.
 
@@ -77,16 +79,20 @@ def port_values():
 
 
 def frame(r, ips, ports):
-    """A random Ethernet frame: IPv4 with TCP or UDP, or ARP."""
+    """A random Ethernet frame (IPv4 with TCP or UDP, or ARP) and its
+    `flowc trace --packet` text."""
     eth = bytes.fromhex("020000000001020000000002")
+    text_eth = "eth dst=02:00:00:00:00:01 src=02:00:00:00:00:02"
     if r.random() < 0.1:
-        return eth + struct.pack(">H", 0x0806) + bytes(28)
+        return eth + struct.pack(">H", 0x0806) + bytes(28), text_eth + " type=0x0806"
     proto = r.choice([6, 17])
     src, dst = r.choice(ips), r.choice(ips)
     dport = r.choice(ports)
     l4 = struct.pack(">HH", 40000, dport) + (bytes(16) if proto == 6 else struct.pack(">HH", 8, 0))
     ip = struct.pack(">BBHHHBBHII", 0x45, 0, 20 + len(l4), 0, 0, 64, proto, 0, src, dst)
-    return eth + struct.pack(">H", 0x0800) + ip + l4
+    text = (f"{text_eth} / ipv4 src={ipaddress.ip_address(src)} dst={ipaddress.ip_address(dst)}"
+            f" ttl=64 / {'tcp' if proto == 6 else 'udp'} src=40000 dst={dport}")
+    return eth + struct.pack(">H", 0x0800) + ip + l4, text
 
 
 WITNESS = re.compile(r"for example, (.*) is taken by rule '(r\d+)'")
@@ -132,10 +138,11 @@ def main():
     ap.add_argument("--policies", type=int, default=300)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--packets", type=int, default=300)
+    ap.add_argument("--traced", type=int, default=40)
     args = ap.parse_args()
     r = random.Random(args.seed)
     ips, ports = ip_values(), port_values()
-    checked = reports = skipped = witnesses = partly = reports_redundant = 0
+    checked = reports = skipped = witnesses = partly = reports_redundant = traces = 0
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
         flow, fbin = os.path.join(tmp, "p.flow"), os.path.join(tmp, "p.fbin")
@@ -171,12 +178,36 @@ def main():
                 continue
             checked += 1
             reports += len(shadowed)
-            lines = [f"1 {frame(r, ips, ports).hex()}" for _ in range(args.packets)]
+            frames = [frame(r, ips, ports) for _ in range(args.packets)]
+            lines = [f"1 {f.hex()}" for f, _ in frames]
             for text_, taker, _ in examples:
                 lines.append(f"1 {witness_frame(text_).hex()}")
             run = subprocess.run([args.sim_run, "--ports", "1", fbin], input="\n".join(lines) + "\n",
                                  capture_output=True, text=True)
             outputs = run.stdout.splitlines()[1:1 + len(lines)]
+            # flowc trace on the same packets: source and compiled agree, and
+            # (queues unique to rules) the source says where the NIC sends it.
+            traced = [t for _, t in frames[:args.traced]]
+            trace = subprocess.run([args.flowc, "trace", flow, "--format=json"] +
+                                   [a for t in traced for a in ("--packet", t)],
+                                   capture_output=True, text=True)
+            results = json.loads(trace.stdout)["packets"] if trace.stdout else []
+            if len(results) != len(traced):
+                failures.append(f"policy {k}: flowc trace failed: {trace.stderr}\n{text}")
+            for i, res in enumerate(results):
+                traces += 1
+                if not res.get("agree"):
+                    failures.append(f"policy {k}: trace: source and compiled disagree on "
+                                    f"{traced[i]}\n{text}")
+                taker = res["source"]["taker"]
+                want = re.search(r"steer (q\d+)", taker["actions"]).group(1) if taker else None
+                copies = sorted(re.search(r"steer (q\d+)", c["actions"]).group(1)
+                                for c in res["source"]["copies"])
+                got = re.findall(r"queue (q\d+)", outputs[i])
+                expected = sorted(copies + ([want] if want else []))
+                if not shared and sorted(got) != expected:
+                    failures.append(f"policy {k}: trace says {expected} for {traced[i]}, the NIC "
+                                    f"delivered {outputs[i]}\n{text}")
             # FL9004: the policy without the rule treats every packet alike.
             for name in redundant:
                 reports_redundant += 1
@@ -223,7 +254,7 @@ def main():
         print(f)
     print(f"shadow_differential: {checked} policies built and classified ({skipped} skipped), "
           f"{reports} FL9001, {partly} FL9003 and {reports_redundant} FL9004 reports, "
-          f"{witnesses} examples checked, "
+          f"{witnesses} examples checked, {traces} packets traced, "
           f"{len(failures)} failures")
     return 1 if failures or checked < args.policies // 2 or reports == 0 or reports_redundant == 0 else 0
 
