@@ -223,6 +223,175 @@ llvm::Expected<TracePacket> ParsePacket(llvm::StringRef text) {
   return p;
 }
 
+namespace {
+
+/// Reads frames into a TracePacket; each Parse* takes the bytes from the
+/// header on and leaves out what is truncated.
+class FrameParser {
+public:
+  explicit FrameParser(TracePacket &p) : p_(p) {}
+
+  void Eth(llvm::ArrayRef<uint8_t> b, ir::Layer l) {
+    if (b.size() < 14) {
+      return;
+    }
+    Set(l, Header::kEth);
+    Put(l, Field::kEthDst, Bytes(b, 0, 6));
+    Put(l, Field::kEthSrc, Bytes(b, 6, 6));
+    size_t at = 12;
+    uint64_t type = Int(b, at, 2);
+    if (type == 0x8100) {
+      if (b.size() < 18) {
+        return;
+      }
+      uint64_t tci = Int(b, 14, 2);
+      p_.vlan_tag[static_cast<unsigned>(l)] = true;
+      Put(l, Field::kEthTci, tci);
+      Put(l, Field::kEthVlan, tci & 0xfff);
+      Put(l, Field::kEthDei, (tci >> 12) & 1);
+      Put(l, Field::kEthPcp, tci >> 13);
+      at = 16;
+      type = Int(b, at, 2);
+    }
+    Put(l, Field::kEthType, type);
+    llvm::ArrayRef<uint8_t> rest = b.drop_front(at + 2);
+    if (type == 0x0800 || type == 0x86dd) {
+      Ip(rest, l);
+    } else if (l == ir::Layer::kOuter && (type == 0x8847 || type == 0x8848)) {
+      Mpls(rest);
+    }
+  }
+
+  void Ip(llvm::ArrayRef<uint8_t> b, ir::Layer l) {
+    if (b.empty()) {
+      return;
+    }
+    unsigned version = b[0] >> 4;
+    uint64_t proto = 0;
+    llvm::ArrayRef<uint8_t> rest;
+    if (version == 4 && b.size() >= 20) {
+      size_t ihl = (b[0] & 0xf) * 4u;
+      if (ihl < 20 || b.size() < ihl) {
+        return;
+      }
+      Set(l, Header::kIpv4);
+      uint64_t tos = b[1];
+      Put(l, Field::kIpv4Tos, tos);
+      Put(l, Field::kIpv4Dscp, tos >> 2);
+      Put(l, Field::kIpv4Ecn, tos & 3);
+      Put(l, Field::kIpv4Flags, b[6] >> 5);
+      Put(l, Field::kIpv4Ttl, b[8]);
+      proto = b[9];
+      Put(l, Field::kIpv4Proto, proto);
+      Put(l, Field::kIpv4Src, Int(b, 12, 4));
+      Put(l, Field::kIpv4Dst, Int(b, 16, 4));
+      if ((Int(b, 6, 2) & 0x1fff) != 0) {
+        return; // a later fragment has no L4 header
+      }
+      rest = b.drop_front(ihl);
+    } else if (version == 6 && b.size() >= 40) {
+      Set(l, Header::kIpv6);
+      uint64_t first = Int(b, 0, 4);
+      uint64_t tclass = (first >> 20) & 0xff;
+      Put(l, Field::kIpv6Tclass, tclass);
+      Put(l, Field::kIpv6Dscp, tclass >> 2);
+      Put(l, Field::kIpv6Ecn, tclass & 3);
+      Put(l, Field::kIpv6FlowLabel, first & 0xfffff);
+      proto = b[6];
+      Put(l, Field::kIpv6NextHdr, proto);
+      Put(l, Field::kIpv6HopLimit, b[7]);
+      Put(l, Field::kIpv6Src, Bytes(b, 8, 16));
+      Put(l, Field::kIpv6Dst, Bytes(b, 24, 16));
+      rest = b.drop_front(40);
+    } else {
+      return;
+    }
+    if ((proto == 6 || proto == 17) && rest.size() >= 4) {
+      Header h = proto == 6 ? Header::kTcp : Header::kUdp;
+      Set(l, h);
+      uint64_t dst = Int(rest, 2, 2);
+      Put(l, proto == 6 ? Field::kTcpSrc : Field::kUdpSrc, Int(rest, 0, 2));
+      Put(l, proto == 6 ? Field::kTcpDst : Field::kUdpDst, dst);
+      if (proto == 17 && l == ir::Layer::kOuter && rest.size() >= 8) {
+        if (dst == 4789 && rest.size() >= 16) {
+          Set(ir::Layer::kTunnel, Header::kVxlan);
+          Put(ir::Layer::kTunnel, Field::kVxlanVni, Int(rest, 12, 3));
+          Eth(rest.drop_front(16), ir::Layer::kInner);
+        } else if (dst == 6635) {
+          Mpls(rest.drop_front(8));
+        }
+      }
+    } else if (proto == 50 && l == ir::Layer::kOuter && rest.size() >= 8) {
+      Set(l, Header::kEsp);
+      Put(l, Field::kEspSpi, Int(rest, 0, 4));
+      Put(l, Field::kEspSeq, Int(rest, 4, 4));
+    } else if (proto == 47 && l == ir::Layer::kOuter && rest.size() >= 4) {
+      uint64_t flags = Int(rest, 0, 2);
+      bool c = flags & 0x8000, k = flags & 0x2000, s = flags & 0x1000;
+      size_t hdr = 4 + (c ? 4 : 0) + (k ? 4 : 0) + (s ? 4 : 0);
+      if (rest.size() < hdr) {
+        return;
+      }
+      Set(ir::Layer::kTunnel, Header::kGre);
+      Put(ir::Layer::kTunnel, Field::kGreFlags, flags);
+      uint64_t protocol = Int(rest, 2, 2);
+      Put(ir::Layer::kTunnel, Field::kGreProtocol, protocol);
+      if (k) {
+        Put(ir::Layer::kTunnel, Field::kGreKey, Int(rest, 4 + (c ? 4 : 0), 4));
+      }
+      if (protocol == 0x0800 || protocol == 0x86dd) {
+        Ip(rest.drop_front(hdr), ir::Layer::kInner);
+      } else if (protocol == 0x8847 || protocol == 0x8848) {
+        Mpls(rest.drop_front(hdr));
+      }
+    }
+  }
+
+  void Mpls(llvm::ArrayRef<uint8_t> b) {
+    if (b.size() < 4) {
+      return;
+    }
+    uint64_t entry = Int(b, 0, 4);
+    Set(ir::Layer::kTunnel, Header::kMpls);
+    Put(ir::Layer::kTunnel, Field::kMplsLabel, entry >> 12);
+    Put(ir::Layer::kTunnel, Field::kMplsTc, (entry >> 9) & 7);
+    Put(ir::Layer::kTunnel, Field::kMplsBos, (entry >> 8) & 1);
+    Put(ir::Layer::kTunnel, Field::kMplsTtl, entry & 0xff);
+    if ((entry >> 8) & 1) {
+      Ip(b.drop_front(4), ir::Layer::kInner);
+    }
+  }
+
+private:
+  static uint64_t Int(llvm::ArrayRef<uint8_t> b, size_t at, size_t n) {
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; ++i) {
+      v = v << 8 | b[at + i];
+    }
+    return v;
+  }
+  static APInt Bytes(llvm::ArrayRef<uint8_t> b, size_t at, size_t n) {
+    APInt v(static_cast<unsigned>(n * 8), 0);
+    for (size_t i = 0; i < n; ++i) {
+      v = v.shl(8) | APInt(static_cast<unsigned>(n * 8), b[at + i]);
+    }
+    return v;
+  }
+  void Set(ir::Layer l, Header h) { p_.headers[static_cast<unsigned>(l)] |= ir::Bit(h); }
+  void Put(ir::Layer l, Field f, uint64_t v) { Put(l, f, APInt(GetFieldInfo(f).bits, v)); }
+  void Put(ir::Layer l, Field f, const APInt &v) { p_.fields[{l, f}] = v; }
+
+  TracePacket &p_;
+};
+
+} // namespace
+
+TracePacket ParseFrame(llvm::ArrayRef<uint8_t> frame) {
+  TracePacket p;
+  FrameParser(p).Eth(frame, ir::Layer::kOuter);
+  return p;
+}
+
 std::string FormatPacket(const TracePacket &p) {
   std::string out;
   llvm::raw_string_ostream os(out);

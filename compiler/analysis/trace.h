@@ -14,6 +14,7 @@
 #include "compiler/ir/ir.h"
 #include "compiler/target/legalize.h"
 #include "llvm/ADT/APInt.h"
+#include "llvm/ADT/ArrayRef.h"
 #include "llvm/Support/Error.h"
 
 namespace flowc::analysis {
@@ -35,6 +36,14 @@ struct TracePacket {
 /// outer Ethernet header), and sub-fields agree with their containers (`eth
 /// vlan` with `eth tci`, `ipv4 dscp` with `ipv4 tos`).
 llvm::Expected<TracePacket> ParsePacket(llvm::StringRef text);
+
+/// Parses one Ethernet frame as the NIC does (verbs-facts §3.2): Ethernet
+/// with one 802.1Q tag; IPv4 (L4 only in a first fragment) or IPv6 (no
+/// extension headers); TCP, UDP, ESP; GRE with its key; VXLAN on UDP 4789
+/// and the inner Ethernet frame; one MPLS entry after Ethernet
+/// (0x8847/0x8848), UDP 6635 or GRE, and after it (bottom of stack) or after
+/// GRE 0x0800/0x86dd the inner IP packet. Truncated headers are absent.
+TracePacket ParseFrame(llvm::ArrayRef<uint8_t> frame);
 
 /// The packet as text, every header and field it has.
 std::string FormatPacket(const TracePacket &packet);

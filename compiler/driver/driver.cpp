@@ -4,7 +4,9 @@
 #include "compiler/driver/driver.h"
 
 #include <chrono>
+
 #include <optional>
+#include <pcap/pcap.h>
 
 #include "compiler/analysis/analysis.h"
 #include "compiler/analysis/trace.h"
@@ -128,6 +130,7 @@ IP protocol, UDP 4789 under vxlan, the MPLS ethertype or port).
 
 Options:
   --packet=TEXT             a packet (repeatable)
+  --pcap=FILE               every frame of a capture (Ethernet link type)
   --port=N                  the port it arrives on, or leaves by (default 1)
   --egress                  a packet the host sends (egress rules)
   --format=text|json        how to print the result (default: text)
@@ -162,6 +165,7 @@ struct CheckOptions {
   analysis::Options analysis;
   // trace only:
   std::vector<std::string> packets;
+  std::vector<std::string> pcaps;
   uint8_t port = 1;
   bool egress = false;
 };
@@ -296,6 +300,8 @@ std::optional<int> ParseCheck(llvm::ArrayRef<llvm::StringRef> args, CheckOptions
       o.sema.stdlib_dirs.push_back(v->str());
     } else if (o.command == "trace" && TakeValue(args, i, "--packet", v)) {
       o.packets.push_back(v->str());
+    } else if (o.command == "trace" && TakeValue(args, i, "--pcap", v)) {
+      o.pcaps.push_back(v->str());
     } else if (o.command == "trace" && TakeValue(args, i, "--port", v)) {
       unsigned n = 0;
       if (v->getAsInteger(10, n) || n < 1 || n > 255) {
@@ -346,8 +352,8 @@ std::optional<int> ParseCheck(llvm::ArrayRef<llvm::StringRef> args, CheckOptions
   if (o.input.empty()) {
     return Usage(err, "'" + o.command + "' needs a policy file");
   }
-  if (o.command == "trace" && o.packets.empty()) {
-    return Usage(err, "'trace' needs at least one --packet");
+  if (o.command == "trace" && o.packets.empty() && o.pcaps.empty()) {
+    return Usage(err, "'trace' needs at least one --packet or --pcap");
   }
   if (o.command == "trace" && o.format == CheckOptions::Format::kSarif) {
     return Usage(err, "'trace' prints text or json, not sarif");
@@ -512,6 +518,38 @@ std::string RuleWhere(const llvm::SourceMgr &sources, const ir::Rule &rule) {
   return ir::RuleTitle(rule) + where;
 }
 
+/// Appends the frames of the capture at `path` (Ethernet link type) to
+/// `packets`; returns an exit status if it cannot be read.
+std::optional<int> ReadPcap(const std::string &path, std::vector<analysis::TracePacket> &packets,
+                            llvm::raw_ostream &err) {
+  char why[PCAP_ERRBUF_SIZE] = "";
+  pcap_t *pcap = pcap_open_offline(path.c_str(), why);
+  if (pcap == nullptr) {
+    err << "flowc: error: cannot read '" << path << "': " << why << "\n";
+    return kExitUsage;
+  }
+  if (pcap_datalink(pcap) != DLT_EN10MB) {
+    const char *name = pcap_datalink_val_to_name(pcap_datalink(pcap));
+    err << "flowc: error: '" << path << "' has link type " << (name ? name : "unknown")
+        << "; flowc trace reads Ethernet captures (EN10MB)\n";
+    pcap_close(pcap);
+    return kExitUsage;
+  }
+  struct pcap_pkthdr *header = nullptr;
+  const u_char *data = nullptr;
+  int rc = 0;
+  while ((rc = pcap_next_ex(pcap, &header, &data)) == 1) {
+    packets.push_back(analysis::ParseFrame(llvm::ArrayRef<uint8_t>(data, header->caplen)));
+  }
+  if (rc == PCAP_ERROR) {
+    err << "flowc: error: '" << path << "': " << pcap_geterr(pcap) << "\n";
+    pcap_close(pcap);
+    return kExitUsage;
+  }
+  pcap_close(pcap);
+  return std::nullopt;
+}
+
 /// flowc trace: each --packet on the source rules and on the hardware rules.
 std::optional<int> Trace(const CheckOptions &o, const ir::Policy &policy, diag::Engine &diags,
                          llvm::raw_ostream &out, llvm::raw_ostream &err) {
@@ -522,6 +560,11 @@ std::optional<int> Trace(const CheckOptions &o, const ir::Policy &policy, diag::
       return Usage(err, "--packet '" + text + "': " + llvm::toString(p.takeError()));
     }
     packets.push_back(std::move(*p));
+  }
+  for (const std::string &path : o.pcaps) {
+    if (std::optional<int> failed = ReadPcap(path, packets, err)) {
+      return failed;
+    }
   }
   DiscardDiagnostics discard;
   diag::Engine scratch(diags.sources(), {}, discard);

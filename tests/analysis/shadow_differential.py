@@ -208,6 +208,20 @@ def main():
                 if not shared and sorted(got) != expected:
                     failures.append(f"policy {k}: trace says {expected} for {traced[i]}, the NIC "
                                     f"delivered {outputs[i]}\n{text}")
+            # The same frames as a capture: --pcap parses them as the NIC does
+            # and must find the same fates as the --packet texts.
+            pcap = os.path.join(tmp, "p.pcap")
+            with open(pcap, "wb") as f:
+                f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+                for raw, _ in frames[:args.traced]:
+                    f.write(struct.pack("<IIII", 0, 0, len(raw), len(raw)) + raw)
+            from_pcap = subprocess.run([args.flowc, "trace", flow, "--format=json", "--pcap", pcap],
+                                       capture_output=True, text=True)
+            pcap_results = json.loads(from_pcap.stdout)["packets"] if from_pcap.stdout else []
+            fates = lambda res: [(r["source"]["taker"] or {}).get("rule") for r in res] + \
+                [[c["rule"] for c in r["source"]["copies"]] for r in res]
+            if fates(pcap_results) != fates(results):
+                failures.append(f"policy {k}: --pcap and --packet traces differ\n{text}")
             # FL9004: the policy without the rule treats every packet alike.
             for name in redundant:
                 reports_redundant += 1
