@@ -106,6 +106,8 @@ Options:
   --max-expansion=N         the most hardware rules one rule may become (4096)
   --warn-expansion=N        warn (FL8015) when a rule becomes more than N
                             hardware rules (default 64; 0 = never)
+  --stats                   print rules in, after expansion and out, the
+                            priority levels used, and the time of each phase
   and every diagnostic option of 'flowc check' (--format, -Werror, -Wno-NAME,
   --max-errors, --color, --stdlib-dir, --dump-ir, --time-phases)
 
@@ -162,6 +164,7 @@ struct CheckOptions {
   bool dump_ast = false;
   bool dump_ir = false;
   bool time_phases = false;
+  bool stats = false;
   analysis::Options analysis;
   // trace only:
   std::vector<std::string> packets;
@@ -328,6 +331,8 @@ std::optional<int> ParseCheck(llvm::ArrayRef<llvm::StringRef> args, CheckOptions
       o.dump_ir = true;
     } else if (a == "--time-phases") {
       o.time_phases = true;
+    } else if (o.command == "build" && a == "--stats") {
+      o.stats = true;
     } else if (a == "-Werror") {
       o.diag.warnings_as_errors = true;
     } else if (a.startswith("-W")) {
@@ -710,6 +715,18 @@ std::optional<int> Build(const CheckOptions &o, const ir::Policy &policy,
   expand::Expanded expanded;
   target::HwPolicy hw = target::ExpandAndLegalize(policy, *t, o.expand, diags, expanded);
   timer.Done("expand+legalize");
+  if (o.stats) {
+    // Levels: the assignment puts each rule one level above the highest
+    // earlier rule it overlaps with a different outcome, so it uses exactly
+    // as many levels as the longest such chain (pairwise overlap of the
+    // expanded rules; docs/cli.md).
+    err << "stats: " << policy.rules.size() << " source rule(s), " << expanded.rules.size()
+        << " after expansion, " << hw.rules.size() << " hardware rule(s) for " << t->profile->name
+        << "\n";
+    err << "stats: " << hw.levels_used << " priority level(s) used of " << t->MaxPriority() + 1
+        << "; the longest chain of overlapping rules with different outcomes needs "
+        << hw.levels_used << "\n";
+  }
   if (diags.error_count() > 0) {
     return std::nullopt;
   }
@@ -811,7 +828,7 @@ std::optional<int> Build(const CheckOptions &o, const ir::Policy &policy,
 }
 
 int RunCheck(const CheckOptions &o, llvm::raw_ostream &out, llvm::raw_ostream &err) {
-  PhaseTimer timer(o.time_phases);
+  PhaseTimer timer(o.time_phases || o.stats);
   llvm::SourceMgr sources;
   std::unique_ptr<diag::Consumer> consumer;
   // trace's --format is for its own output; its diagnostics are text.
