@@ -8,14 +8,22 @@
 // The IEEE OUI that Mellanox/NVIDIA devices report as vendor_id.
 enum { kMellanoxOui = 0x02c9 };
 
-// The driver family of a Mellanox device from its PCI device id (vendor_part_id): ConnectX-3
-// and ConnectX-3 Pro (and their virtual functions) run mlx4; Connect-IB (4113) and every later
-// ConnectX and BlueField run mlx5.
+// The driver family of a Mellanox device from its PCI device id (vendor_part_id), after the
+// kernel's mlx4_core and mlx5_core PCI tables: ConnectX, ConnectX-2 and ConnectX-3 (Pro) and
+// their virtual functions run mlx4; Connect-IB (0x1011) and later ConnectX and BlueField parts
+// run mlx5. Other Mellanox parts (InfiniHost and older) are neither.
 static const char *mellanox_driver(uint32_t part) {
-  if (part >= 4099 && part <= 4112) {
+  static const uint32_t kMlx4Legacy[] = {0x6340, 0x634a, 0x6354, 0x6732, 0x673c, 0x6368,
+                                         0x6750, 0x6372, 0x675a, 0x6764, 0x6746, 0x676e};
+  if (part >= 0x1002 && part <= 0x1010) {
     return "mlx4";
   }
-  if (part >= 4113) {
+  for (size_t i = 0; i < sizeof kMlx4Legacy / sizeof kMlx4Legacy[0]; ++i) {
+    if (part == kMlx4Legacy[i]) {
+      return "mlx4";
+    }
+  }
+  if ((part >= 0x1011 && part <= 0x10ff) || (part >= 0xa2d2 && part <= 0xa2ff)) {
     return "mlx5";
   }
   return NULL;
@@ -37,6 +45,11 @@ const char *flowrt_device_driver(struct ibv_context *context) {
 
 int flowrt_check_device(struct ibv_context *context, const struct flowrt_policy *policy,
                         struct flowrt_error *err) {
+  return flowrt_check_device_port(context, policy, 0, err);
+}
+
+int flowrt_check_device_port(struct ibv_context *context, const struct flowrt_policy *policy,
+                             uint8_t only_port, struct flowrt_error *err) {
   if (context == NULL || policy == NULL) {
     return flowrt_fail(err, EINVAL, FLOWRT_NO_RULE, "no device or no policy given");
   }
@@ -74,7 +87,7 @@ int flowrt_check_device(struct ibv_context *context, const struct flowrt_policy 
   for (uint32_t i = 0; i < policy->num_rules; ++i) {
     struct flowrt_fbin_rule r;
     flowrt_fbin_rule(&policy->fbin, i, &r);
-    if (checked[r.port]) {
+    if (checked[r.port] || (only_port != 0 && r.port != only_port)) {
       continue;
     }
     checked[r.port] = true;

@@ -262,6 +262,19 @@ static int destroy_flows(struct plan *plan, const bool *keep) {
   return first;
 }
 
+// Adds to `err` that undoing failed too: ibv_destroy_flow() refused (errno `stuck`, 0 if it
+// did not) and a flow may be left on the device, out of the installation's hands.
+static void note_stuck(struct flowrt_error *err, int stuck) {
+  if (stuck == 0 || err == NULL) {
+    return;
+  }
+  size_t len = strlen(err->message);
+  snprintf(err->message + len, sizeof err->message - len,
+           "; removing the flows already created failed too (%s), so some may be left on the "
+           "device",
+           strerror(stuck));
+}
+
 // Creates and statically attaches (packets at index 0, bytes at 1; verbs-facts §1.6) a counters
 // object for counter `index` of `p`.
 static int create_counter(struct ibv_context *context, const struct flowrt_policy *p,
@@ -349,6 +362,13 @@ struct flowrt_installation *flowrt_install(struct ibv_context *context,
     flowrt_fail(err, EINVAL, FLOWRT_NO_RULE, "flowrt_install_attr.comp_mask must be 0");
     return NULL;
   }
+  if (attr != NULL && attr->priority_levels > 65536) {
+    flowrt_fail(err, EINVAL, FLOWRT_NO_RULE,
+                "flowrt_install_attr.priority_levels is %u; priorities are 16 bits (at most 65536 "
+                "levels)",
+                attr->priority_levels);
+    return NULL;
+  }
   if (policy->installed != NULL) {
     flowrt_fail(err, EBUSY, FLOWRT_NO_RULE,
                 "the policy is already installed; open it again to install it twice");
@@ -368,7 +388,7 @@ struct flowrt_installation *flowrt_install(struct ibv_context *context,
       attr != NULL && attr->priority_levels != 0 ? attr->priority_levels : default_levels(policy);
   int rc = check_bindings(inst, policy, err);
   if (rc == 0) {
-    rc = flowrt_check_device(context, policy, err);
+    rc = flowrt_check_device_port(context, policy, inst->port, err);
   }
   if (rc == 0) {
     bool unused = false;
@@ -384,9 +404,10 @@ struct flowrt_installation *flowrt_install(struct ibv_context *context,
     uint32_t failed = 0;
     rc = create_flows(&inst->plan, NULL, &failed);
     if (rc != 0) {
-      destroy_flows(&inst->plan, NULL);
+      int stuck = destroy_flows(&inst->plan, NULL);
       destroy_fresh_counters(slots, policy->num_symbols[FLOWRT_COUNTER]);
       verbs_fail(err, policy, inst->plan.entries[failed].rule, "ibv_create_flow", -rc);
+      note_stuck(err, stuck);
       free_plan(&inst->plan);
     }
   }
@@ -629,8 +650,9 @@ static bool is_pass(const struct flow_entry *e) {
 // meets at most one changed rule, alone among the NORMAL rules, and gets that rule's outcome
 // while it is installed and the default rules' before or after: its old or its new outcome in
 // any order of the changes (docs/runtime.md, "Updates"). Default and sniffer rules match
-// everything but come after every NORMAL rule; a changed one is fine unless a changed rule is a
-// DONT_TRAP rule, whose copy would then combine with the other policy's default.
+// everything but come after every NORMAL rule; changing one is not made any worse in place,
+// except with a changed DONT_TRAP rule, whose copy would then combine with the other policy's
+// default. (A changed default rule has its own window, documented under "Known limits".)
 static bool in_place_safe(const struct plan *old, const uint32_t *old_twin, const struct plan *next,
                           const bool *kept_new) {
   uint64_t changed = 0;
@@ -679,7 +701,7 @@ static bool in_place_safe(const struct plan *old, const uint32_t *old_twin, cons
 }
 
 // Computes how updates place `p` (the fields after `placed` in struct flowrt_policy). A
-// DONT_TRAP rule disjoint from every trapping NORMAL rule copies every packet it matches
+// DONT_TRAP rule disjoint from every other NORMAL rule copies every packet it matches
 // wherever it sits, so it keeps its compiled priority ("floating"): an unchanged one stays
 // installed through an update, and no packet gets its copy twice. Returns 0 or -ENOMEM.
 static int place_policy(struct flowrt_policy *p) {
@@ -702,7 +724,7 @@ static int place_policy(struct flowrt_policy *p) {
       }
     }
   }
-  bool affordable = pass * trap <= kMaxDisjointTests;
+  bool affordable = pass * (pass + trap) <= kMaxDisjointTests;
   for (uint32_t i = 0; i < p->num_rules; ++i) {
     struct flowrt_fbin_rule r;
     flowrt_fbin_rule(&p->fbin, i, &r);
@@ -714,8 +736,9 @@ static int place_policy(struct flowrt_policy *p) {
     for (uint32_t j = 0; floating && j < p->num_rules; ++j) {
       struct flowrt_fbin_rule t;
       flowrt_fbin_rule(&p->fbin, j, &t);
-      if (t.type == IBV_FLOW_ATTR_NORMAL && (t.flags & FLOWRT_FBIN_RULE_PASS) == 0 &&
-          !rules_disjoint(r.attr, t.attr)) {
+      // Disjoint from every other NORMAL rule, pass rules included: two
+      // overlapping DONT_TRAP rules at one level share a table entry.
+      if (j != i && t.type == IBV_FLOW_ATTR_NORMAL && !rules_disjoint(r.attr, t.attr)) {
         floating = false;
       }
     }
@@ -844,7 +867,7 @@ int flowrt_update(struct flowrt_installation *inst, struct flowrt_policy *next, 
   }
   int rc = check_bindings(inst, next, err);
   if (rc == 0) {
-    rc = flowrt_check_device(inst->context, next, err);
+    rc = flowrt_check_device_port(inst->context, next, inst->port, err);
   }
   if (rc != 0) {
     return rc;
@@ -921,8 +944,9 @@ int flowrt_update(struct flowrt_installation *inst, struct flowrt_policy *next, 
   // Make: every new flow first.
   rc = create_flows(&plan, kept_new, &failed);
   if (rc != 0) {
-    destroy_flows(&plan, kept_new);
+    int stuck = destroy_flows(&plan, kept_new);
     verbs_fail(err, next, plan.entries[failed].rule, "ibv_create_flow", -rc);
+    note_stuck(err, stuck);
     if (breaking && create_flows(&inst->plan, kept_old, &lost) != 0 && err != NULL) {
       char what[200];
       flowrt_policy_describe_rule(old_policy, inst->plan.entries[lost].rule, what, sizeof what);
@@ -937,7 +961,7 @@ int flowrt_update(struct flowrt_installation *inst, struct flowrt_policy *next, 
     rc = break_old(&inst->plan, kept_old, &failed, &lost);
     if (rc != 0) {
       break_fail(err, old_policy, &inst->plan, failed, lost, rc);
-      destroy_flows(&plan, kept_new);
+      note_stuck(err, destroy_flows(&plan, kept_new));
       goto fail_plan;
     }
   }
@@ -1060,5 +1084,8 @@ int flowrt_uninstall(struct flowrt_installation *inst, struct flowrt_error *err)
   free(inst->counters);
   free_plan(&inst->plan);
   free(inst);
+  if (rc != 0) {
+    errno = -rc; // later destroy calls may have changed it
+  }
   return rc;
 }

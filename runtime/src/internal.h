@@ -48,6 +48,11 @@ struct flowrt_policy {
 FLOWRT_HIDDEN int flowrt_fail(struct flowrt_error *err, int errnum, uint32_t rule, const char *fmt,
                               ...) __attribute__((format(printf, 4, 5)));
 
+/// flowrt_check_device() for the rules of port `only_port` (0: every port).
+FLOWRT_HIDDEN int flowrt_check_device_port(struct ibv_context *context,
+                                           const struct flowrt_policy *policy, uint8_t only_port,
+                                           struct flowrt_error *err);
+
 FLOWRT_HIDDEN uint16_t flowrt_load16(const unsigned char *p);
 FLOWRT_HIDDEN uint32_t flowrt_load32(const unsigned char *p);
 

@@ -155,8 +155,10 @@ static int open_device(const struct options *o, struct device *d) {
             errno == ENOSYS ? "this machine has no RDMA devices" : strerror(errno));
     return -1;
   }
+  int found = 0;
   for (int i = 0; i < num; ++i) {
     if (strcmp(ibv_get_device_name(list[i]), o->device) == 0) {
+      found = 1;
       d->context = ibv_open_device(list[i]);
       if (d->context == NULL) {
         fprintf(stderr, "flowctl: error: cannot open %s: %s\n", o->device, strerror(errno));
@@ -166,7 +168,7 @@ static int open_device(const struct options *o, struct device *d) {
   }
   ibv_free_device_list(list);
   if (d->context == NULL) {
-    if (num == 0 || errno == 0) {
+    if (!found) {
       fprintf(stderr, "flowctl: error: no RDMA device named '%s' ('flowctl devices' lists them)\n",
               o->device);
     }
@@ -251,9 +253,9 @@ static void print_device(struct ibv_context *context, const char *name) {
          driver != NULL ? driver : "driver unknown (flowc target generic)", attr.orig_attr.fw_ver,
          attr.orig_attr.phys_port_cnt, attr.orig_attr.phys_port_cnt == 1 ? "" : "s",
          steering ? "yes" : "no (ibv_create_flow will not work; verbs-facts §1.7)");
-  for (uint8_t p = 1; p <= attr.orig_attr.phys_port_cnt; ++p) {
+  for (unsigned p = 1; p <= attr.orig_attr.phys_port_cnt; ++p) {
     struct ibv_port_attr port;
-    if (ibv_query_port(context, p, &port) != 0) {
+    if (ibv_query_port(context, (uint8_t)p, &port) != 0) {
       continue;
     }
     printf("  port %u: %s, %s\n", p, ibv_port_state_str(port.state),

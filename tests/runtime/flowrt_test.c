@@ -275,6 +275,15 @@ static void test_device_check(void) {
   CHECKF(err.rule == 1 && strstr(err.message, "rule 1 'two' (") == err.message &&
              strstr(err.message, ") is for port 2, but sim_mlx5_0 has only 1 port") != NULL,
          "%s", err.message);
+  /* Installing port 1 only checks port 1: the one-port device takes it. */
+  struct flowrt_install_attr only1 = {0, 1, 0};
+  struct flowrt_installation *one = flowrt_install(e.ctx, p, &only1, &err);
+  CHECKF(one != NULL && flowrt_installation_num_flows(one) == 1, "%s",
+         one == NULL ? err.message : "");
+  flowrt_uninstall(one, NULL);
+  /* Priorities are 16 bits: more than 65536 levels is refused. */
+  struct flowrt_install_attr huge = {0, 0, 65537};
+  CHECK(flowrt_install(e.ctx, p, &huge, &err) == NULL && err.errnum == EINVAL);
   flowrt_policy_close(p);
   flowrt_sim_close(e.dev);
   env_open(&e, FLOWRT_SIM_MLX5, NULL, 2);
