@@ -29,6 +29,21 @@ bool Empty(const bdd &b) {
   return b == bddfalse;
 }
 
+/// "rule 'a'", "rule 'a' and rule 'b'", "rule 'a', rule 'b', rule 'c' and 2 more".
+std::string RuleList(const ir::Policy &policy, const std::vector<uint32_t> &rules) {
+  std::string out;
+  for (size_t k = 0; k < rules.size() && k < 3; ++k) {
+    out += (k == 0                  ? ""
+            : k + 1 == rules.size() ? " and "
+                                    : ", ") +
+           ir::RuleTitle(policy.rules[rules[k]]);
+  }
+  if (rules.size() > 3) {
+    out += " and " + std::to_string(rules.size() - 3) + " more";
+  }
+  return out;
+}
+
 /// What a rule does to the packets it takes: its actions, in a canonical
 /// order. Two trapping rules with equal outcomes are interchangeable.
 std::vector<std::pair<int, uint32_t>> Outcome(const ir::Rule &r) {
@@ -218,16 +233,7 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
     for (uint32_t t : takers) {
       AddFields(shown, fields_of(t));
     }
-    std::string by;
-    for (size_t k = 0; k < takers.size() && k < 3; ++k) {
-      by += (k == 0                   ? ""
-             : k + 1 == takers.size() ? " and "
-                                      : ", ") +
-            ir::RuleTitle(policy.rules[takers[k]]);
-    }
-    if (takers.size() > 3) {
-      by += " and " + std::to_string(takers.size() - 3) + " more";
-    }
+    std::string by = RuleList(policy, takers);
     diag::Builder b =
         diags.Report(diag::Kind::kRedundantRule, rule.range.Start,
                      ir::RuleTitle(rule) + " is redundant: without it, " + by +
@@ -300,16 +306,7 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
       llvm::sort(takers);
       std::vector<std::pair<ir::Layer, Field>> shown = fields_of(i);
       AddFields(shown, fields_of(taker));
-      std::string by;
-      for (size_t k = 0; k < takers.size() && k < 3; ++k) {
-        by += (k == 0                   ? ""
-               : k + 1 == takers.size() ? " and "
-                                        : ", ") +
-              ir::RuleTitle(policy.rules[takers[k]]);
-      }
-      if (takers.size() > 3) {
-        by += " and " + std::to_string(takers.size() - 3) + " more";
-      }
+      std::string by = RuleList(policy, takers);
       std::string what = ir::RuleTitle(rule);
       std::string message =
           takers.size() == 1
