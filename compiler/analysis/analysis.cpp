@@ -14,14 +14,6 @@
 namespace flowc::analysis {
 namespace {
 
-/// Keeps nothing: the analysis expands rules a second time, for the generic
-/// target, and the first expansion has already reported its problems.
-class Discard : public diag::Consumer {
-public:
-  void Handle(const diag::Diagnostic &) override { ++count; }
-  unsigned count = 0;
-};
-
 /// The rules of one port and direction, in precedence order.
 using GroupKey = std::pair<ast::Direction, uint8_t>;
 
@@ -96,7 +88,7 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
   // Source semantics: sets and ranges exactly (prefix covers), no target limits.
   expand::Options expand_options;
   expand_options.max_per_rule = 1u << 16;
-  Discard discard;
+  diag::DiscardConsumer discard;
   diag::Engine scratch(diags.sources(), {}, discard);
   expand::Expanded expanded = expand::Expand(policy, *generic, expand_options, scratch);
   if (scratch.error_count() > 0) {

@@ -26,13 +26,13 @@ struct Options {
 
 /// What one run did, for --time-phases.
 struct Stats {
-  uint32_t rules = 0;    ///< source rules analysed
-  uint32_t expanded = 0; ///< ternary rules they became
-  uint32_t shadowed = 0; ///< FL9001 reports
-  uint32_t partly = 0;   ///< FL9003 reports
+  uint32_t rules = 0;     ///< source rules analysed
+  uint32_t expanded = 0;  ///< ternary rules they became
+  uint32_t shadowed = 0;  ///< FL9001 reports
+  uint32_t partly = 0;    ///< FL9003 reports
   uint32_t redundant = 0; ///< FL9004 reports
-  bool complete = true;  ///< false if the analysis stopped early
-  bool skipped = false;  ///< true if the policy was over max_rules
+  bool complete = true;   ///< false if the analysis stopped early
+  bool skipped = false;   ///< true if the policy was over max_rules
 };
 
 /// Reports FL9001 (shadowed-rule) for every normal rule of `policy` that no

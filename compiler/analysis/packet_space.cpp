@@ -1,4 +1,5 @@
 #include "compiler/analysis/packet_space.h"
+#include "compiler/analysis/trace.h"
 
 #include <algorithm>
 #include <cassert>
@@ -18,21 +19,6 @@ bool overflowed = false;
 void OnBddError(int code) {
   (void)code;
   overflowed = true;
-}
-
-bool IsVlanField(Field f) {
-  return f == Field::kEthVlan || f == Field::kEthPcp || f == Field::kEthDei || f == Field::kEthTci;
-}
-
-// Addresses as usual, type-like fields in hex, numbers (ports, labels,
-// VNIs, ...) in decimal, as a user writes them in --packet.
-std::string FormatField(Field field, const llvm::APInt &value) {
-  const FieldInfo &info = GetFieldInfo(field);
-  bool hex = field == Field::kEthType || field == Field::kGreProtocol || field == Field::kGreFlags;
-  if (info.type != ValueType::kInt || hex) {
-    return ir::FormatValue(field, value);
-  }
-  return llvm::toString(value, 10, /*Signed=*/false);
 }
 
 constexpr ir::Layer kOuter = ir::Layer::kOuter;
@@ -58,7 +44,7 @@ PacketSpace::PacketSpace(llvm::ArrayRef<expand::TernaryRule> rules, int max_node
     }
     for (const expand::TernaryMatch &m : r.matches) {
       fields[{m.layer, m.field}] = m.value.getBitWidth();
-      if (IsVlanField(m.field)) {
+      if (IsVlanTagField(m.field)) {
         vlans[m.layer] = true;
       }
     }
@@ -225,7 +211,7 @@ std::vector<std::pair<int, bool>> PacketSpace::Literals(const expand::TernaryRul
     }
   }
   for (const expand::TernaryMatch &m : rule.matches) {
-    if (IsVlanField(m.field) && !m.mask.isZero()) {
+    if (IsVlanTagField(m.field) && !m.mask.isZero()) {
       literals.push_back({vlan_vars_.at(m.layer), true}); // a VLAN match needs a tag
     }
     const Block &b = blocks_.at({m.layer, m.field});
@@ -319,7 +305,8 @@ std::string PacketSpace::Format(const Packet &packet,
           continue;
         }
         has_field = true;
-        text += " " + GetFieldInfo(key.second).name.str() + "=" + FormatField(key.second, value);
+        text +=
+            " " + GetFieldInfo(key.second).name.str() + "=" + FormatPacketValue(key.second, value);
       }
       // Every frame is Ethernet: a bare outer "eth" says nothing.
       if ((!present && !has_field) || (layer == kOuter && header == Header::kEth && !has_field)) {

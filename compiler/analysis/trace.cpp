@@ -392,6 +392,15 @@ TracePacket ParseFrame(llvm::ArrayRef<uint8_t> frame) {
   return p;
 }
 
+std::string FormatPacketValue(Field field, const APInt &value) {
+  bool hex = field == Field::kEthType || field == Field::kEthTci || field == Field::kGreProtocol ||
+             field == Field::kGreFlags;
+  if (GetFieldInfo(field).type != ValueType::kInt || hex) {
+    return ir::FormatValue(field, value);
+  }
+  return llvm::toString(value, 10, /*Signed=*/false);
+}
+
 std::string FormatPacket(const TracePacket &p) {
   std::string out;
   llvm::raw_string_ostream os(out);
@@ -411,11 +420,7 @@ std::string FormatPacket(const TracePacket &p) {
         if (key.first != layer || info.header != header || info.container != Field::kNone) {
           continue;
         }
-        bool hex = key.second == Field::kEthType || key.second == Field::kGreProtocol ||
-                   key.second == Field::kGreFlags || key.second == Field::kEthTci;
-        os << ' ' << info.name << '='
-           << (info.type != ValueType::kInt || hex ? ir::FormatValue(key.second, value)
-                                                   : llvm::toString(value, 10, false));
+        os << ' ' << info.name << '=' << FormatPacketValue(key.second, value);
       }
     }
   }
@@ -429,9 +434,8 @@ bool Matches(const expand::TernaryRule &rule, const TracePacket &p) {
     }
   }
   for (const expand::TernaryMatch &m : rule.matches) {
-    bool vlan = m.field == Field::kEthVlan || m.field == Field::kEthPcp ||
-                m.field == Field::kEthDei || m.field == Field::kEthTci;
-    if (vlan && !m.mask.isZero() && !p.vlan_tag[static_cast<unsigned>(m.layer)]) {
+    if (IsVlanTagField(m.field) && !m.mask.isZero() &&
+        !p.vlan_tag[static_cast<unsigned>(m.layer)]) {
       return false;
     }
     auto it = p.fields.find({m.layer, m.field});

@@ -45,6 +45,12 @@ llvm::Expected<TracePacket> ParsePacket(llvm::StringRef text);
 /// GRE 0x0800/0x86dd the inner IP packet. Truncated headers are absent.
 TracePacket ParseFrame(llvm::ArrayRef<uint8_t> frame);
 
+/// A field value as packet text writes it: addresses in their usual form,
+/// type-like fields (ethertype, 802.1Q tci, GRE protocol and flags) in hex,
+/// numbers (ports, labels, VNIs) in decimal. FormatPacket and the analysis'
+/// example packets both use it.
+std::string FormatPacketValue(Field field, const llvm::APInt &value);
+
 /// The packet as text, every header and field it has.
 std::string FormatPacket(const TracePacket &packet);
 

@@ -49,6 +49,13 @@ const FieldInfo &GetFieldInfo(Field field);
 llvm::ArrayRef<FieldInfo> AllFields();
 /// The field `name` of `header`, if it has one.
 std::optional<Field> FindField(Header header, llvm::StringRef name);
+/// Whether `field` is part of the 802.1Q tag (eth vlan, pcp, dei, tci): a
+/// match on it needs a tagged frame.
+inline bool IsVlanTagField(Field field) {
+  return field == Field::kEthVlan || field == Field::kEthPcp || field == Field::kEthDei ||
+         field == Field::kEthTci;
+}
+
 /// "an integer", "a MAC address", ... for messages.
 llvm::StringRef ValueTypeNoun(ValueType type);
 

@@ -108,6 +108,13 @@ public:
   virtual void Finish() {}
 };
 
+/// Drops every diagnostic: for a phase that runs a second time (expanding for
+/// another target, say) whose problems the first run already reported.
+class DiscardConsumer : public Consumer {
+public:
+  void Handle(const Diagnostic &) override {}
+};
+
 /// Collects diagnostics, applies Options, counts errors and enforces the limit.
 class Engine {
 public:

@@ -478,12 +478,6 @@ std::unique_ptr<llvm::raw_fd_ostream> OpenOutput(const std::string &path, llvm::
   return file;
 }
 
-/// Discards diagnostics: trace's own expansions repeat what sema reported.
-class DiscardDiagnostics : public diag::Consumer {
-public:
-  void Handle(const diag::Diagnostic &) override {}
-};
-
 /// The actions of `rule` as the language writes them: "steer rx, count c".
 std::string ActionsText(const ir::Policy &policy, const ir::Rule &rule) {
   std::string out;
@@ -571,7 +565,7 @@ std::optional<int> Trace(const CheckOptions &o, const ir::Policy &policy, diag::
       return failed;
     }
   }
-  DiscardDiagnostics discard;
+  diag::DiscardConsumer discard; // trace's own expansions repeat what sema reported
   diag::Engine scratch(diags.sources(), {}, discard);
   llvm::Expected<target::Target> generic = target::MakeTarget("generic", {});
   llvm::Expected<target::Target> t = target::MakeTarget(policy.target, o.caps);
