@@ -21,6 +21,22 @@ void OnBddError(int code) {
   overflowed = true;
 }
 
+/// A match on a sub-field as a match on its container (`eth vlan 5` is
+/// `eth tci 0x0005/0x0fff`): the model has one block per container, so that
+/// rules naming the same bits in either form are compared correctly.
+struct CanonicalMatch {
+  Field field;
+  llvm::APInt value, mask;
+};
+CanonicalMatch Canonical(const expand::TernaryMatch &m) {
+  Field container = GetFieldInfo(m.field).container;
+  if (container == Field::kNone) {
+    return {m.field, m.value, m.mask};
+  }
+  unsigned bits = GetFieldInfo(container).bits, shift = SubFieldShift(m.field);
+  return {container, m.value.zext(bits).shl(shift), m.mask.zext(bits).shl(shift)};
+}
+
 constexpr ir::Layer kOuter = ir::Layer::kOuter;
 constexpr ir::Layer kTunnel = ir::Layer::kTunnel;
 constexpr ir::Layer kInner = ir::Layer::kInner;
@@ -43,7 +59,9 @@ PacketSpace::PacketSpace(llvm::ArrayRef<expand::TernaryRule> rules, int max_node
       }
     }
     for (const expand::TernaryMatch &m : r.matches) {
-      fields[{m.layer, m.field}] = m.value.getBitWidth();
+      Field f = GetFieldInfo(m.field).container == Field::kNone ? m.field
+                                                                  : GetFieldInfo(m.field).container;
+      fields[{m.layer, f}] = GetFieldInfo(f).bits;
       if (IsVlanTagField(m.field)) {
         vlans[m.layer] = true;
       }
@@ -214,10 +232,11 @@ std::vector<std::pair<int, bool>> PacketSpace::Literals(const expand::TernaryRul
     if (IsVlanTagField(m.field) && !m.mask.isZero()) {
       literals.push_back({vlan_vars_.at(m.layer), true}); // a VLAN match needs a tag
     }
-    const Block &b = blocks_.at({m.layer, m.field});
+    CanonicalMatch c = Canonical(m);
+    const Block &b = blocks_.at({m.layer, c.field});
     for (unsigned i = 0; i < b.bits; ++i) {
-      if (m.mask[i]) {
-        literals.push_back({b.first_var + static_cast<int>(b.bits - 1 - i), m.value[i]});
+      if (c.mask[i]) {
+        literals.push_back({b.first_var + static_cast<int>(b.bits - 1 - i), c.value[i]});
       }
     }
   }
@@ -281,6 +300,13 @@ void PacketSpace::Decode(Packet &p) const {
       }
     }
     p.fields.emplace(key, v);
+    // The sub-fields of a container, for Format() of rules that name them.
+    for (const FieldInfo &sub : AllFields()) {
+      if (sub.container == key.second) {
+        p.fields.emplace(std::make_pair(key.first, sub.field),
+                         v.lshr(SubFieldShift(sub.field)).trunc(sub.bits));
+      }
+    }
   }
 }
 

@@ -23,6 +23,20 @@ const FieldInfo &GetFieldInfo(Field field) { return kFields[static_cast<size_t>(
 
 llvm::ArrayRef<FieldInfo> AllFields() { return kFields; }
 
+unsigned SubFieldShift(Field field) {
+  switch (field) {
+  case Field::kEthDei:
+    return 12;
+  case Field::kEthPcp:
+    return 13;
+  case Field::kIpv4Dscp:
+  case Field::kIpv6Dscp:
+    return 2;
+  default:
+    return 0; // vlan and ecn start at bit 0; other fields have no container
+  }
+}
+
 std::optional<Field> FindField(Header header, llvm::StringRef name) {
   for (const FieldInfo &f : kFields) {
     if (f.header == header && f.name == name) {

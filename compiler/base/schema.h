@@ -49,6 +49,11 @@ const FieldInfo &GetFieldInfo(Field field);
 llvm::ArrayRef<FieldInfo> AllFields();
 /// The field `name` of `header`, if it has one.
 std::optional<Field> FindField(Header header, llvm::StringRef name);
+/// Where a sub-field sits in its container: the bit offset of its least
+/// significant bit (`eth pcp` is bits 13..15 of `eth tci`, `ipv4 dscp` bits
+/// 2..7 of `ipv4 tos`); 0 for a field without a container.
+unsigned SubFieldShift(Field field);
+
 /// Whether `field` is part of the 802.1Q tag (eth vlan, pcp, dei, tci): a
 /// match on it needs a tagged frame.
 inline bool IsVlanTagField(Field field) {

@@ -17,9 +17,11 @@
 #include "compiler/emit/fbin.h"
 #include "compiler/emit/outputs.h"
 #include "compiler/expand/expand.h"
+#include "compiler/opt/opt.h"
 #include "compiler/sema/sema.h"
 #include "compiler/target/legalize.h"
 #include "compiler/target/profile.h"
+#include "compiler/verify/verify.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -108,6 +110,18 @@ Options:
                             hardware rules (default 64; 0 = never)
   --stats                   print rules in, after expansion and out, the
                             priority levels used, and the time of each phase
+  --optimize-limit=N        use the exact packet model to leave out rules no
+                            packet reaches and to order only rules that compete
+                            for a packet, up to N expanded rules (default
+                            20000; 0 = no limit); above it, overlapping rules
+                            are ordered
+  --no-verify               skip the proof that the emitted rules, read back
+                            from their bytes, deliver every packet exactly as
+                            the source does (on by default)
+  --inject-fault=KIND       for testing the proof: break the compiled rules
+                            before it runs (priority: every rule at priority
+                            0; drop-rule: leave out the first normal rule;
+                            mask: clear one mask bit of every normal rule)
   and every diagnostic option of 'flowc check' (--format, -Werror, -Wno-NAME,
   --max-errors, --color, --stdlib-dir, --dump-ir, --time-phases)
 
@@ -165,6 +179,9 @@ struct CheckOptions {
   bool dump_ir = false;
   bool time_phases = false;
   bool stats = false;
+  bool verify = true;
+  opt::Options optimize;
+  std::string inject_fault;
   analysis::Options analysis;
   // trace only:
   std::vector<std::string> packets;
@@ -333,6 +350,19 @@ std::optional<int> ParseCheck(llvm::ArrayRef<llvm::StringRef> args, CheckOptions
       o.time_phases = true;
     } else if (o.command == "build" && a == "--stats") {
       o.stats = true;
+    } else if (o.command == "build" && TakeValue(args, i, "--optimize-limit", v)) {
+      uint64_t n = 0;
+      if (v->getAsInteger(10, n)) {
+        return Usage(err, "--optimize-limit needs a number, got '" + *v + "'");
+      }
+      o.optimize.max_rules = n;
+    } else if (o.command == "build" && a == "--no-verify") {
+      o.verify = false;
+    } else if (o.command == "build" && TakeValue(args, i, "--inject-fault", v)) {
+      if (*v != "priority" && *v != "drop-rule" && *v != "mask") {
+        return Usage(err, "--inject-fault takes priority, drop-rule or mask, got '" + *v + "'");
+      }
+      o.inject_fault = v->str();
     } else if (a == "-Werror") {
       o.diag.warnings_as_errors = true;
     } else if (a.startswith("-W")) {
@@ -697,6 +727,41 @@ std::optional<int> Trace(const CheckOptions &o, const ir::Policy &policy, diag::
   return all_agree ? kExitClean : kExitErrors;
 }
 
+/// --inject-fault: what a broken optimizer might do, for testing the proof.
+void InjectFault(llvm::StringRef kind, target::HwPolicy &hw) {
+  bool first = true;
+  for (size_t i = 0; i < hw.rules.size(); ++i) {
+    emit::HwRule &r = hw.rules[i].rule;
+    if (r.type != emit::AttrType::kNormal) {
+      continue;
+    }
+    if (kind == "priority") {
+      r.priority = 0;
+    } else if (kind == "drop-rule" && first) {
+      hw.rules.erase(hw.rules.begin() + static_cast<std::ptrdiff_t>(i));
+      return;
+    } else if (kind == "mask") {
+      // The lowest set mask bit of the rule's last matched field.
+      for (auto s = r.specs.rbegin(); s != r.specs.rend(); ++s) {
+        size_t size = emit::GetLayout(s->kind).filter_size;
+        auto bit = std::find_if(s->mask.begin(), s->mask.begin() + size,
+                                [](uint8_t b) { return b != 0; });
+        if (bit != s->mask.begin() + size) {
+          auto last = std::find_if(std::make_reverse_iterator(s->mask.begin() + size),
+                                   std::make_reverse_iterator(s->mask.begin()),
+                                   [](uint8_t b) { return b != 0; });
+          uint8_t &m = *last;
+          size_t at = static_cast<size_t>(&m - s->mask.data());
+          m &= static_cast<uint8_t>(m - 1);
+          s->val[at] &= m;
+          break;
+        }
+      }
+    }
+    first = false;
+  }
+}
+
 /// expand, legalize, emit. Returns an exit status when the build stops for
 /// a reason other than diagnostics (a bad --cap, an unwritable output).
 std::optional<int> Build(const CheckOptions &o, const ir::Policy &policy,
@@ -707,22 +772,36 @@ std::optional<int> Build(const CheckOptions &o, const ir::Policy &policy,
     return Usage(err, llvm::toString(t.takeError()));
   }
   expand::Expanded expanded;
-  target::HwPolicy hw = target::ExpandAndLegalize(policy, *t, o.expand, diags, expanded);
-  timer.Done("expand+legalize");
+  target::HwPolicy hw;
+  std::string fallback;
+  {
+    // The refiner holds the exact model only while priorities are assigned.
+    opt::ExactRefiner refiner(o.optimize);
+    hw = target::ExpandAndLegalize(policy, *t, o.expand, diags, expanded, &refiner);
+    fallback = refiner.fallback();
+  }
+  timer.Done("expand+legalize+optimize");
   if (o.stats) {
     // Levels: the assignment puts each rule one level above the highest
-    // earlier rule it overlaps with a different outcome, so it uses exactly
-    // as many levels as the longest such chain (pairwise overlap of the
-    // expanded rules; docs/cli.md).
+    // earlier rule that competes with it for a packet with a different
+    // outcome (a `pass` rule may share its level with a trapping rule after
+    // it), so it uses exactly as many levels as the longest such chain
+    // (docs/cli.md).
     err << "stats: " << policy.rules.size() << " source rule(s), " << expanded.rules.size()
         << " after expansion, " << hw.rules.size() << " hardware rule(s) for " << t->profile->name
-        << "\n";
+        << " (" << hw.removed << " left out: no packet reaches them)\n";
     err << "stats: " << hw.levels_used << " priority level(s) used of " << t->MaxPriority() + 1
-        << "; the longest chain of overlapping rules with different outcomes needs "
-        << hw.levels_used << "\n";
+        << "; the longest chain of rules that compete for a packet with different outcomes needs "
+        << hw.levels_used
+        << (hw.exact_levels ? " (exact)" : " (cubes that overlap; exact model not used: " +
+                                               fallback + ")")
+        << "\n";
   }
   if (diags.error_count() > 0) {
     return std::nullopt;
+  }
+  if (!o.inject_fault.empty()) {
+    InjectFault(o.inject_fault, hw);
   }
   emit::OutputPolicy p;
   p.compiler = std::string("flowc ") + kVersion;
@@ -780,6 +859,29 @@ std::optional<int> Build(const CheckOptions &o, const ir::Policy &policy,
     p.rules.push_back(std::move(o_rule));
   }
   timer.Done("emit");
+  if (o.verify) {
+    verify::Result proof = verify::Verify(policy, *t, p.rules, {});
+    timer.Done("verify");
+    switch (proof.status) {
+    case verify::Result::Status::kProved:
+      if (o.stats) {
+        err << "stats: proved equivalent to the source for every packet (" << proof.source_rules
+            << " source expansion(s), " << proof.hardware_rules << " hardware rule(s))\n";
+      }
+      break;
+    case verify::Result::Status::kFailed:
+      err << "flowc: internal error: the compiled rules do not do what the source says\n";
+      if (!proof.counterexample.empty()) {
+        err << "  packet: " << proof.counterexample << "\n";
+      }
+      err << "  " << proof.detail << "\n";
+      err << "please report this with the policy; --no-verify skips the proof\n";
+      return kExitErrors;
+    case verify::Result::Status::kUnproved:
+      err << "flowc: warning: equivalence to the source not proved: " << proof.detail << "\n";
+      break;
+    }
+  }
   std::string path = o.output;
   if (path.empty() && o.emit == CheckOptions::Emit::kFbin) {
     path = llvm::sys::path::stem(o.input).str() + ".fbin";

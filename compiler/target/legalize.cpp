@@ -226,9 +226,14 @@ public:
     // The expansion may have visited the rules in source order.
     std::stable_sort(out_.rules.begin(), out_.rules.end(),
                      [](const HwRuleInfo &a, const HwRuleInfo &b) { return a.source < b.source; });
+    if (refiner_ != nullptr && diags_.error_count() == 0) {
+      refiner_->Prepare(policy_, expanded_, out_);
+    }
     AssignPriorities();
     return std::move(out_);
   }
+
+  void SetRefiner(Refiner *refiner) { refiner_ = refiner; }
 
   /// Legalizes one rule for its diagnostics only.
   void CheckOne(const expand::TernaryRule &t) {
@@ -631,12 +636,20 @@ private:
         for (size_t b = k; b < end; ++b) {
           for (size_t j = 0; j < k; ++j) {
             const HwRuleInfo &other = out_.rules[members[j]];
-            if (level[j] + 1 <= level[b] ||
+            // mlx5 looks up a priority's DONT_TRAP table before its trapping
+            // one (verbs-facts §3.4): a `pass` rule may share a level with
+            // a trapping rule after it.
+            unsigned step = policy_.rules[other.source].pass && !r.pass &&
+                                    !profile_.dont_trap.sniffer_style
+                                ? 0
+                                : 1;
+            if (level[j] + step <= level[b] ||
                 SameOutcome(other, out_.rules[members[b]], policy_.rules[other.source], r) ||
-                !Overlap(cons[j], cons[b])) {
+                !Overlap(cons[j], cons[b]) ||
+                (refiner_ != nullptr && !refiner_->Reaches(members[j], members[b]))) {
               continue;
             }
-            level[b] = level[j] + 1;
+            level[b] = level[j] + step;
             blocker = j;
           }
         }
@@ -683,6 +696,41 @@ private:
         }
         k = end;
       }
+      CheckMulticastOrder(members, cons);
+    }
+  }
+
+  /// verbs-facts §3.3: mlx5 looks up a trapping rule whose first spec
+  /// matches only multicast after every other rule, so no later rule may
+  /// take any of its packets with a different outcome.
+  void CheckMulticastOrder(const std::vector<size_t> &members,
+                           const std::vector<std::vector<Constraint>> &cons) {
+    if (!profile_.multicast_first_spec) {
+      return;
+    }
+    for (size_t b = 0; b < members.size(); ++b) {
+      const HwRuleInfo &moved = out_.rules[members[b]];
+      const ir::Rule &r = policy_.rules[moved.source];
+      if (r.pass || moved.rule.specs.empty() || !MulticastOnly(moved.rule.specs.front())) {
+        continue;
+      }
+      for (size_t c = b + 1; c < members.size(); ++c) {
+        const HwRuleInfo &later = out_.rules[members[c]];
+        const ir::Rule &lr = policy_.rules[later.source];
+        if (SameOutcome(moved, later, r, lr) || !Overlap(cons[b], cons[c]) ||
+            (refiner_ != nullptr && !refiner_->Reaches(members[b], members[c]))) {
+          continue;
+        }
+        current_ = &r;
+        Report(Kind::kMulticastOrder, r.range.Start,
+               llvm::formatv("mlx5 looks this rule up after every other rule, because its first "
+                             "spec matches only multicast (verbs-facts §3.3), so {0} would take "
+                             "packets that this rule takes",
+                             ir::RuleTitle(lr)))
+            .Range(r.range)
+            .AddNote(lr.range.Start, ir::RuleTitle(lr) + " is here", lr.range);
+        break;
+      }
     }
   }
 
@@ -692,9 +740,12 @@ private:
   const Profile &profile_;
   diag::Engine &diags_;
   HwPolicy out_;
+  Refiner *refiner_ = nullptr;
 };
 
 } // namespace
+
+Refiner::~Refiner() = default;
 
 HwPolicy Legalize(const ir::Policy &policy, const expand::Expanded &expanded, const Target &target,
                   diag::Engine &diags) {
@@ -703,8 +754,9 @@ HwPolicy Legalize(const ir::Policy &policy, const expand::Expanded &expanded, co
 
 HwPolicy ExpandAndLegalize(const ir::Policy &policy, const Target &target,
                            const expand::Options &options, diag::Engine &diags,
-                           expand::Expanded &expanded) {
+                           expand::Expanded &expanded, Refiner *refiner) {
   Legalizer legalizer(policy, expanded, target, diags);
+  legalizer.SetRefiner(refiner);
   expand::ExpandInto(policy, target, options, diags, [&](expand::TernaryRule &&t) {
     expanded.rules.push_back(std::move(t));
     legalizer.Add(static_cast<uint32_t>(expanded.rules.size() - 1));

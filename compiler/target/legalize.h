@@ -34,6 +34,26 @@ struct HwPolicy {
   /// Priority levels used and available, per (direction, port) group, for
   /// --stats and messages.
   unsigned levels_used = 0;
+  /// Rules a Refiner left out.
+  uint32_t removed = 0;
+  /// Whether the priority levels come from exact overlap (a Refiner).
+  bool exact_levels = false;
+};
+
+/// What the optimizer (compiler/opt) knows from the exact packet model, for
+/// the priority assignment. Rules are indexes into HwPolicy::rules.
+class Refiner {
+public:
+  virtual ~Refiner();
+  /// Called once the rules are legalized and in policy order, before any
+  /// priority is assigned; may leave out rules that change nothing (their
+  /// count goes to HwPolicy::removed).
+  virtual void Prepare(const ir::Policy &policy, const expand::Expanded &expanded,
+                       HwPolicy &hw) = 0;
+  /// `a` precedes `b` in the same port and direction and their cubes
+  /// overlap: whether some packet that reaches `a` (no earlier trapping rule
+  /// takes it) is also matched by `b`. Only then must `a` stay before `b`.
+  virtual bool Reaches(size_t a, size_t b) = 0;
 };
 
 /// Turns the expanded policy into hardware rules for `target` and assigns
@@ -44,9 +64,10 @@ HwPolicy Legalize(const ir::Policy &policy, const expand::Expanded &expanded,
 
 /// Expand and Legalize rule by rule, so that each source rule's diagnostics
 /// come together and in source order; `expanded` receives the expansion.
+/// With a `refiner`, its exact answers decide which rules must stay ordered.
 HwPolicy ExpandAndLegalize(const ir::Policy &policy, const Target &target,
                            const expand::Options &options, diag::Engine &diags,
-                           expand::Expanded &expanded);
+                           expand::Expanded &expanded, Refiner *refiner = nullptr);
 
 /// The target checks of `flowc check`: what Expand and Legalize report,
 /// except the priority budget (FL8009), one representative expansion per

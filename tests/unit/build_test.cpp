@@ -144,7 +144,7 @@ TEST(Priorities, OnlyOverlapsWithDifferentOutcomesCostALevel) {
   EXPECT_EQ(b.Priorities(), (std::vector<unsigned>{0, 1, 0, 1, 0, 2, 1, 0}));
 }
 
-TEST(Priorities, PassRulesAlwaysKeepTheirOrder) {
+TEST(Priorities, PassRulesKeepTheirOrder) {
   Built b(R"(
     queue a, b;
     ingress port 1 {
@@ -154,8 +154,21 @@ TEST(Priorities, PassRulesAlwaysKeepTheirOrder) {
   )",
           "mlx5");
   ASSERT_TRUE(b.Codes().empty());
-  EXPECT_EQ(b.Priorities(), (std::vector<unsigned>{0, 1}));
+  // mlx5 looks up a priority's DONT_TRAP table before its trapping table
+  // (verbs-facts §3.4): the copy and the rule after it share priority 0.
+  EXPECT_EQ(b.Priorities(), (std::vector<unsigned>{0, 0}));
   EXPECT_EQ(b.hw.rules[0].rule.flags, emit::kFlagDontTrap);
+  // A trapping rule before a `pass` rule it overlaps needs a level of its own.
+  Built after(R"(
+    queue a, b;
+    ingress port 1 {
+      rule roce: udp dst 4791 -> steer b;
+      rule copy pass: udp -> steer a;
+    }
+  )",
+              "mlx5");
+  ASSERT_TRUE(after.Codes().empty());
+  EXPECT_EQ(after.Priorities(), (std::vector<unsigned>{0, 1}));
   // Two overlapping 'pass' rules are ordered too: a lookup hits one entry
   // per priority, so at one priority one of the copies would be lost.
   Built both(R"(

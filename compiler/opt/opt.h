@@ -1,0 +1,54 @@
+// The optimizer: exact answers from the packet model (analysis::PacketSpace)
+// for the priority assignment in target/legalize.cpp. Hardware rules that no
+// packet reaches are left out, and two rules are kept in order only when a
+// packet that reaches the first is matched by the second, so the levels used
+// are the longest chain of rules that really compete for packets.
+#ifndef FLOWC_OPT_OPT_H
+#define FLOWC_OPT_OPT_H
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "compiler/analysis/packet_space.h"
+#include "compiler/target/legalize.h"
+
+namespace flowc::opt {
+
+struct Options {
+  /// The most expanded rules the exact model takes on; above it the
+  /// assignment falls back to pairwise overlap of cubes (flowc build's
+  /// --optimize-limit; 0: no limit).
+  uint64_t max_rules = 20000;
+  /// The most BDD nodes (about 20 bytes each); past it, the same fallback.
+  int max_nodes = 8 << 20;
+};
+
+/// A target::Refiner over the exact model. Holds BuDDy's global state from
+/// Prepare() until it is destroyed, so destroy it before another PacketSpace
+/// is made (verify::Verify makes one).
+class ExactRefiner : public target::Refiner {
+public:
+  explicit ExactRefiner(const Options &options) : options_(options) {}
+  ~ExactRefiner() override;
+
+  void Prepare(const ir::Policy &policy, const expand::Expanded &expanded,
+               target::HwPolicy &hw) override;
+  bool Reaches(size_t a, size_t b) override;
+
+  /// Why the exact model was not used ("" if it was).
+  const std::string &fallback() const { return fallback_; }
+
+private:
+  Options options_;
+  std::unique_ptr<analysis::PacketSpace> space_;
+  const expand::Expanded *expanded_ = nullptr;
+  const target::HwPolicy *hw_ = nullptr;
+  /// Per hardware rule: the packets that reach it.
+  std::vector<bdd> reach_;
+  std::string fallback_;
+};
+
+} // namespace flowc::opt
+
+#endif // FLOWC_OPT_OPT_H

@@ -1,0 +1,615 @@
+#include "compiler/verify/verify.h"
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "compiler/analysis/packet_space.h"
+#include "compiler/emit/buffer.h"
+#include "compiler/expand/expand.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/FormatVariadic.h"
+
+namespace flowc::verify {
+namespace {
+
+using analysis::Packet;
+using analysis::PacketSpace;
+using emit::SpecKind;
+
+/// What a rule does to a packet it takes or copies: its actions as (kind,
+/// operand), sorted. `allow` is left out: an egress rule that does not drop
+/// allows (verbs-facts §3.6), with or without the word.
+using Outcome = std::vector<std::pair<int, uint32_t>>;
+
+/// One port and direction: the rules that see the same packets.
+using GroupKey = std::pair<int, uint8_t>;
+
+bool Empty(const bdd &b) {
+  return b == bddfalse;
+}
+
+Outcome SourceOutcome(const ir::Rule &r) {
+  Outcome o;
+  for (const ir::Action &a : r.actions) {
+    if (a.kind != ast::ActionKind::kAllow) {
+      o.emplace_back(static_cast<int>(a.kind), a.operand);
+    }
+  }
+  llvm::sort(o);
+  return o;
+}
+
+std::string DescribeOutcome(const ir::Policy &policy, const Outcome &o) {
+  if (o.empty()) {
+    return "no action";
+  }
+  std::string out;
+  for (const auto &[kind, operand] : o) {
+    auto k = static_cast<ast::ActionKind>(kind);
+    out += (out.empty() ? "" : ", ") + ast::ActionKeyword(k).str();
+    switch (k) {
+    case ast::ActionKind::kSteer:
+      out += " " + (operand < policy.queues.size() ? policy.queues[operand].name : "?");
+      break;
+    case ast::ActionKind::kCount:
+      out += " " + (operand < policy.counters.size() ? policy.counters[operand].name : "?");
+      break;
+    case ast::ActionKind::kHandle:
+      out += " " + (operand < policy.handles.size() ? policy.handles[operand].name : "?");
+      break;
+    case ast::ActionKind::kTag:
+      out += " " + std::to_string(operand);
+      break;
+    default:
+      break;
+    }
+  }
+  return out;
+}
+
+std::optional<Header> HeaderOfSpec(SpecKind kind) {
+  switch (kind) {
+  case SpecKind::kEth:
+    return Header::kEth;
+  case SpecKind::kIpv4:
+  case SpecKind::kIpv4Ext:
+    return Header::kIpv4;
+  case SpecKind::kIpv6:
+    return Header::kIpv6;
+  case SpecKind::kEsp:
+    return Header::kEsp;
+  case SpecKind::kTcp:
+    return Header::kTcp;
+  case SpecKind::kUdp:
+    return Header::kUdp;
+  case SpecKind::kVxlanTunnel:
+    return Header::kVxlan;
+  case SpecKind::kGre:
+    return Header::kGre;
+  case SpecKind::kMpls:
+    return Header::kMpls;
+  default:
+    return std::nullopt; // an action spec
+  }
+}
+
+/// The packets a decoded rule matches, as the NIC reads its specs: each
+/// match spec requires its header, at the inner level when flagged INNER
+/// (verbs-facts §1.5, §3.3); the tunnel specs (VXLAN, GRE, an outer MPLS)
+/// describe the tunnel layer; each field with a non-zero mask is compared
+/// under it. Sub-fields are read through their containers.
+expand::TernaryRule MatchOf(const emit::HwRule &rule, uint32_t index) {
+  expand::TernaryRule t;
+  t.source = index;
+  for (const emit::HwSpec &spec : rule.specs) {
+    std::optional<Header> h = HeaderOfSpec(spec.kind);
+    if (!h) {
+      continue;
+    }
+    ir::Layer layer = spec.inner ? ir::Layer::kInner
+                      : (*h == Header::kVxlan || *h == Header::kGre || *h == Header::kMpls)
+                          ? ir::Layer::kTunnel
+                          : ir::Layer::kOuter;
+    t.headers[static_cast<unsigned>(layer)] |= ir::Bit(*h);
+    for (const FieldInfo &f : AllFields()) {
+      if (f.header != *h || f.container != Field::kNone || !emit::PlacementOf(f.field, spec.kind)) {
+        continue;
+      }
+      auto [value, mask] = emit::GetField(spec, f.field);
+      if (!mask.isZero()) {
+        t.matches.push_back({layer, f.field, value & mask, mask});
+      }
+    }
+  }
+  llvm::sort(t.matches, [](const expand::TernaryMatch &a, const expand::TernaryMatch &b) {
+    return std::make_pair(a.layer, a.field) < std::make_pair(b.layer, b.field);
+  });
+  return t;
+}
+
+/// verbs-facts §3.3: a first spec that matches only multicast (an IPv4
+/// multicast destination, or a destination MAC whose value and mask both
+/// have the group bit) sends a trapping normal rule to mlx5's multicast
+/// priority, after every other.
+bool MulticastFirstSpec(const emit::HwRule &rule) {
+  if (rule.specs.empty()) {
+    return false;
+  }
+  const emit::HwSpec &s = rule.specs.front();
+  if (s.kind == SpecKind::kEth) {
+    return (s.val[0] & 0x01) != 0 && (s.mask[0] & 0x01) != 0;
+  }
+  if (s.kind == SpecKind::kIpv4 || s.kind == SpecKind::kIpv4Ext) {
+    auto [value, mask] = emit::GetField(s, Field::kIpv4Dst);
+    return (value.getZExtValue() >> 28) == 0xe;
+  }
+  return false;
+}
+
+/// The copies a packet gets, per outcome, as threshold sets: `at_least[i]`
+/// holds the packets that get at least i + 1 copies with that outcome.
+struct Copies {
+  std::map<Outcome, std::vector<bdd>> at_least;
+
+  void Add(const Outcome &o, const bdd &packets) {
+    std::vector<bdd> &levels = at_least[o];
+    if (Empty(packets)) {
+      return;
+    }
+    levels.push_back(bddfalse);
+    for (size_t i = levels.size() - 1; i > 0; --i) {
+      levels[i] |= levels[i - 1] & packets;
+    }
+    levels[0] |= packets;
+    while (!levels.empty() && Empty(levels.back())) {
+      levels.pop_back();
+    }
+  }
+};
+
+/// What one side does to the packets of one port and direction.
+struct Semantics {
+  std::map<Outcome, bdd> taken; ///< the final outcome of each packet taken
+  Copies copies;
+  bdd rest = bddtrue; ///< what no normal rule takes (the default rules' share)
+};
+
+/// One emitted rule, read back.
+struct Emitted {
+  emit::HwRule rule;
+  Outcome outcome;
+  GroupKey group;
+  bool dont_trap = false;
+  /// Its lookup table: 2 x priority + (DONT_TRAP ? 0 : 1), or after all of
+  /// them for mlx5's multicast priority.
+  uint64_t table = 0;
+};
+
+class Verifier {
+public:
+  Verifier(const ir::Policy &policy, const target::Target &target,
+           llvm::ArrayRef<emit::OutputRule> rules, const Options &options)
+      : policy_(policy), target_(target), out_(rules), options_(options) {}
+
+  Result Run() {
+    Result result;
+    if (!ReadBack(result) || !ExpandSource(result)) {
+      return result;
+    }
+    result.source_rules = static_cast<uint32_t>(source_count_);
+    result.hardware_rules = static_cast<uint32_t>(emitted_.size());
+    if (!CompareSpecialRules(result)) {
+      return result;
+    }
+    if (options_.max_rules != 0 && all_.size() > options_.max_rules) {
+      result.status = Result::Status::kUnproved;
+      result.detail = llvm::formatv("{0} rules to compare, over the limit of {1}", all_.size(),
+                                    options_.max_rules);
+      return result;
+    }
+    PacketSpace space(all_, options_.max_nodes);
+    space_ = &space;
+    std::map<GroupKey, bool> groups;
+    for (size_t i = 0; i < source_count_; ++i) {
+      const ir::Rule &r = policy_.rules[all_[i].source];
+      groups[{static_cast<int>(r.direction), r.port}] = true;
+    }
+    for (const Emitted &e : emitted_) {
+      if (e.rule.type == emit::AttrType::kNormal) {
+        groups[e.group] = true;
+      }
+    }
+    result.status = Result::Status::kProved;
+    for (const auto &[group, unused] : groups) {
+      if (!CompareGroup(group, result) || result.status != Result::Status::kProved) {
+        break;
+      }
+    }
+    if (PacketSpace::Overflowed()) {
+      result.status = Result::Status::kUnproved;
+      result.detail = llvm::formatv("the proof needs more than {0} BDD nodes", options_.max_nodes);
+    }
+    space_ = nullptr;
+    return result;
+  }
+
+private:
+  /// Decodes every emitted rule from its bytes.
+  bool ReadBack(Result &result) {
+    for (size_t i = 0; i < out_.size(); ++i) {
+      const emit::OutputRule &o = out_[i];
+      llvm::Expected<emit::HwRule> back = emit::Decode(o.bytes);
+      if (!back) {
+        result.status = Result::Status::kFailed;
+        result.detail = llvm::formatv("hardware rule {0} does not decode: {1}", i,
+                                      llvm::toString(back.takeError()));
+        return false;
+      }
+      Emitted e;
+      e.rule = std::move(*back);
+      e.dont_trap = (e.rule.flags & emit::kFlagDontTrap) != 0;
+      int direction =
+          static_cast<int>((e.rule.flags & emit::kFlagEgress) != 0 ? ast::Direction::kEgress
+                                                                   : ast::Direction::kIngress);
+      e.group = {direction, e.rule.port};
+      if (o.queue_index) {
+        e.outcome.emplace_back(static_cast<int>(ast::ActionKind::kSteer), *o.queue_index);
+      }
+      for (size_t s = 0; s < e.rule.specs.size(); ++s) {
+        const emit::HwSpec &spec = e.rule.specs[s];
+        std::string binding = s < o.bindings.size() ? o.bindings[s] : std::string();
+        auto index_of = [&](const std::vector<ir::Object> &objects) -> uint32_t {
+          for (size_t k = 0; k < objects.size(); ++k) {
+            if (objects[k].name == binding) {
+              return static_cast<uint32_t>(k);
+            }
+          }
+          return UINT32_MAX;
+        };
+        switch (spec.kind) {
+        case SpecKind::kActionTag:
+          e.outcome.emplace_back(static_cast<int>(ast::ActionKind::kTag), spec.tag);
+          break;
+        case SpecKind::kActionDrop:
+          e.outcome.emplace_back(static_cast<int>(ast::ActionKind::kDrop), 0);
+          break;
+        case SpecKind::kActionCount:
+          e.outcome.emplace_back(static_cast<int>(ast::ActionKind::kCount),
+                                 index_of(policy_.counters));
+          break;
+        case SpecKind::kActionHandle:
+          e.outcome.emplace_back(static_cast<int>(ast::ActionKind::kHandle),
+                                 index_of(policy_.handles));
+          break;
+        default:
+          break;
+        }
+      }
+      llvm::sort(e.outcome);
+      bool multicast = target_.profile->multicast_first_spec &&
+                       e.rule.type == emit::AttrType::kNormal && !e.dont_trap &&
+                       MulticastFirstSpec(e.rule);
+      e.table = multicast ? UINT64_MAX : 2ull * e.rule.priority + (e.dont_trap ? 0 : 1);
+      emitted_.push_back(std::move(e));
+    }
+    return true;
+  }
+
+  /// The source rules with their exact meaning: sets and ranges become
+  /// prefix covers on the generic target, which has no limits.
+  bool ExpandSource(Result &result) {
+    llvm::Expected<target::Target> generic = target::MakeTarget("generic", {});
+    if (!generic) {
+      result.detail = llvm::toString(generic.takeError());
+      return false;
+    }
+    expand::Options options;
+    options.max_per_rule = 1u << 16;
+    options.warn_per_rule = 0;
+    llvm::SourceMgr sources;
+    diag::DiscardConsumer discard;
+    diag::Engine scratch(sources, {}, discard);
+    expand::Expanded expanded = expand::Expand(policy_, *generic, options, scratch);
+    if (scratch.error_count() > 0) {
+      result.detail = "a rule has more alternatives than the proof expands (65536)";
+      return false;
+    }
+    for (expand::TernaryRule &t : expanded.rules) {
+      if (policy_.rules[t.source].kind == ast::RuleKind::kNormal) {
+        all_.push_back(std::move(t));
+      }
+    }
+    source_count_ = all_.size();
+    for (size_t i = 0; i < emitted_.size(); ++i) {
+      if (emitted_[i].rule.type == emit::AttrType::kNormal) {
+        all_.push_back(MatchOf(emitted_[i].rule, static_cast<uint32_t>(i)));
+      }
+    }
+    return true;
+  }
+
+  /// Default and sniffer rules have no match of their own on the NIC
+  /// (verbs-facts §3.5): each must be emitted once, with its port,
+  /// direction and outcome.
+  bool CompareSpecialRules(Result &result) {
+    using Key = std::tuple<uint32_t, GroupKey, Outcome>;
+    std::map<Key, int> count;
+    for (const ir::Rule &r : policy_.rules) {
+      if (r.kind == ast::RuleKind::kNormal) {
+        continue;
+      }
+      emit::AttrType type = r.kind == ast::RuleKind::kDefault ? emit::AttrType::kAllDefault
+                            : r.kind == ast::RuleKind::kMulticastDefault
+                                ? emit::AttrType::kMcDefault
+                                : emit::AttrType::kSniffer;
+      ++count[{
+          static_cast<uint32_t>(type), {static_cast<int>(r.direction), r.port}, SourceOutcome(r)}];
+    }
+    for (const Emitted &e : emitted_) {
+      if (e.rule.type != emit::AttrType::kNormal) {
+        --count[{static_cast<uint32_t>(e.rule.type), e.group, e.outcome}];
+      }
+    }
+    for (const auto &[key, n] : count) {
+      if (n != 0) {
+        const auto &[type, group, outcome] = key;
+        static const char *const kName[] = {"normal", "default", "default multicast", "sniff"};
+        result.status = Result::Status::kFailed;
+        result.detail = llvm::formatv(
+            "the source has {0} more '{1}' rule(s) ({2}) on port {3} {4} than the compiled rules",
+            n, kName[type & 3], DescribeOutcome(policy_, outcome), group.second,
+            group.first == static_cast<int>(ast::Direction::kEgress) ? "egress" : "ingress");
+        return false;
+      }
+    }
+    return true;
+  }
+
+  Semantics SourceSemantics(GroupKey group) {
+    Semantics s;
+    for (size_t i = 0; i < source_count_;) {
+      uint32_t source = all_[i].source;
+      bdd match = bddfalse;
+      for (; i < source_count_ && all_[i].source == source; ++i) {
+        match |= space_->Match(all_[i]);
+      }
+      const ir::Rule &r = policy_.rules[source];
+      if (GroupKey{static_cast<int>(r.direction), r.port} != group) {
+        continue;
+      }
+      Outcome o = SourceOutcome(r);
+      if (r.pass) {
+        s.copies.Add(o, s.rest & match);
+      } else {
+        bdd &taken = s.taken.try_emplace(o, bddfalse).first->second;
+        taken |= s.rest & match;
+        s.rest = bdd_apply(s.rest, match, bddop_diff);
+      }
+    }
+    return s;
+  }
+
+  /// The emitted rules of `group`, table by table. Returns false (with the
+  /// counterexample in `result`) if two entries of one table with different
+  /// outcomes both match a packet that reaches the table: the NIC would pick
+  /// either.
+  bool HardwareSemantics(GroupKey group, Semantics &s, Result &result) {
+    std::vector<size_t> order;
+    for (size_t k = source_count_; k < all_.size(); ++k) {
+      const Emitted &e = emitted_[all_[k].source];
+      if (e.group == group) {
+        order.push_back(k);
+      }
+    }
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return emitted_[all_[a].source].table < emitted_[all_[b].source].table;
+    });
+    for (size_t k = 0; k < order.size();) {
+      uint64_t table = emitted_[all_[order[k]].source].table;
+      std::map<Outcome, bdd> entries;
+      for (; k < order.size() && emitted_[all_[order[k]].source].table == table; ++k) {
+        bdd &set =
+            entries.try_emplace(emitted_[all_[order[k]].source].outcome, bddfalse).first->second;
+        set |= space_->Match(all_[order[k]]);
+      }
+      bdd seen = bddfalse;
+      for (const auto &[outcome, entry] : entries) {
+        bdd clash = seen & entry & s.rest & space_->Universe();
+        if (!Empty(clash)) {
+          Packet p = space_->Pick(clash);
+          space_->Decode(p);
+          result.status = Result::Status::kFailed;
+          result.counterexample = Format(p);
+          result.detail =
+              llvm::formatv("it meets two compiled rules of one lookup table ({0}) with "
+                            "different outcomes, and the NIC may apply either",
+                            TableName(table));
+          return false;
+        }
+        seen |= entry;
+      }
+      for (const auto &[outcome, entry] : entries) {
+        bool drop = llvm::is_contained(
+            outcome, std::make_pair(static_cast<int>(ast::ActionKind::kDrop), 0u));
+        // verbs-facts §3.4: DONT_TRAP forwards to the next priority, except
+        // with DROP.
+        if ((table & 1) == 0 && table != UINT64_MAX && !drop) {
+          s.copies.Add(outcome, s.rest & entry);
+        } else {
+          bdd &taken = s.taken.try_emplace(outcome, bddfalse).first->second;
+          taken |= s.rest & entry;
+        }
+      }
+      if ((table & 1) != 0 || table == UINT64_MAX) {
+        s.rest = bdd_apply(s.rest, seen, bddop_diff);
+      } else {
+        for (const auto &[outcome, entry] : entries) {
+          if (llvm::is_contained(outcome,
+                                 std::make_pair(static_cast<int>(ast::ActionKind::kDrop), 0u))) {
+            s.rest = bdd_apply(s.rest, entry, bddop_diff);
+          }
+        }
+      }
+    }
+    return true;
+  }
+
+  static std::string TableName(uint64_t table) {
+    if (table == UINT64_MAX) {
+      return "mlx5's multicast priority";
+    }
+    return llvm::formatv("priority {0}, {1}", table / 2,
+                         (table & 1) != 0 ? "trapping" : "DONT_TRAP");
+  }
+
+  bool CompareGroup(GroupKey group, Result &result) {
+    Semantics src = SourceSemantics(group);
+    Semantics hw;
+    if (!HardwareSemantics(group, hw, result)) {
+      return false;
+    }
+    const bdd &u = space_->Universe();
+    auto differ = [&](const bdd &a, const bdd &b) {
+      bdd d = bdd_apply(a, b, bddop_xor) & u;
+      if (Empty(d)) {
+        return false;
+      }
+      Packet p = space_->Pick(d);
+      space_->Decode(p);
+      result.status = Result::Status::kFailed;
+      result.counterexample = Format(p);
+      result.detail =
+          "source: " + DescribeSource(group, p) + "\n  compiled: " + DescribeHardware(group, p);
+      return true;
+    };
+    std::map<Outcome, bool> outcomes;
+    for (const auto &[o, set] : src.taken) {
+      outcomes[o] = true;
+    }
+    for (const auto &[o, set] : hw.taken) {
+      outcomes[o] = true;
+    }
+    for (const auto &[o, unused] : outcomes) {
+      auto a = src.taken.find(o), b = hw.taken.find(o);
+      if (differ(a == src.taken.end() ? bddfalse : a->second,
+                 b == hw.taken.end() ? bddfalse : b->second)) {
+        return false;
+      }
+    }
+    if (differ(src.rest, hw.rest)) {
+      return false;
+    }
+    std::map<Outcome, bool> copied;
+    for (const auto &[o, levels] : src.copies.at_least) {
+      copied[o] = true;
+    }
+    for (const auto &[o, levels] : hw.copies.at_least) {
+      copied[o] = true;
+    }
+    for (const auto &[o, unused] : copied) {
+      std::vector<bdd> &a = src.copies.at_least[o], &b = hw.copies.at_least[o];
+      for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
+        if (differ(i < a.size() ? a[i] : bddfalse, i < b.size() ? b[i] : bddfalse)) {
+          return false;
+        }
+      }
+    }
+    return !PacketSpace::Overflowed();
+  }
+
+  std::string Format(const Packet &p) const {
+    std::vector<std::pair<ir::Layer, Field>> shown;
+    for (const auto &[key, value] : p.fields) {
+      if (GetFieldInfo(key.second).container == Field::kNone) {
+        shown.push_back(key);
+      }
+    }
+    return space_->Format(p, shown);
+  }
+
+  bool Contains(size_t k, const Packet &p) const { return space_->Contains(all_[k], p); }
+
+  /// "copied to rule 'x' (steer q1), then taken by rule 'y' (steer q2)".
+  std::string DescribeSource(GroupKey group, const Packet &p) const {
+    std::string copies, taker;
+    for (size_t i = 0; i < source_count_ && taker.empty(); ++i) {
+      const ir::Rule &r = policy_.rules[all_[i].source];
+      if (GroupKey{static_cast<int>(r.direction), r.port} != group || !Contains(i, p)) {
+        continue;
+      }
+      std::string what = ir::RuleTitle(r) + " (" + DescribeOutcome(policy_, SourceOutcome(r)) + ")";
+      if (r.pass) {
+        copies += (copies.empty() ? "" : ", ") + what;
+        // One copy per rule, however many of its expansions match.
+        while (i + 1 < source_count_ && all_[i + 1].source == all_[i].source) {
+          ++i;
+        }
+      } else {
+        taker = what;
+      }
+    }
+    return Describe(copies, taker);
+  }
+
+  std::string DescribeHardware(GroupKey group, const Packet &p) const {
+    std::vector<size_t> order;
+    for (size_t k = source_count_; k < all_.size(); ++k) {
+      if (emitted_[all_[k].source].group == group) {
+        order.push_back(k);
+      }
+    }
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return emitted_[all_[a].source].table < emitted_[all_[b].source].table;
+    });
+    std::string copies, taker;
+    uint64_t hit_table = UINT64_MAX - 1; // no table yet
+    for (size_t k : order) {
+      const Emitted &e = emitted_[all_[k].source];
+      if (e.table == hit_table || !Contains(k, p)) {
+        continue;
+      }
+      hit_table = e.table;
+      std::string what = llvm::formatv("hardware rule {0} ({1}; {2})", all_[k].source,
+                                       TableName(e.table), DescribeOutcome(policy_, e.outcome));
+      if ((e.table & 1) == 0 && e.table != UINT64_MAX) {
+        copies += (copies.empty() ? "" : ", ") + what;
+      } else {
+        taker = what;
+        break;
+      }
+    }
+    return Describe(copies, taker);
+  }
+
+  static std::string Describe(const std::string &copies, const std::string &taker) {
+    std::string out;
+    if (!copies.empty()) {
+      out = "copied to " + copies + ", then ";
+    }
+    return out + (taker.empty() ? "left to the default rules" : "taken by " + taker);
+  }
+
+  const ir::Policy &policy_;
+  const target::Target &target_;
+  llvm::ArrayRef<emit::OutputRule> out_;
+  const Options &options_;
+  std::vector<Emitted> emitted_;
+  /// The source's normal rules expanded (first source_count_, `source` the
+  /// ir::Policy::rules index), then each emitted normal rule read back
+  /// (`source` the emitted_ index).
+  std::vector<expand::TernaryRule> all_;
+  size_t source_count_ = 0;
+  const PacketSpace *space_ = nullptr;
+};
+
+} // namespace
+
+Result Verify(const ir::Policy &policy, const target::Target &target,
+              llvm::ArrayRef<emit::OutputRule> rules, const Options &options) {
+  return Verifier(policy, target, rules, options).Run();
+}
+
+} // namespace flowc::verify

@@ -1,0 +1,63 @@
+// Translation validation: a proof, on every build, that the emitted rules
+// deliver to every packet exactly what the source policy delivers.
+//
+// The emitted rules are read back from their bytes (emit::Decode) and given
+// the target's matching semantics; the source is read with its own semantics
+// (first match per port and direction, `pass` copies, default rules take what
+// no rule takes). Both become sets of packets in the exact model
+// (analysis::PacketSpace) and are compared as sets, so the answer holds for
+// every packet, not for a sample.
+#ifndef FLOWC_VERIFY_VERIFY_H
+#define FLOWC_VERIFY_VERIFY_H
+
+#include <cstdint>
+#include <string>
+
+#include "compiler/emit/outputs.h"
+#include "compiler/ir/ir.h"
+#include "compiler/target/profile.h"
+#include "llvm/ADT/ArrayRef.h"
+
+namespace flowc::verify {
+
+struct Options {
+  /// The most BDD nodes the proof may use (about 20 bytes each).
+  int max_nodes = 16 << 20;
+  /// The most rules (source expansions plus emitted rules) the proof takes
+  /// on; past it the build is not verified (0: no limit).
+  uint64_t max_rules = 0;
+};
+
+struct Result {
+  enum class Status {
+    kProved,   ///< the emitted rules equal the source for every packet
+    kFailed,   ///< they differ: `counterexample` and `detail` say where
+    kUnproved, ///< the proof could not be completed: `detail` says why
+  };
+  Status status = Status::kUnproved;
+  /// A packet the two treat differently, as `flowc trace --packet` reads it.
+  std::string counterexample;
+  /// What the source and the compiled rules do to it, or why no proof.
+  std::string detail;
+  /// Rules compared.
+  uint32_t source_rules = 0, hardware_rules = 0;
+};
+
+/// Proves that `rules` (flowc build's output, in emission order) deliver to
+/// every packet of every port and direction the same copies and the same
+/// final outcome (queue and actions) as `policy` on `target`.
+///
+/// Target semantics (verbs-facts §3.4, §3.3, §3.5): normal rules are looked
+/// up in tables 2 x priority (DONT_TRAP) and 2 x priority + 1, lowest first;
+/// one entry of a table takes a packet, so entries of one table that overlap
+/// must agree; a DONT_TRAP entry copies and lets the packet go on; on mlx5 a
+/// rule whose first spec matches only multicast is looked up after every
+/// other. Default rules take what no normal rule takes and sniffer rules
+/// copy everything; they must appear with the same port, direction and
+/// outcome on both sides.
+Result Verify(const ir::Policy &policy, const target::Target &target,
+              llvm::ArrayRef<emit::OutputRule> rules, const Options &options);
+
+} // namespace flowc::verify
+
+#endif // FLOWC_VERIFY_VERIFY_H
