@@ -609,8 +609,12 @@ std::optional<int> Trace(const CheckOptions &o, const ir::Policy &policy, diag::
   expand::Expanded source = expand::Expand(policy, *generic, source_options, scratch);
   expand::Expanded target_expanded;
   diag::Engine build_diags(diags.sources(), {}, discard);
-  target::HwPolicy hw =
-      target::ExpandAndLegalize(policy, *t, o.expand, build_diags, target_expanded);
+  target::HwPolicy hw;
+  {
+    // The rules flowc build emits: optimized the same way.
+    opt::ExactRefiner refiner(opt::Options{});
+    hw = target::ExpandAndLegalize(policy, *t, o.expand, build_diags, target_expanded, &refiner);
+  }
   bool compiled = build_diags.error_count() == 0;
   ast::Direction direction = o.egress ? ast::Direction::kEgress : ast::Direction::kIngress;
   llvm::SourceMgr &sources = diags.sources();

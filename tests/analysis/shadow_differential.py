@@ -14,6 +14,10 @@ source and compiled must agree, and (queues unique to rules) the queues the
 source side names must be those the NIC delivers to. Half the policies share two queues among
 their rules; there, each FL9004 (redundant-rule) report is checked by
 building the policy without the rule: every packet must go where it went. Policies flowc cannot build for mlx5 are skipped.
+Every build runs flowc's proof that the emitted rules equal the source. Each
+policy is also built with one injected fault (--inject-fault): wherever the
+faulty rules send a test packet elsewhere on the NIC the proof must refuse
+the build, and its counterexample packets must go elsewhere on the NIC too.
 
 usage: shadow_differential.py FLOWC FBIN_SIM_RUN [--policies N] [--seed S]
 """
@@ -298,6 +302,10 @@ def witness_frame(text):
     return eth(hs.get((False, "eth"), {}), 0x0800, bytes(4))
 
 
+FAULTS = ("priority", "drop-rule", "mask")
+COUNTEREXAMPLE = re.compile(r"^  packet: (.*)$", re.M)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("flowc")
@@ -310,9 +318,13 @@ def main():
     r = random.Random(args.seed)
     ips, ports = ip_values(), port_values()
     checked = reports = skipped = witnesses = partly = reports_redundant = traces = 0
+    # fault -> [built, seen on the NIC, refused by the proof, counterexamples
+    # tried, counterexamples confirmed on the NIC]
+    faults = {f: [0, 0, 0, 0, 0] for f in FAULTS}
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
         flow, fbin = os.path.join(tmp, "p.flow"), os.path.join(tmp, "p.fbin")
+        faulty = os.path.join(tmp, "faulty.fbin")
         for k in range(args.policies):
             shared = k % 2 == 1
             text, n = random_policy(r, shared)
@@ -352,6 +364,34 @@ def main():
             run = subprocess.run([args.sim_run, "--ports", "1", fbin], input="\n".join(lines) + "\n",
                                  capture_output=True, text=True)
             outputs = run.stdout.splitlines()[1:1 + len(lines)]
+            # The proof against a broken optimizer: each policy gets one of the
+            # faults. Where the faulty rules send one of the packets elsewhere
+            # on the NIC, the proof must refuse the build; its counterexample
+            # must be a packet the faulty rules treat differently on the NIC.
+            fault = FAULTS[k % len(FAULTS)]
+            if subprocess.run([args.flowc, "build", flow, "-o", faulty, "--no-verify",
+                               f"--inject-fault={fault}"], capture_output=True).returncode == 0:
+                proof = subprocess.run([args.flowc, "build", flow, "-o", os.devnull,
+                                        f"--inject-fault={fault}"], capture_output=True, text=True)
+                refused = proof.returncode != 0 and "internal error" in proof.stderr
+                bad = subprocess.run([args.sim_run, "--ports", "1", faulty],
+                                     input="\n".join(lines[:args.packets]) + "\n",
+                                     capture_output=True, text=True)
+                seen = bad.stdout.splitlines()[1:1 + args.packets] != outputs[:args.packets]
+                faults[fault][0] += 1
+                faults[fault][1] += seen
+                faults[fault][2] += refused
+                if seen and not refused:
+                    failures.append(f"policy {k}: fault {fault} changes where packets go, but "
+                                    f"the proof passed\n{text}")
+                m = COUNTEREXAMPLE.search(proof.stderr)
+                if refused and m and "lookup table" not in proof.stderr:
+                    probe = f"1 {witness_frame(m.group(1)).hex()}\n"
+                    a, b = (subprocess.run([args.sim_run, "--ports", "1", f], input=probe,
+                                           capture_output=True, text=True).stdout.splitlines()[1:2]
+                            for f in (fbin, faulty))
+                    faults[fault][3] += 1
+                    faults[fault][4] += a != b
             # flowc trace on the same packets: source and compiled agree, and
             # (queues unique to rules) the source says where the NIC sends it.
             traced = [t for _, t in frames[:args.traced]]
@@ -433,6 +473,12 @@ def main():
                                         f"{name} went to {out}, not to {taker}\n{text}")
     for f in failures[:5]:
         print(f)
+    for fault, (built, seen, refused, tried, confirmed) in faults.items():
+        print(f"shadow_differential: fault {fault}: {built} policies, {seen} changed where a "
+              f"test packet goes, the proof refused {refused}; {confirmed} of {tried} "
+              f"counterexamples confirmed on the NIC")
+        if refused < seen or confirmed < tried * 9 // 10 or refused == 0:
+            failures.append(f"fault {fault}: too few refusals or confirmations")
     print(f"shadow_differential: {checked} policies built and classified ({skipped} skipped), "
           f"{reports} FL9001, {partly} FL9003 and {reports_redundant} FL9004 reports, "
           f"{witnesses} examples checked, {traces} packets traced, "
