@@ -115,6 +115,9 @@ Options:
                             for a packet, up to N expanded rules (default
                             20000; 0 = no limit); above it, overlapping rules
                             are ordered
+  --max-rules=N             the most hardware rules the policy may become when
+                            rules are split to fit the target's priority levels
+                            (default 1048576)
   --no-verify               skip the proof that the emitted rules, read back
                             from their bytes, deliver every packet exactly as
                             the source does (on by default)
@@ -356,6 +359,12 @@ std::optional<int> ParseCheck(llvm::ArrayRef<llvm::StringRef> args, CheckOptions
         return Usage(err, "--optimize-limit needs a number, got '" + *v + "'");
       }
       o.optimize.max_rules = n;
+    } else if (o.command == "build" && TakeValue(args, i, "--max-rules", v)) {
+      uint64_t n = 0;
+      if (v->getAsInteger(10, n) || n == 0) {
+        return Usage(err, "--max-rules needs a positive number, got '" + *v + "'");
+      }
+      o.optimize.max_hw_rules = n;
     } else if (o.command == "build" && a == "--no-verify") {
       o.verify = false;
     } else if (o.command == "build" && TakeValue(args, i, "--inject-fault", v)) {
@@ -800,6 +809,12 @@ std::optional<int> Build(const CheckOptions &o, const ir::Policy &policy,
         << (hw.exact_levels ? " (exact)" : " (cubes that overlap; exact model not used: " +
                                                fallback + ")")
         << "\n";
+    if (hw.split_from > 0) {
+      err << "stats: to fit " << t->MaxPriority() + 1 << " levels, " << hw.split_from
+          << " rule(s) were split into " << hw.split_into
+          << " rule(s) disjoint from the rules before them (+"
+          << static_cast<int64_t>(hw.split_into) - hw.split_from << " rules)\n";
+    }
   }
   if (diags.error_count() > 0) {
     return std::nullopt;

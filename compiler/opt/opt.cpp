@@ -63,6 +63,17 @@ void ExactRefiner::Prepare(const ir::Policy &policy, const expand::Expanded &exp
   reach_ = std::move(reach);
 }
 
+void ExactRefiner::AddPiece(size_t piece, size_t whole) {
+  if (!space_) {
+    return;
+  }
+  if (reach_.size() <= piece) {
+    reach_.resize(piece + 1, bddfalse);
+  }
+  bdd cube = space_->Match(expanded_->rules[hw_->rules[piece].expanded]);
+  reach_[piece] = whole < reach_.size() ? reach_[whole] & cube : cube;
+}
+
 bool ExactRefiner::Reaches(size_t a, size_t b) {
   if (!space_ || a >= reach_.size()) {
     return true; // no exact answer: overlapping cubes stay ordered

@@ -22,6 +22,9 @@ struct Options {
   uint64_t max_rules = 20000;
   /// The most BDD nodes (about 20 bytes each); past it, the same fallback.
   int max_nodes = 8 << 20;
+  /// flowc build's --max-rules: the most hardware rules the policy may
+  /// become when rules are split to fit the target's priority levels.
+  uint64_t max_hw_rules = 1u << 20;
 };
 
 /// A target::Refiner over the exact model. Holds BuDDy's global state from
@@ -35,6 +38,8 @@ public:
   void Prepare(const ir::Policy &policy, const expand::Expanded &expanded,
                target::HwPolicy &hw) override;
   bool Reaches(size_t a, size_t b) override;
+  void AddPiece(size_t piece, size_t whole) override;
+  uint64_t MaxRules() const override { return options_.max_hw_rules; }
 
   /// Why the exact model was not used ("" if it was).
   const std::string &fallback() const { return fallback_; }

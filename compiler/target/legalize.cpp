@@ -18,13 +18,13 @@ using Kind = diag::Kind;
 
 /// Protocol-stack order of the headers of the outer and tunnel layers; the
 /// tunnel layer's MPLS then follows the UDP, GRE or ETH that carries it.
-constexpr Header kStackOrder[] = {Header::kEth,  Header::kIpv4,  Header::kIpv6,
-                                  Header::kEsp,  Header::kTcp,   Header::kUdp,
+constexpr Header kStackOrder[] = {Header::kEth,   Header::kIpv4, Header::kIpv6,
+                                  Header::kEsp,   Header::kTcp,  Header::kUdp,
                                   Header::kVxlan, Header::kGre,  Header::kMpls};
 /// Inside the tunnel an MPLS entry sits between L2 and L3 (the man page's
 /// "inner specs must be ordered").
-constexpr Header kInnerOrder[] = {Header::kEth, Header::kMpls, Header::kIpv4,
-                                  Header::kIpv6, Header::kTcp, Header::kUdp};
+constexpr Header kInnerOrder[] = {Header::kEth,  Header::kMpls, Header::kIpv4,
+                                  Header::kIpv6, Header::kTcp,  Header::kUdp};
 
 /// The spec a header becomes; IPv4 is IPV4_EXT when more than its
 /// addresses is matched.
@@ -137,6 +137,87 @@ void Implied(const expand::TernaryRule &r, std::vector<Constraint> &out) {
   }
 }
 
+/// A ternary rule with every sub-field moved into its container (`eth vlan`
+/// into `eth tci`), for cube arithmetic.
+struct Cube {
+  expand::TernaryRule rule;
+  std::map<std::pair<ir::Layer, Field>, std::pair<APInt, APInt>> fields;
+  bool vlan[ir::kNumLayers] = {false, false, false};
+};
+
+Cube ToCube(const expand::TernaryRule &t) {
+  Cube c;
+  c.rule = t;
+  for (const expand::TernaryMatch &m : t.matches) {
+    Field container = GetFieldInfo(m.field).container;
+    Field f = container == Field::kNone ? m.field : container;
+    unsigned bits = GetFieldInfo(f).bits, shift = SubFieldShift(m.field);
+    auto &[value, mask] =
+        c.fields.try_emplace({m.layer, f}, APInt(bits, 0), APInt(bits, 0)).first->second;
+    value |= m.value.zext(bits).shl(shift);
+    mask |= m.mask.zext(bits).shl(shift);
+    if (IsVlanTagField(m.field) && !m.mask.isZero()) {
+      c.vlan[static_cast<unsigned>(m.layer)] = true;
+    }
+  }
+  return c;
+}
+
+expand::TernaryRule FromCube(const Cube &c) {
+  expand::TernaryRule t = c.rule;
+  t.matches.clear();
+  for (const auto &[key, vm] : c.fields) {
+    if (!vm.second.isZero()) {
+      t.matches.push_back({key.first, key.second, vm.first, vm.second});
+    }
+  }
+  return t; // std::map order is (layer, field) order
+}
+
+/// `b` minus `a` as cubes that are disjoint from `a` and from each other,
+/// appended to `out`; false if the difference is not a union of cubes of
+/// the same headers (`a` needs a header or an 802.1Q tag `b` does not: "not
+/// IPv4" cannot be matched).
+bool Subtract(const Cube &b, const Cube &a, std::vector<Cube> &out) {
+  for (unsigned l = 0; l < ir::kNumLayers; ++l) {
+    if ((a.rule.headers[l] & ~b.rule.headers[l]) != 0 || (a.vlan[l] && !b.vlan[l])) {
+      return false;
+    }
+  }
+  for (const auto &[key, vm] : a.fields) {
+    auto it = b.fields.find(key);
+    if (it != b.fields.end() &&
+        !((vm.first ^ it->second.first) & vm.second & it->second.second).isZero()) {
+      out.push_back(b); // disjoint already
+      return true;
+    }
+  }
+  Cube rest = b;
+  for (const auto &[key, vm] : a.fields) {
+    unsigned bits = vm.second.getBitWidth();
+    auto &[value, mask] =
+        rest.fields.try_emplace(key, APInt(bits, 0), APInt(bits, 0)).first->second;
+    for (unsigned i = bits; i-- > 0;) {
+      if (!vm.second[i] || mask[i]) {
+        continue;
+      }
+      // The packets of `rest` whose bit i differs from a's leave here.
+      Cube piece = rest;
+      auto &[pv, pm] = piece.fields[key];
+      pm.setBit(i);
+      if (!vm.first[i]) {
+        pv.setBit(i);
+      }
+      out.push_back(std::move(piece));
+      mask.setBit(i);
+      if (vm.first[i]) {
+        value.setBit(i);
+      }
+    }
+  }
+  return true; // what is left of `rest` lies inside `a`
+}
+
 bool Overlap(const std::vector<Constraint> &a, const std::vector<Constraint> &b) {
   for (const Constraint &x : a) {
     for (const Constraint &y : b) {
@@ -154,7 +235,7 @@ class Legalizer {
 public:
   /// A diagnostic about the rule being processed (see ReportInRule).
   diag::Builder Report(diag::Kind kind, llvm::SMLoc loc, const llvm::Twine &message) {
-    return expand::ReportInRule(diags_, current_, kind, loc, message);
+    return expand::ReportInRule(quiet_ != nullptr ? *quiet_ : diags_, current_, kind, loc, message);
   }
   const ir::Rule *current_ = nullptr;
 
@@ -233,20 +314,21 @@ public:
     return std::move(out_);
   }
 
-  void SetRefiner(Refiner *refiner) { refiner_ = refiner; }
+  void SetRefiner(Refiner *refiner, expand::Expanded *expanded) {
+    refiner_ = refiner;
+    expanded_mut_ = expanded;
+  }
 
   /// Legalizes one rule for its diagnostics only.
-  void CheckOne(const expand::TernaryRule &t) {
-    Build(t, policy_.rules[t.source]);
-  }
+  void CheckOne(const expand::TernaryRule &t) { Build(t, policy_.rules[t.source]); }
 
 private:
   bool CapMissing(Cap c) const { return (profile_.caps & CapBit(c)) != 0 && !target_.Has(c); }
 
   void CapError(llvm::SMRange at, Cap c, llvm::StringRef what) {
     Report(Kind::kMissingCapability, at.Start,
-                llvm::formatv("{0} needs the capability '{1}' ({2}), which --cap removed", what,
-                              GetCapInfo(c).name, GetCapInfo(c).description))
+           llvm::formatv("{0} needs the capability '{1}' ({2}), which --cap removed", what,
+                         GetCapInfo(c).name, GetCapInfo(c).description))
         .Range(at);
   }
 
@@ -303,8 +385,7 @@ private:
       hw.flags |= emit::kFlagEgress;
       if (!profile_.egress) {
         Report(Kind::kTargetRuleKind, r.range.Start,
-                    llvm::formatv("{0} cannot steer egress traffic; {1}", Name(),
-                                  profile_.egress_why))
+               llvm::formatv("{0} cannot steer egress traffic; {1}", Name(), profile_.egress_why))
             .Range(r.range);
         ok = false;
       }
@@ -317,9 +398,9 @@ private:
     ok &= BuildActions(r, info);
     if (ok && hw.specs.size() > profile_.max_specs) {
       Report(Kind::kTooManySpecs, r.range.Start,
-                  llvm::formatv("this rule needs {0} specs; the kernel takes at most {1} per rule "
-                                "(verbs-facts §2)",
-                                hw.specs.size(), profile_.max_specs))
+             llvm::formatv("this rule needs {0} specs; the kernel takes at most {1} per rule "
+                           "(verbs-facts §2)",
+                           hw.specs.size(), profile_.max_specs))
           .Range(r.range);
       ok = false;
     }
@@ -330,8 +411,8 @@ private:
         !hw.specs.empty() && MulticastOnly(hw.specs.front())) {
       AvoidMulticastFirst(hw);
     }
-    if (ok && profile_.multicast_eth_to_nic_domain && r.kind == ast::RuleKind::kNormal &&
-        !r.pass && hw.specs.size() == 1 && hw.specs.front().kind == SpecKind::kEth &&
+    if (ok && profile_.multicast_eth_to_nic_domain && r.kind == ast::RuleKind::kNormal && !r.pass &&
+        hw.specs.size() == 1 && hw.specs.front().kind == SpecKind::kEth &&
         MulticastOnly(hw.specs.front())) {
       Report(Kind::kMulticastPriority, r.range.Start,
              "on an SR-IOV physical function mlx4 moves a rule whose only spec is a multicast "
@@ -341,8 +422,8 @@ private:
     if (ok && profile_.multicast_first_spec && r.kind == ast::RuleKind::kNormal && !r.pass &&
         !hw.specs.empty() && MulticastOnly(hw.specs.front())) {
       Report(Kind::kMulticastPriority, r.range.Start,
-                  "mlx5 puts a rule whose first spec matches only multicast into its multicast "
-                  "priority, after every other rule, whatever its priority (verbs-facts §3.3)")
+             "mlx5 puts a rule whose first spec matches only multicast into its multicast "
+             "priority, after every other rule, whatever its priority (verbs-facts §3.3)")
           .Range(r.range);
     }
     if (!ok) {
@@ -356,7 +437,7 @@ private:
       return true;
     }
     Report(Kind::kTargetRuleKind, r.range.Start,
-                  llvm::formatv("{0} does not support {1}", Name(), what))
+           llvm::formatv("{0} does not support {1}", Name(), what))
         .Range(r.range);
     return false;
   }
@@ -365,7 +446,7 @@ private:
     const DontTrapRule &d = profile_.dont_trap;
     if (!d.allowed) {
       Report(Kind::kTargetRuleKind, r.range.Start,
-                  llvm::formatv("{0} does not support 'pass' (DONT_TRAP); {1}", Name(), d.why))
+             llvm::formatv("{0} does not support 'pass' (DONT_TRAP); {1}", Name(), d.why))
           .Range(r.range);
       return false;
     }
@@ -393,7 +474,7 @@ private:
     }
     if (!fits) {
       Report(Kind::kTargetRuleKind, r.range.Start,
-                  llvm::formatv("{0} cannot 'pass' this rule; {1}", Name(), profile_.dont_trap.why))
+             llvm::formatv("{0} cannot 'pass' this rule; {1}", Name(), profile_.dont_trap.why))
           .Range(r.range);
     }
     return fits;
@@ -405,15 +486,13 @@ private:
   /// IPv4 multicast destination with no ETH spec, an empty ETH spec (it adds
   /// no match).
   void AvoidMulticastFirst(emit::HwRule &hw) const {
-    auto first_action = std::stable_partition(hw.specs.begin(), hw.specs.end(), [](const HwSpec &s) {
-      return emit::IsAction(s.kind);
-    });
+    auto first_action = std::stable_partition(
+        hw.specs.begin(), hw.specs.end(), [](const HwSpec &s) { return emit::IsAction(s.kind); });
     if (first_action != hw.specs.begin()) {
       return;
     }
-    bool has_eth = llvm::any_of(hw.specs, [](const HwSpec &s) {
-      return s.kind == SpecKind::kEth && !s.inner;
-    });
+    bool has_eth = llvm::any_of(
+        hw.specs, [](const HwSpec &s) { return s.kind == SpecKind::kEth && !s.inner; });
     SpecKind first = hw.specs.front().kind;
     if (!has_eth && (first == SpecKind::kIpv4 || first == SpecKind::kIpv4Ext) &&
         hw.specs.size() < profile_.max_specs) {
@@ -455,8 +534,8 @@ private:
       llvm::SMRange at = FieldRange(r, m.layer, m.field);
       if (mr == MaskRule::kUnsupported) {
         Report(Kind::kTargetField, at.Start,
-                    llvm::formatv("{0} cannot match {1}: {2}", Name(),
-                                  ir::FieldTitle(m.field, m.layer), rule->why))
+               llvm::formatv("{0} cannot match {1}: {2}", Name(), ir::FieldTitle(m.field, m.layer),
+                             rule->why))
             .Range(at);
         ok = false;
         continue;
@@ -487,8 +566,8 @@ private:
         return m.layer == layer && GetFieldInfo(m.field).header == Header::kIpv4 &&
                m.field != Field::kIpv4Src && m.field != Field::kIpv4Dst;
       });
-      llvm::ArrayRef<Header> order = inner ? llvm::ArrayRef<Header>(kInnerOrder)
-                                           : llvm::ArrayRef<Header>(kStackOrder);
+      llvm::ArrayRef<Header> order =
+          inner ? llvm::ArrayRef<Header>(kInnerOrder) : llvm::ArrayRef<Header>(kStackOrder);
       for (Header h : order) {
         if ((headers & ir::Bit(h)) == 0) {
           continue;
@@ -500,8 +579,8 @@ private:
           llvm::SMRange at = HeaderRange(r, layer, h);
           std::string what = (inner ? "inner '" : "'") + HeaderName(h).str() + "'";
           Report(inner ? Kind::kTargetInner : Kind::kTargetHeader, at.Start,
-                      llvm::formatv("{0} cannot match {1} headers; {2}", Name(), what,
-                                    sr != nullptr ? sr->why : llvm::StringRef("no such spec")))
+                 llvm::formatv("{0} cannot match {1} headers; {2}", Name(), what,
+                               sr != nullptr ? sr->why : llvm::StringRef("no such spec")))
               .Range(at);
           ok = false;
           continue;
@@ -545,8 +624,8 @@ private:
       SpecKind kind = ActionSpec(a.kind);
       if (!llvm::is_contained(profile_.actions, kind)) {
         Report(Kind::kTargetAction, a.range.Start,
-                    llvm::formatv("{0} cannot '{1}': {2}", Name(), ast::ActionKeyword(a.kind),
-                                  profile_.actions_why))
+               llvm::formatv("{0} cannot '{1}': {2}", Name(), ast::ActionKeyword(a.kind),
+                             profile_.actions_why))
             .Range(a.range);
         ok = false;
         continue;
@@ -639,10 +718,10 @@ private:
             // mlx5 looks up a priority's DONT_TRAP table before its trapping
             // one (verbs-facts §3.4): a `pass` rule may share a level with
             // a trapping rule after it.
-            unsigned step = policy_.rules[other.source].pass && !r.pass &&
-                                    !profile_.dont_trap.sniffer_style
-                                ? 0
-                                : 1;
+            unsigned step =
+                policy_.rules[other.source].pass && !r.pass && !profile_.dont_trap.sniffer_style
+                    ? 0
+                    : 1;
             if (level[j] + step <= level[b] ||
                 SameOutcome(other, out_.rules[members[b]], policy_.rules[other.source], r) ||
                 !Overlap(cons[j], cons[b]) ||
@@ -651,6 +730,16 @@ private:
             }
             level[b] = level[j] + step;
             blocker = j;
+          }
+        }
+        if (refiner_ != nullptr && expanded_mut_ != nullptr && !r.pass) {
+          for (size_t b = k; b < end; ++b) {
+            if (level[b] <= max_priority) {
+              continue;
+            }
+            size_t added = FitBudget(members, cons, level, k, b, max_priority);
+            end += added;
+            b += added;
           }
         }
         if (r.pass) {
@@ -671,11 +760,20 @@ private:
                                  level[b], Name(),
                                  max_priority < profile_.max_priority ? " without 'prio16'" : "",
                                  max_priority, profile_.priority_why))
-                .Range(r.range);
+                .Range(r.range)
+                .AddNote(llvm::SMLoc(),
+                         fit_failure_.empty()
+                             ? std::string("it was not split into rules disjoint from the rules "
+                                           "before it (that needs the exact model: "
+                                           "--optimize-limit)")
+                             : "it cannot be split into rules disjoint from the rules before "
+                               "it: " +
+                                   fit_failure_);
           }
           hw.rule.priority = static_cast<uint16_t>(std::min<unsigned>(level[b], 0xffff));
         }
-        if (profile_.udp_dst_ignores_priority && level[k] > 0 && MatchesUdpDst(out_.rules[members[k]])) {
+        if (profile_.udp_dst_ignores_priority && level[k] > 0 &&
+            MatchesUdpDst(out_.rules[members[k]])) {
           const ir::Rule &before = policy_.rules[out_.rules[members[blocker]].source];
           Report(Kind::kIgnoredPriority, r.range.Start,
                  llvm::formatv("{0} does not apply the priority of a rule that matches a UDP "
@@ -698,6 +796,133 @@ private:
       }
       CheckMulticastOrder(members, cons);
     }
+    if (!dead_.empty()) {
+      // Drop the rules that were split, and put the pieces in policy order
+      // (the rules of one source rule are not ordered among themselves).
+      llvm::sort(dead_);
+      std::vector<HwRuleInfo> kept;
+      kept.reserve(out_.rules.size() - dead_.size());
+      for (size_t i = 0, d = 0; i < out_.rules.size(); ++i) {
+        if (d < dead_.size() && dead_[d] == i) {
+          ++d;
+          continue;
+        }
+        kept.push_back(std::move(out_.rules[i]));
+      }
+      std::stable_sort(kept.begin(), kept.end(), [](const HwRuleInfo &a, const HwRuleInfo &b) {
+        return a.source < b.source;
+      });
+      out_.rules = std::move(kept);
+      dead_.clear();
+    }
+  }
+
+  /// Makes hardware rule `members[b]`, which needs a level above
+  /// `max_priority`, disjoint from the earlier trapping rules that force it
+  /// up: it is replaced by cubes of its packets that none of them matches
+  /// (those packets never reach it anyway, so nothing changes). The pieces
+  /// go to the end of out_.rules and into members/cons/level at b; the
+  /// original is marked dead. Returns how many entries were added after b
+  /// (pieces - 1), or 0 when it cannot be done (the budget error follows).
+  size_t FitBudget(std::vector<size_t> &members, std::vector<std::vector<Constraint>> &cons,
+                   std::vector<unsigned> &level, size_t k, size_t b, unsigned max_priority) {
+    const HwRuleInfo original = out_.rules[members[b]];
+    const ir::Rule &r = policy_.rules[original.source];
+    std::vector<Cube> pieces = {ToCube(expanded_mut_->rules[original.expanded])};
+    // Only the rules on the last level force it past the budget: those are
+    // cut out; the others keep it above them as before.
+    std::vector<size_t> kept_blockers;
+    for (size_t j = 0; j < k; ++j) {
+      const HwRuleInfo &other = out_.rules[members[j]];
+      if (SameOutcome(other, original, policy_.rules[other.source], r) ||
+          !Overlap(cons[j], cons[b]) || !refiner_->Reaches(members[j], members[b])) {
+        continue;
+      }
+      bool pass = policy_.rules[other.source].pass;
+      if (level[j] + (pass ? 0 : 1) <= max_priority) {
+        kept_blockers.push_back(j);
+        continue;
+      }
+      if (pass) {
+        fit_failure_ = "a 'pass' rule before it that it overlaps is at the last level";
+        return 0; // its copies must stay: it cannot be cut out
+      }
+      Cube blocker = ToCube(expanded_mut_->rules[other.expanded]);
+      std::vector<Cube> next;
+      for (const Cube &piece : pieces) {
+        if (!Subtract(piece, blocker, next)) {
+          fit_failure_ = "it does not match every header the rules before it match";
+          return 0;
+        }
+      }
+      pieces = std::move(next);
+      if (out_.rules.size() + pieces.size() > refiner_->MaxRules()) {
+        fit_failure_ =
+            llvm::formatv("that would make more than --max-rules={0} rules", refiner_->MaxRules());
+        return 0;
+      }
+    }
+    // Each piece must be a legal rule (masks the target takes) and fit.
+    std::vector<HwRuleInfo> built;
+    std::vector<std::vector<Constraint>> piece_cons;
+    std::vector<unsigned> piece_level;
+    diag::DiscardConsumer discard;
+    diag::Engine quiet(diags_.sources(), {}, discard);
+    for (const Cube &piece : pieces) {
+      expand::TernaryRule t = FromCube(piece);
+      std::vector<Constraint> c;
+      for (const expand::TernaryMatch &m : t.matches) {
+        c.push_back(ConstraintOf(m.layer, m.field, m.value, m.mask));
+        const FieldRule *rule = profile_.FindField(m.field);
+        MaskRule mr = m.layer == ir::Layer::kInner ? rule->inner : rule->outer;
+        if (mr != MaskRule::kArbitrary && !m.mask.isAllOnes()) {
+          fit_failure_ = llvm::formatv("{0} takes only full masks on {1}", profile_.name,
+                                       ir::FieldTitle(m.field, m.layer));
+          return 0;
+        }
+      }
+      Implied(t, c);
+      unsigned lv = 0;
+      for (size_t j : kept_blockers) {
+        if (Overlap(cons[j], c)) {
+          // DONT_TRAP is looked up first (§3.4).
+          lv = std::max(lv, level[j] + (policy_.rules[out_.rules[members[j]].source].pass ? 0 : 1));
+        }
+      }
+      diag::Engine *saved = quiet_;
+      quiet_ = &quiet;
+      std::optional<HwRuleInfo> hw = Build(t, r);
+      quiet_ = saved;
+      if (!hw) {
+        fit_failure_ = "a piece of it is not a legal rule for the target";
+        return 0;
+      }
+      expanded_mut_->rules.push_back(std::move(t));
+      hw->expanded = static_cast<uint32_t>(expanded_mut_->rules.size() - 1);
+      built.push_back(std::move(*hw));
+      piece_cons.push_back(std::move(c));
+      piece_level.push_back(lv);
+    }
+    out_.split_from += 1;
+    out_.split_into += static_cast<uint32_t>(built.size());
+    dead_.push_back(members[b]);
+    std::vector<size_t> indexes;
+    for (HwRuleInfo &hw : built) {
+      out_.rules.push_back(std::move(hw));
+      indexes.push_back(out_.rules.size() - 1);
+      refiner_->AddPiece(indexes.back(), members[b]);
+    }
+    auto at = static_cast<std::ptrdiff_t>(b);
+    members.erase(members.begin() + at);
+    cons.erase(cons.begin() + at);
+    level.erase(level.begin() + at);
+    members.insert(members.begin() + at, indexes.begin(), indexes.end());
+    cons.insert(cons.begin() + at, piece_cons.begin(), piece_cons.end());
+    level.insert(level.begin() + at, piece_level.begin(), piece_level.end());
+    if (built.empty()) {
+      return static_cast<size_t>(-1); // b is gone: the caller's b and end step back
+    }
+    return built.size() - 1;
   }
 
   /// verbs-facts §3.3: mlx5 looks up a trapping rule whose first spec
@@ -741,6 +966,14 @@ private:
   diag::Engine &diags_;
   HwPolicy out_;
   Refiner *refiner_ = nullptr;
+  /// The expansion, when pieces may be added to it (ExpandAndLegalize).
+  expand::Expanded *expanded_mut_ = nullptr;
+  /// Where Report() sends diagnostics while pieces are built, if not diags_.
+  diag::Engine *quiet_ = nullptr;
+  /// Rules replaced by their pieces, removed at the end.
+  std::vector<size_t> dead_;
+  /// Why the last FitBudget() failed.
+  std::string fit_failure_;
 };
 
 } // namespace
@@ -756,7 +989,7 @@ HwPolicy ExpandAndLegalize(const ir::Policy &policy, const Target &target,
                            const expand::Options &options, diag::Engine &diags,
                            expand::Expanded &expanded, Refiner *refiner) {
   Legalizer legalizer(policy, expanded, target, diags);
-  legalizer.SetRefiner(refiner);
+  legalizer.SetRefiner(refiner, &expanded);
   expand::ExpandInto(policy, target, options, diags, [&](expand::TernaryRule &&t) {
     expanded.rules.push_back(std::move(t));
     legalizer.Add(static_cast<uint32_t>(expanded.rules.size() - 1));
@@ -764,8 +997,8 @@ HwPolicy ExpandAndLegalize(const ir::Policy &policy, const Target &target,
   return legalizer.Finish();
 }
 
-void CheckForTarget(const ir::Policy &policy, const Target &target,
-                    const expand::Options &options, diag::Engine &diags) {
+void CheckForTarget(const ir::Policy &policy, const Target &target, const expand::Options &options,
+                    diag::Engine &diags) {
   expand::Expanded none;
   Legalizer legalizer(policy, none, target, diags);
   expand::Options representative = options;

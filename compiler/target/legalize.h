@@ -38,6 +38,9 @@ struct HwPolicy {
   uint32_t removed = 0;
   /// Whether the priority levels come from exact overlap (a Refiner).
   bool exact_levels = false;
+  /// Budget fitting: rules that needed a level above the target's last,
+  /// and the rules that replaced them.
+  uint32_t split_from = 0, split_into = 0;
 };
 
 /// What the optimizer (compiler/opt) knows from the exact packet model, for
@@ -54,6 +57,11 @@ public:
   /// overlap: whether some packet that reaches `a` (no earlier trapping rule
   /// takes it) is also matched by `b`. Only then must `a` stay before `b`.
   virtual bool Reaches(size_t a, size_t b) = 0;
+  /// Rule `piece` (appended to HwPolicy::rules) is a part of rule `whole`
+  /// that budget fitting made: it reaches what `whole` reaches of it.
+  virtual void AddPiece(size_t piece, size_t whole) = 0;
+  /// The most hardware rules budget fitting may lead to (--max-rules).
+  virtual uint64_t MaxRules() const = 0;
 };
 
 /// Turns the expanded policy into hardware rules for `target` and assigns
