@@ -21,22 +21,6 @@ void OnBddError(int code) {
   overflowed = true;
 }
 
-/// A match on a sub-field as a match on its container (`eth vlan 5` is
-/// `eth tci 0x0005/0x0fff`): the model has one block per container, so that
-/// rules naming the same bits in either form are compared correctly.
-struct CanonicalMatch {
-  Field field;
-  llvm::APInt value, mask;
-};
-CanonicalMatch Canonical(const expand::TernaryMatch &m) {
-  Field container = GetFieldInfo(m.field).container;
-  if (container == Field::kNone) {
-    return {m.field, m.value, m.mask};
-  }
-  unsigned bits = GetFieldInfo(container).bits, shift = SubFieldShift(m.field);
-  return {container, m.value.zext(bits).shl(shift), m.mask.zext(bits).shl(shift)};
-}
-
 constexpr ir::Layer kOuter = ir::Layer::kOuter;
 constexpr ir::Layer kTunnel = ir::Layer::kTunnel;
 constexpr ir::Layer kInner = ir::Layer::kInner;
@@ -60,7 +44,7 @@ PacketSpace::PacketSpace(llvm::ArrayRef<expand::TernaryRule> rules, int max_node
     }
     for (const expand::TernaryMatch &m : r.matches) {
       Field f = GetFieldInfo(m.field).container == Field::kNone ? m.field
-                                                                  : GetFieldInfo(m.field).container;
+                                                                : GetFieldInfo(m.field).container;
       fields[{m.layer, f}] = GetFieldInfo(f).bits;
       if (IsVlanTagField(m.field)) {
         vlans[m.layer] = true;
@@ -232,7 +216,9 @@ std::vector<std::pair<int, bool>> PacketSpace::Literals(const expand::TernaryRul
     if (IsVlanTagField(m.field) && !m.mask.isZero()) {
       literals.push_back({vlan_vars_.at(m.layer), true}); // a VLAN match needs a tag
     }
-    CanonicalMatch c = Canonical(m);
+    // One block per container: rules naming the same bits in either form
+    // are compared correctly.
+    ContainerMatch c = InContainer(m.field, m.value, m.mask);
     const Block &b = blocks_.at({m.layer, c.field});
     for (unsigned i = 0; i < b.bits; ++i) {
       if (c.mask[i]) {

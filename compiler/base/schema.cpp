@@ -23,6 +23,15 @@ const FieldInfo &GetFieldInfo(Field field) { return kFields[static_cast<size_t>(
 
 llvm::ArrayRef<FieldInfo> AllFields() { return kFields; }
 
+ContainerMatch InContainer(Field field, const llvm::APInt &value, const llvm::APInt &mask) {
+  Field container = GetFieldInfo(field).container;
+  if (container == Field::kNone) {
+    return {field, value, mask};
+  }
+  unsigned bits = GetFieldInfo(container).bits, shift = SubFieldShift(field);
+  return {container, value.zext(bits).shl(shift), mask.zext(bits).shl(shift)};
+}
+
 unsigned SubFieldShift(Field field) {
   switch (field) {
   case Field::kEthDei:

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 
+#include "llvm/ADT/APInt.h"
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/StringRef.h"
 
@@ -53,6 +54,14 @@ std::optional<Field> FindField(Header header, llvm::StringRef name);
 /// significant bit (`eth pcp` is bits 13..15 of `eth tci`, `ipv4 dscp` bits
 /// 2..7 of `ipv4 tos`); 0 for a field without a container.
 unsigned SubFieldShift(Field field);
+
+/// A match on `field` as bits of its container (`eth vlan 5/0xfff` is `eth
+/// tci 0x005/0x0fff`); a field without a container is returned as it is.
+struct ContainerMatch {
+  Field field;
+  llvm::APInt value, mask;
+};
+ContainerMatch InContainer(Field field, const llvm::APInt &value, const llvm::APInt &mask);
 
 /// Whether `field` is part of the 802.1Q tag (eth vlan, pcp, dei, tci): a
 /// match on it needs a tagged frame.

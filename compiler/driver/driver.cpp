@@ -742,7 +742,6 @@ std::optional<int> Trace(const CheckOptions &o, const ir::Policy &policy, diag::
 
 /// --inject-fault: what a broken optimizer might do, for testing the proof.
 void InjectFault(llvm::StringRef kind, target::HwPolicy &hw) {
-  bool first = true;
   for (size_t i = 0; i < hw.rules.size(); ++i) {
     emit::HwRule &r = hw.rules[i].rule;
     if (r.type != emit::AttrType::kNormal) {
@@ -750,28 +749,23 @@ void InjectFault(llvm::StringRef kind, target::HwPolicy &hw) {
     }
     if (kind == "priority") {
       r.priority = 0;
-    } else if (kind == "drop-rule" && first) {
+    } else if (kind == "drop-rule") {
       hw.rules.erase(hw.rules.begin() + static_cast<std::ptrdiff_t>(i));
       return;
     } else if (kind == "mask") {
-      // The lowest set mask bit of the rule's last matched field.
+      // The lowest set mask bit of the last spec that matches anything.
       for (auto s = r.specs.rbegin(); s != r.specs.rend(); ++s) {
         size_t size = emit::GetLayout(s->kind).filter_size;
-        auto bit = std::find_if(s->mask.begin(), s->mask.begin() + size,
-                                [](uint8_t b) { return b != 0; });
-        if (bit != s->mask.begin() + size) {
-          auto last = std::find_if(std::make_reverse_iterator(s->mask.begin() + size),
-                                   std::make_reverse_iterator(s->mask.begin()),
-                                   [](uint8_t b) { return b != 0; });
-          uint8_t &m = *last;
-          size_t at = static_cast<size_t>(&m - s->mask.data());
-          m &= static_cast<uint8_t>(m - 1);
-          s->val[at] &= m;
+        auto last = std::find_if(s->mask.rend() - static_cast<std::ptrdiff_t>(size), s->mask.rend(),
+                                 [](uint8_t b) { return b != 0; });
+        if (last != s->mask.rend()) {
+          *last &= static_cast<uint8_t>(*last - 1);
+          size_t at = static_cast<size_t>(s->mask.rend() - last - 1);
+          s->val[at] &= *last;
           break;
         }
       }
     }
-    first = false;
   }
 }
 
@@ -806,8 +800,8 @@ std::optional<int> Build(const CheckOptions &o, const ir::Policy &policy,
     err << "stats: " << hw.levels_used << " priority level(s) used of " << t->MaxPriority() + 1
         << "; the longest chain of rules that compete for a packet with different outcomes needs "
         << hw.levels_used
-        << (hw.exact_levels ? " (exact)" : " (cubes that overlap; exact model not used: " +
-                                               fallback + ")")
+        << (hw.exact_levels ? " (exact)"
+                            : " (cubes that overlap; exact model not used: " + fallback + ")")
         << "\n";
     if (hw.split_from > 0) {
       err << "stats: to fit " << t->MaxPriority() + 1 << " levels, " << hw.split_from

@@ -85,19 +85,8 @@ unsigned KeyOf(ir::Layer layer, Field f) {
 
 /// `value`/`mask` of field `f` moved into its key's word.
 Constraint ConstraintOf(ir::Layer layer, Field f, const APInt &value, const APInt &mask) {
-  const FieldInfo &info = GetFieldInfo(f);
-  if (info.container == Field::kNone) {
-    if (f == Field::kIpv6NextHdr) {
-      return {KeyOf(layer, f), value, mask};
-    }
-    return {KeyOf(layer, f), value, mask};
-  }
-  unsigned width = GetFieldInfo(info.container).bits;
-  SpecKind spec = info.header == Header::kEth    ? SpecKind::kEth
-                  : info.header == Header::kIpv4 ? SpecKind::kIpv4Ext
-                                                 : SpecKind::kIpv6;
-  unsigned shift = emit::PlacementOf(f, spec)->shift;
-  return {KeyOf(layer, f), value.zext(width).shl(shift), mask.zext(width).shl(shift)};
+  ContainerMatch c = InContainer(f, value, mask);
+  return {KeyOf(layer, f), std::move(c.value), std::move(c.mask)};
 }
 
 /// What the headers of a rule imply about the packet (design.md: vxlan =>
@@ -149,13 +138,12 @@ Cube ToCube(const expand::TernaryRule &t) {
   Cube c;
   c.rule = t;
   for (const expand::TernaryMatch &m : t.matches) {
-    Field container = GetFieldInfo(m.field).container;
-    Field f = container == Field::kNone ? m.field : container;
-    unsigned bits = GetFieldInfo(f).bits, shift = SubFieldShift(m.field);
+    ContainerMatch word = InContainer(m.field, m.value, m.mask);
+    unsigned bits = word.value.getBitWidth();
     auto &[value, mask] =
-        c.fields.try_emplace({m.layer, f}, APInt(bits, 0), APInt(bits, 0)).first->second;
-    value |= m.value.zext(bits).shl(shift);
-    mask |= m.mask.zext(bits).shl(shift);
+        c.fields.try_emplace({m.layer, word.field}, APInt(bits, 0), APInt(bits, 0)).first->second;
+    value |= word.value;
+    mask |= word.mask;
     if (IsVlanTagField(m.field) && !m.mask.isZero()) {
       c.vlan[static_cast<unsigned>(m.layer)] = true;
     }

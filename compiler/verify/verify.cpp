@@ -31,6 +31,16 @@ bool Empty(const bdd &b) {
   return b == bddfalse;
 }
 
+bool HasDrop(const Outcome &o) {
+  return llvm::is_contained(o, std::make_pair(static_cast<int>(ast::ActionKind::kDrop), 0u));
+}
+
+/// A DONT_TRAP table (2 x priority), as opposed to a trapping one or mlx5's
+/// multicast priority.
+bool IsDontTrapTable(uint64_t table) {
+  return (table & 1) == 0 && table != UINT64_MAX;
+}
+
 Outcome SourceOutcome(const ir::Rule &r) {
   Outcome o;
   for (const ir::Action &a : r.actions) {
@@ -139,6 +149,9 @@ bool MulticastFirstSpec(const emit::HwRule &rule) {
     return false;
   }
   const emit::HwSpec &s = rule.specs.front();
+  if (s.inner) {
+    return false; // the kernel compares the spec type, INNER flag included
+  }
   if (s.kind == SpecKind::kEth) {
     return (s.val[0] & 0x01) != 0 && (s.mask[0] & 0x01) != 0;
   }
@@ -397,16 +410,7 @@ private:
   /// outcomes both match a packet that reaches the table: the NIC would pick
   /// either.
   bool HardwareSemantics(GroupKey group, Semantics &s, Result &result) {
-    std::vector<size_t> order;
-    for (size_t k = source_count_; k < all_.size(); ++k) {
-      const Emitted &e = emitted_[all_[k].source];
-      if (e.group == group) {
-        order.push_back(k);
-      }
-    }
-    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-      return emitted_[all_[a].source].table < emitted_[all_[b].source].table;
-    });
+    std::vector<size_t> order = LookupOrder(group);
     for (size_t k = 0; k < order.size();) {
       uint64_t table = emitted_[all_[order[k]].source].table;
       std::map<Outcome, bdd> entries;
@@ -431,30 +435,36 @@ private:
         }
         seen |= entry;
       }
+      // verbs-facts §3.4: DONT_TRAP forwards to the next priority, except
+      // with DROP; what an entry takes goes no further.
+      bdd stops = bddfalse;
       for (const auto &[outcome, entry] : entries) {
-        bool drop = llvm::is_contained(
-            outcome, std::make_pair(static_cast<int>(ast::ActionKind::kDrop), 0u));
-        // verbs-facts §3.4: DONT_TRAP forwards to the next priority, except
-        // with DROP.
-        if ((table & 1) == 0 && table != UINT64_MAX && !drop) {
+        if (IsDontTrapTable(table) && !HasDrop(outcome)) {
           s.copies.Add(outcome, s.rest & entry);
-        } else {
-          bdd &taken = s.taken.try_emplace(outcome, bddfalse).first->second;
-          taken |= s.rest & entry;
+          continue;
         }
+        bdd &taken = s.taken.try_emplace(outcome, bddfalse).first->second;
+        taken |= s.rest & entry;
+        stops |= entry;
       }
-      if ((table & 1) != 0 || table == UINT64_MAX) {
-        s.rest = bdd_apply(s.rest, seen, bddop_diff);
-      } else {
-        for (const auto &[outcome, entry] : entries) {
-          if (llvm::is_contained(outcome,
-                                 std::make_pair(static_cast<int>(ast::ActionKind::kDrop), 0u))) {
-            s.rest = bdd_apply(s.rest, entry, bddop_diff);
-          }
-        }
-      }
+      s.rest = bdd_apply(s.rest, stops, bddop_diff);
     }
     return true;
+  }
+
+  /// The emitted normal rules of `group` (all_ indexes) in lookup order:
+  /// by table, then in emission order.
+  std::vector<size_t> LookupOrder(GroupKey group) const {
+    std::vector<size_t> order;
+    for (size_t k = source_count_; k < all_.size(); ++k) {
+      if (emitted_[all_[k].source].group == group) {
+        order.push_back(k);
+      }
+    }
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return emitted_[all_[a].source].table < emitted_[all_[b].source].table;
+    });
+    return order;
   }
 
   static std::string TableName(uint64_t table) {
@@ -555,15 +565,7 @@ private:
   }
 
   std::string DescribeHardware(GroupKey group, const Packet &p) const {
-    std::vector<size_t> order;
-    for (size_t k = source_count_; k < all_.size(); ++k) {
-      if (emitted_[all_[k].source].group == group) {
-        order.push_back(k);
-      }
-    }
-    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-      return emitted_[all_[a].source].table < emitted_[all_[b].source].table;
-    });
+    std::vector<size_t> order = LookupOrder(group);
     std::string copies, taker;
     uint64_t hit_table = UINT64_MAX - 1; // no table yet
     for (size_t k : order) {
@@ -574,7 +576,7 @@ private:
       hit_table = e.table;
       std::string what = llvm::formatv("hardware rule {0} ({1}; {2})", all_[k].source,
                                        TableName(e.table), DescribeOutcome(policy_, e.outcome));
-      if ((e.table & 1) == 0 && e.table != UINT64_MAX) {
+      if (IsDontTrapTable(e.table) && !HasDrop(e.outcome)) {
         copies += (copies.empty() ? "" : ", ") + what;
       } else {
         taker = what;
