@@ -38,6 +38,10 @@ def port(r: random.Random, dst: bool) -> str:
 def rule(r: random.Random, i: int, queues: int) -> str:
     ip = []
     src, dst = prefix(r), prefix(r)
+    while not src and not dst:
+        # ClassBench's sets keep the match-everything rule for the end; one
+        # early would shadow every rule after it.
+        src, dst = prefix(r), prefix(r)
     if src:
         ip.append(f"src {src}")
     if dst:

@@ -66,7 +66,7 @@ PacketSpace::PacketSpace(llvm::ArrayRef<expand::TernaryRule> rules, int max_node
   cubes_.reserve(rules.size());
   size_t literals = 0;
   for (const expand::TernaryRule &r : rules) {
-    cubes_.push_back(Literals(r));
+    cubes_.push_back(LiteralsOf(r));
     literals += cubes_.back().size();
   }
   // A node table that fits a few rules' worth of cubes without resizing; the
@@ -202,7 +202,7 @@ bdd PacketSpace::FieldEquals(ir::Layer layer, Field field, uint64_t value) const
   return FieldIs(layer, field, llvm::APInt(bits, value), llvm::APInt::getAllOnes(bits));
 }
 
-std::vector<std::pair<int, bool>> PacketSpace::Literals(const expand::TernaryRule &rule) const {
+PacketSpace::Literals PacketSpace::LiteralsOf(const expand::TernaryRule &rule) const {
   std::vector<std::pair<int, bool>> literals;
   for (unsigned l = 0; l < ir::kNumLayers; ++l) {
     for (unsigned h = 0; h < kNumHeaders; ++h) {
@@ -231,9 +231,27 @@ std::vector<std::pair<int, bool>> PacketSpace::Literals(const expand::TernaryRul
 }
 
 bdd PacketSpace::Match(const expand::TernaryRule &rule) const {
+  return Match(LiteralsOf(rule));
+}
+
+bool PacketSpace::MayOverlap(const Literals &a, const Literals &b) {
+  for (size_t i = 0, j = 0; i < a.size() && j < b.size();) {
+    if (a[i].first != b[j].first) {
+      a[i].first < b[j].first ? ++i : ++j;
+      continue;
+    }
+    if (a[i].second != b[j].second) {
+      return false;
+    }
+    ++i;
+    ++j;
+  }
+  return true;
+}
+
+bdd PacketSpace::Match(const Literals &literals) const {
   // The rule is a cube: its literals, ANDed from the last variable up so that
   // each step adds one node on top.
-  std::vector<std::pair<int, bool>> literals = Literals(rule);
   bdd cube = bddtrue;
   for (auto it = literals.rbegin(); it != literals.rend(); ++it) {
     cube &= it->second ? bdd_ithvar(it->first) : bdd_nithvar(it->first);
@@ -269,6 +287,52 @@ Packet PacketSpace::Pick(const bdd &set) const {
     }
   }
   return p;
+}
+
+Packet PacketSpace::Sample(const bdd &set, uint64_t seed) const {
+  // splitmix64: a fixed sequence per seed, so results do not vary by run.
+  auto next = [&seed]() {
+    uint64_t z = (seed += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  };
+  Packet p;
+  p.bits.resize(static_cast<size_t>(bdd_varnum()));
+  for (uint8_t &bit : p.bits) {
+    bit = static_cast<uint8_t>(next() & 1);
+  }
+  bdd node = set;
+  while (node != bddtrue && node != bddfalse) {
+    auto var = static_cast<size_t>(bdd_var(node));
+    bdd low = bdd_low(node), high = bdd_high(node);
+    bool up = low == bddfalse || (high != bddfalse && (next() & 1) != 0);
+    p.bits[var] = up ? 1 : 0;
+    node = up ? high : low;
+  }
+  return p;
+}
+
+bool PacketSpace::InCube(const Literals &cube, const std::vector<uint8_t> &bits) {
+  for (const auto &[var, value] : cube) {
+    if ((bits[static_cast<size_t>(var)] != 0) != value) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool PacketSpace::CubeContains(const Literals &outer, const Literals &inner) {
+  size_t j = 0;
+  for (const auto &literal : outer) {
+    while (j < inner.size() && inner[j] < literal) {
+      ++j;
+    }
+    if (j == inner.size() || inner[j] != literal) {
+      return false;
+    }
+  }
+  return true;
 }
 
 void PacketSpace::Decode(Packet &p) const {

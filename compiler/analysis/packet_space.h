@@ -52,6 +52,17 @@ public:
   /// The packets `rule` matches, as a cube over the model's variables; AND
   /// it with Universe() to leave out packets that cannot exist.
   bdd Match(const expand::TernaryRule &rule) const;
+
+  /// A rule's cube as (variable, value) literals, sorted by variable: a
+  /// cheap form for overlap tests before any BDD is built.
+  using Literals = std::vector<std::pair<int, bool>>;
+  Literals CubeOf(const expand::TernaryRule &rule) const { return LiteralsOf(rule); }
+  bdd Match(const Literals &cube) const;
+  /// CubeOf() the constructor's rules[index], kept from construction.
+  const Literals &CubeOfRule(size_t index) const { return cubes_[index]; }
+  /// Whether two cubes share a packet, Universe() aside: false only when
+  /// some variable has a different value in each.
+  static bool MayOverlap(const Literals &a, const Literals &b);
   /// The packets that can exist: an IP header is IPv4 or IPv6, one L4 header
   /// per IP header, TCP/UDP/ESP/GRE imply the IP protocol, IPv4/IPv6 imply
   /// the ethertype, VXLAN implies UDP port 4789.
@@ -63,6 +74,14 @@ public:
 
   /// One packet of a non-empty `set`: its bits only (see Decode()).
   Packet Pick(const bdd &set) const;
+  /// Another packet of a non-empty `set`, its free bits and branches drawn
+  /// from `seed`.
+  Packet Sample(const bdd &set, uint64_t seed) const;
+  /// Whether the packet `bits` (Packet::bits) lies in `cube`.
+  static bool InCube(const Literals &cube, const std::vector<uint8_t> &bits);
+  /// Whether every packet of `inner` lies in `outer` (each literal of
+  /// `outer` is one of `inner`'s).
+  static bool CubeContains(const Literals &outer, const Literals &inner);
   /// Fills the headers, vlan_tag and fields of `packet` from its bits.
   void Decode(Packet &packet) const;
   /// A packet as `flowc trace --packet` reads it: "eth dst=... type=0x800 /
@@ -87,7 +106,7 @@ private:
   bool HasHeader(ir::Layer layer, Header header) const;
 
   /// The literals (variable, value) of a rule's cube, most significant first.
-  std::vector<std::pair<int, bool>> Literals(const expand::TernaryRule &rule) const;
+  Literals LiteralsOf(const expand::TernaryRule &rule) const;
 
   llvm::ArrayRef<expand::TernaryRule> rules_;
   /// Literals(rules_[i]), for Contains().

@@ -7,10 +7,12 @@
 #define FLOWC_OPT_OPT_H
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <vector>
 
 #include "compiler/analysis/packet_space.h"
+#include "compiler/expand/overlap_index.h"
 #include "compiler/target/legalize.h"
 
 namespace flowc::opt {
@@ -45,12 +47,28 @@ public:
   const std::string &fallback() const { return fallback_; }
 
 private:
+  /// The trapping rules of a port and direction that decide which packets
+  /// reach a rule: indexed by their first fields, in policy order.
+  struct Group {
+    expand::OverlapIndex index;
+    std::vector<uint32_t> trapping; ///< index ids -> hardware rules
+  };
+  /// Whether some packet of `rule` (with `literals`, its cube) is taken by
+  /// no trapping rule of `group` before place `pos`.
+  bool Reachable(const Group &group, const expand::TernaryRule &rule,
+                 const analysis::PacketSpace::Literals &literals, uint32_t pos) const;
+
   Options options_;
   std::unique_ptr<analysis::PacketSpace> space_;
   const expand::Expanded *expanded_ = nullptr;
   const target::HwPolicy *hw_ = nullptr;
-  /// Per hardware rule: the packets that reach it.
-  std::vector<bdd> reach_;
+  std::map<std::pair<int, unsigned>, Group> groups_;
+  /// Per hardware rule: its group (null if not a normal rule), its place
+  /// in policy order (a piece takes the place of the rule it was cut from)
+  /// and its literals.
+  std::vector<Group *> group_of_;
+  std::vector<uint32_t> pos_;
+  std::vector<analysis::PacketSpace::Literals> literals_;
   std::string fallback_;
 };
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 
+#include "compiler/expand/overlap_index.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FormatVariadic.h"
 
@@ -124,6 +125,16 @@ void Implied(const expand::TernaryRule &r, std::vector<Constraint> &out) {
     add(ir::Layer::kOuter, Field::kIpv4Proto, 17);
     add(ir::Layer::kOuter, Field::kUdpDst, 4789);
   }
+}
+
+/// The constraints of a rule and of its headers, for Overlap().
+std::vector<Constraint> ConstraintsOf(const expand::TernaryRule &t) {
+  std::vector<Constraint> out;
+  for (const expand::TernaryMatch &m : t.matches) {
+    out.push_back(ConstraintOf(m.layer, m.field, m.value, m.mask));
+  }
+  Implied(t, out);
+  return out;
 }
 
 /// A ternary rule with every sub-field moved into its container (`eth vlan`
@@ -677,20 +688,21 @@ private:
         groups[{static_cast<int>(r.direction), r.port}].push_back(i);
       }
     }
+    cons_.assign(out_.rules.size(), {});
+    level_.assign(out_.rules.size(), 0);
     unsigned max_priority = target_.MaxPriority();
     for (auto &[key, members] : groups) {
-      std::vector<std::vector<Constraint>> cons(members.size());
-      for (size_t k = 0; k < members.size(); ++k) {
-        const HwRuleInfo &hw = out_.rules[members[k]];
-        for (const expand::TernaryMatch &m : expanded_.rules[hw.expanded].matches) {
-          cons[k].push_back(ConstraintOf(m.layer, m.field, m.value, m.mask));
-        }
-        Implied(expanded_.rules[hw.expanded], cons[k]);
+      expand::OverlapIndex index;
+      for (size_t i : members) {
+        const expand::TernaryRule &t = expanded_.rules[out_.rules[i].expanded];
+        cons_[i] = ConstraintsOf(t);
+        index.Plan(t);
       }
-      std::vector<unsigned> level(members.size(), 0);
       bool reported = false;
+      std::vector<uint32_t> candidates;
       // The hardware rules of one source rule are consecutive; they share an
-      // outcome and are not ordered among themselves.
+      // outcome and are not ordered among themselves, so they go into the
+      // index together, after the last of them.
       for (size_t k = 0; k < members.size();) {
         uint32_t source = out_.rules[members[k]].source;
         size_t end = k + 1;
@@ -699,33 +711,47 @@ private:
         }
         const ir::Rule &r = policy_.rules[source];
         current_ = &r;
-        size_t blocker = k;
+        // mlx5 looks up a priority's DONT_TRAP table before its trapping one
+        // (verbs-facts §3.4): a `pass` rule may share a level with a
+        // trapping rule after it.
+        auto above = [&](size_t j) {
+          bool pass_first =
+              policy_.rules[out_.rules[j].source].pass && !r.pass && !profile_.dont_trap.sniffer_style;
+          return level_[j] + (pass_first ? 0 : 1);
+        };
+        size_t blocker = members[k];
         for (size_t b = k; b < end; ++b) {
-          for (size_t j = 0; j < k; ++j) {
-            const HwRuleInfo &other = out_.rules[members[j]];
-            // mlx5 looks up a priority's DONT_TRAP table before its trapping
-            // one (verbs-facts §3.4): a `pass` rule may share a level with
-            // a trapping rule after it.
-            unsigned step =
-                policy_.rules[other.source].pass && !r.pass && !profile_.dont_trap.sniffer_style
-                    ? 0
-                    : 1;
-            if (level[j] + step <= level[b] ||
-                SameOutcome(other, out_.rules[members[b]], policy_.rules[other.source], r) ||
-                !Overlap(cons[j], cons[b]) ||
-                (refiner_ != nullptr && !refiner_->Reaches(members[j], members[b]))) {
+          size_t self = members[b];
+          candidates.clear();
+          index.Query(expanded_.rules[out_.rules[self].expanded],
+                      [&](uint32_t j) { candidates.push_back(j); });
+          // Highest first: the first rule that must stay before this one
+          // decides its level.
+          llvm::sort(candidates, [&](uint32_t x, uint32_t y) {
+            unsigned ax = above(x), ay = above(y);
+            return ax != ay ? ax > ay : x < y;
+          });
+          for (uint32_t j : candidates) {
+            if (above(j) <= level_[self]) {
+              break;
+            }
+            const HwRuleInfo &other = out_.rules[j];
+            if (SameOutcome(other, out_.rules[self], policy_.rules[other.source], r) ||
+                !Overlap(cons_[j], cons_[self]) ||
+                (refiner_ != nullptr && !refiner_->Reaches(j, self))) {
               continue;
             }
-            level[b] = level[j] + step;
+            level_[self] = above(j);
             blocker = j;
+            break;
           }
         }
         if (refiner_ != nullptr && expanded_mut_ != nullptr && !r.pass) {
           for (size_t b = k; b < end; ++b) {
-            if (level[b] <= max_priority) {
+            if (level_[members[b]] <= max_priority) {
               continue;
             }
-            size_t added = FitBudget(members, cons, level, k, b, max_priority);
+            size_t added = FitBudget(members, index, b, max_priority);
             end += added;
             b += added;
           }
@@ -733,19 +759,25 @@ private:
         if (r.pass) {
           // A packet must get one copy: expansions of a `pass` rule that
           // overlap each other have to share a priority.
-          unsigned top = *std::max_element(level.begin() + k, level.begin() + end);
-          std::fill(level.begin() + k, level.begin() + end, top);
+          unsigned top = 0;
+          for (size_t b = k; b < end; ++b) {
+            top = std::max(top, level_[members[b]]);
+          }
+          for (size_t b = k; b < end; ++b) {
+            level_[members[b]] = top;
+          }
         }
         for (size_t b = k; b < end; ++b) {
           HwRuleInfo &hw = out_.rules[members[b]];
-          out_.levels_used = std::max(out_.levels_used, level[b] + 1);
-          if (level[b] > max_priority && !reported) {
+          unsigned level = level_[members[b]];
+          out_.levels_used = std::max(out_.levels_used, level + 1);
+          if (level > max_priority && !reported) {
             reported = true;
             Report(Kind::kPriorityBudget, r.range.Start,
                    llvm::formatv("this rule needs hardware priority {0} to stay after the rules "
                                  "it overlaps with different outcomes; {1}{2} has priorities "
                                  "0..{3} ({4})",
-                                 level[b], Name(),
+                                 level, Name(),
                                  max_priority < profile_.max_priority ? " without 'prio16'" : "",
                                  max_priority, profile_.priority_why))
                 .Range(r.range)
@@ -758,11 +790,13 @@ private:
                                "it: " +
                                    fit_failure_);
           }
-          hw.rule.priority = static_cast<uint16_t>(std::min<unsigned>(level[b], 0xffff));
+          hw.rule.priority = static_cast<uint16_t>(std::min<unsigned>(level, 0xffff));
+          index.Insert(static_cast<uint32_t>(members[b]),
+                       expanded_.rules[out_.rules[members[b]].expanded]);
         }
-        if (profile_.udp_dst_ignores_priority && level[k] > 0 &&
+        if (profile_.udp_dst_ignores_priority && level_[members[k]] > 0 &&
             MatchesUdpDst(out_.rules[members[k]])) {
-          const ir::Rule &before = policy_.rules[out_.rules[members[blocker]].source];
+          const ir::Rule &before = policy_.rules[out_.rules[blocker].source];
           Report(Kind::kIgnoredPriority, r.range.Start,
                  llvm::formatv("{0} does not apply the priority of a rule that matches a UDP "
                                "destination port (verbs-facts §4.4), so this rule may not stay "
@@ -771,8 +805,8 @@ private:
               .Range(r.range)
               .AddNote(before.range.Start, "which is this one", before.range);
         }
-        if (level[k] > 0 && r.pass && profile_.dont_trap.sniffer_style) {
-          const ir::Rule &before = policy_.rules[out_.rules[members[blocker]].source];
+        if (level_[members[k]] > 0 && r.pass && profile_.dont_trap.sniffer_style) {
+          const ir::Rule &before = policy_.rules[out_.rules[blocker].source];
           Report(Kind::kTargetRuleKind, r.range.Start,
                  llvm::formatv("{0} takes 'pass' (DONT_TRAP) only at priority 0, but this rule "
                                "must come after an overlapping rule",
@@ -782,7 +816,7 @@ private:
         }
         k = end;
       }
-      CheckMulticastOrder(members, cons);
+      CheckMulticastOrder(members);
     }
     if (!dead_.empty()) {
       // Drop the rules that were split, and put the pieces in policy order
@@ -812,22 +846,27 @@ private:
   /// go to the end of out_.rules and into members/cons/level at b; the
   /// original is marked dead. Returns how many entries were added after b
   /// (pieces - 1), or 0 when it cannot be done (the budget error follows).
-  size_t FitBudget(std::vector<size_t> &members, std::vector<std::vector<Constraint>> &cons,
-                   std::vector<unsigned> &level, size_t k, size_t b, unsigned max_priority) {
-    const HwRuleInfo original = out_.rules[members[b]];
+  size_t FitBudget(std::vector<size_t> &members, const expand::OverlapIndex &index, size_t b,
+                   unsigned max_priority) {
+    const size_t self = members[b];
+    const HwRuleInfo original = out_.rules[self];
     const ir::Rule &r = policy_.rules[original.source];
     std::vector<Cube> pieces = {ToCube(expanded_mut_->rules[original.expanded])};
+    std::vector<uint32_t> blockers;
+    index.Query(expanded_mut_->rules[original.expanded],
+                [&](uint32_t j) { blockers.push_back(j); });
+    llvm::sort(blockers);
     // Only the rules on the last level force it past the budget: those are
     // cut out; the others keep it above them as before.
     std::vector<size_t> kept_blockers;
-    for (size_t j = 0; j < k; ++j) {
-      const HwRuleInfo &other = out_.rules[members[j]];
+    for (uint32_t j : blockers) {
+      const HwRuleInfo &other = out_.rules[j];
       if (SameOutcome(other, original, policy_.rules[other.source], r) ||
-          !Overlap(cons[j], cons[b]) || !refiner_->Reaches(members[j], members[b])) {
+          !Overlap(cons_[j], cons_[self]) || !refiner_->Reaches(j, self)) {
         continue;
       }
       bool pass = policy_.rules[other.source].pass;
-      if (level[j] + (pass ? 0 : 1) <= max_priority) {
+      if (level_[j] + (pass ? 0 : 1) <= max_priority) {
         kept_blockers.push_back(j);
         continue;
       }
@@ -872,9 +911,9 @@ private:
       Implied(t, c);
       unsigned lv = 0;
       for (size_t j : kept_blockers) {
-        if (Overlap(cons[j], c)) {
+        if (Overlap(cons_[j], c)) {
           // DONT_TRAP is looked up first (§3.4).
-          lv = std::max(lv, level[j] + (policy_.rules[out_.rules[members[j]].source].pass ? 0 : 1));
+          lv = std::max(lv, level_[j] + (policy_.rules[out_.rules[j].source].pass ? 0 : 1));
         }
       }
       diag::Engine *saved = quiet_;
@@ -893,20 +932,18 @@ private:
     }
     out_.split_from += 1;
     out_.split_into += static_cast<uint32_t>(built.size());
-    dead_.push_back(members[b]);
+    dead_.push_back(self);
     std::vector<size_t> indexes;
-    for (HwRuleInfo &hw : built) {
-      out_.rules.push_back(std::move(hw));
+    for (size_t p = 0; p < built.size(); ++p) {
+      out_.rules.push_back(std::move(built[p]));
+      cons_.push_back(std::move(piece_cons[p]));
+      level_.push_back(piece_level[p]);
       indexes.push_back(out_.rules.size() - 1);
-      refiner_->AddPiece(indexes.back(), members[b]);
+      refiner_->AddPiece(indexes.back(), self);
     }
     auto at = static_cast<std::ptrdiff_t>(b);
     members.erase(members.begin() + at);
-    cons.erase(cons.begin() + at);
-    level.erase(level.begin() + at);
     members.insert(members.begin() + at, indexes.begin(), indexes.end());
-    cons.insert(cons.begin() + at, piece_cons.begin(), piece_cons.end());
-    level.insert(level.begin() + at, piece_level.begin(), piece_level.end());
     if (built.empty()) {
       return static_cast<size_t>(-1); // b is gone: the caller's b and end step back
     }
@@ -916,8 +953,7 @@ private:
   /// verbs-facts §3.3: mlx5 looks up a trapping rule whose first spec
   /// matches only multicast after every other rule, so no later rule may
   /// take any of its packets with a different outcome.
-  void CheckMulticastOrder(const std::vector<size_t> &members,
-                           const std::vector<std::vector<Constraint>> &cons) {
+  void CheckMulticastOrder(const std::vector<size_t> &members) {
     if (!profile_.multicast_first_spec) {
       return;
     }
@@ -930,7 +966,7 @@ private:
       for (size_t c = b + 1; c < members.size(); ++c) {
         const HwRuleInfo &later = out_.rules[members[c]];
         const ir::Rule &lr = policy_.rules[later.source];
-        if (SameOutcome(moved, later, r, lr) || !Overlap(cons[b], cons[c]) ||
+        if (SameOutcome(moved, later, r, lr) || !Overlap(cons_[members[b]], cons_[members[c]]) ||
             (refiner_ != nullptr && !refiner_->Reaches(members[b], members[c]))) {
           continue;
         }
@@ -962,6 +998,10 @@ private:
   std::vector<size_t> dead_;
   /// Why the last FitBudget() failed.
   std::string fit_failure_;
+  /// Per hardware rule (out_.rules index), while priorities are assigned:
+  /// its constraints for overlap tests, and its level.
+  std::vector<std::vector<Constraint>> cons_;
+  std::vector<unsigned> level_;
 };
 
 } // namespace

@@ -1,0 +1,68 @@
+// An index of ternary rules by the leading bits of two fields, for finding
+// the rules that may overlap a given one without testing every pair. It
+// answers with candidates: every rule that overlaps the query is among them,
+// and the caller tests each candidate exactly.
+#ifndef FLOWC_EXPAND_OVERLAP_INDEX_H
+#define FLOWC_EXPAND_OVERLAP_INDEX_H
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <utility>
+#include <vector>
+
+#include "compiler/expand/expand.h"
+#include "llvm/ADT/STLFunctionalExtras.h"
+
+namespace flowc::expand {
+
+class OverlapIndex {
+public:
+  /// Counts the fields `rule` narrows, to choose the index's fields; call
+  /// for the rules (or a sample of them) before the first Insert().
+  void Plan(const TernaryRule &rule);
+  /// Adds `rule` under the caller's `id`.
+  void Insert(uint32_t id, const TernaryRule &rule);
+  /// Calls `fn` with the id of every inserted rule that may overlap `rule`
+  /// (a superset of those that do), each once.
+  void Query(const TernaryRule &rule, llvm::function_ref<void(uint32_t)> fn) const;
+  size_t size() const { return size_; }
+
+private:
+  /// The leading bits a rule fixes in one field: `bits` of them, `top`.
+  struct Prefix {
+    unsigned bits = 0;
+    uint64_t top = 0;
+  };
+  /// At most this many leading bits are indexed; longer prefixes are cut,
+  /// which makes the answers only coarser.
+  static constexpr unsigned kMaxBits = 56;
+  using Key = std::pair<unsigned, uint64_t>; // (bits, top)
+
+  void Choose();
+  Prefix PrefixOf(const TernaryRule &rule, unsigned which) const;
+
+  /// Rules by their prefix in the second field.
+  struct Inner {
+    std::map<Key, std::vector<uint32_t>> rules;
+    uint64_t lengths = 0; ///< bit n set: some rule has an n-bit prefix
+  };
+  template <typename T, typename Fn>
+  static void Visit(const std::map<Key, T> &map, uint64_t lengths, Prefix q, Fn &&fn);
+
+  /// (layer, container field) -> leading mask bits summed over Plan()'s rules.
+  std::map<std::pair<ir::Layer, Field>, uint64_t> score_;
+  bool chosen_ = false;
+  std::array<std::pair<ir::Layer, Field>, 2> keys_{};
+  unsigned nkeys_ = 0;
+  /// Rules by their prefix in the first field, then in the second; and the
+  /// other way round. A query walks the one whose outer field it narrows
+  /// most, so that a rule open in one field does not visit every entry.
+  std::map<Key, Inner> outer_[2];
+  uint64_t lengths_[2] = {0, 0};
+  size_t size_ = 0;
+};
+
+} // namespace flowc::expand
+
+#endif // FLOWC_EXPAND_OVERLAP_INDEX_H
