@@ -9,6 +9,7 @@
 #include "compiler/analysis/packet_space.h"
 #include "compiler/emit/buffer.h"
 #include "compiler/expand/expand.h"
+#include "compiler/expand/overlap_index.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FormatVariadic.h"
 
@@ -183,13 +184,6 @@ struct Copies {
   }
 };
 
-/// What one side does to the packets of one port and direction.
-struct Semantics {
-  std::map<Outcome, bdd> taken; ///< the final outcome of each packet taken
-  Copies copies;
-  bdd rest = bddtrue; ///< what no normal rule takes (the default rules' share)
-};
-
 /// One emitted rule, read back.
 struct Emitted {
   emit::HwRule rule;
@@ -225,6 +219,9 @@ public:
     }
     PacketSpace space(all_, options_.max_nodes);
     space_ = &space;
+    for (const ir::Rule &r : policy_.rules) {
+      source_outcomes_.push_back(SourceOutcome(r));
+    }
     std::map<GroupKey, bool> groups;
     for (size_t i = 0; i < source_count_; ++i) {
       const ir::Rule &r = policy_.rules[all_[i].source];
@@ -381,75 +378,283 @@ private:
     return true;
   }
 
-  Semantics SourceSemantics(GroupKey group) {
-    Semantics s;
-    for (size_t i = 0; i < source_count_;) {
-      uint32_t source = all_[i].source;
-      bdd match = bddfalse;
-      for (; i < source_count_ && all_[i].source == source; ++i) {
-        match |= space_->Match(all_[i]);
-      }
-      const ir::Rule &r = policy_.rules[source];
-      if (GroupKey{static_cast<int>(r.direction), r.port} != group) {
-        continue;
-      }
-      Outcome o = SourceOutcome(r);
-      if (r.pass) {
-        s.copies.Add(o, s.rest & match);
-      } else {
-        bdd &taken = s.taken.try_emplace(o, bddfalse).first->second;
-        taken |= s.rest & match;
-        s.rest = bdd_apply(s.rest, match, bddop_diff);
+  /// One rule of a group, source or compiled, for the local comparison.
+  struct Entry {
+    size_t rule;            ///< all_ index
+    const Outcome *outcome; ///< what it does to a packet it takes or copies
+    uint64_t table = 0;     ///< compiled: its lookup table
+    bool stops = false;     ///< source: trapping; compiled: takes the packet
+  };
+
+  /// The rules of one side of a group, with an index of those that take
+  /// packets (ids: places in `entries`).
+  struct Side {
+    std::vector<Entry> entries;
+    expand::OverlapIndex stops;
+    /// Calls `fn` with the places of the entries that take packets and may
+    /// share one with `rule`, in order.
+    template <typename Fn>
+    void ForStops(const expand::TernaryRule &rule, const PacketSpace::Literals &literals,
+                  const PacketSpace &space, Fn &&fn) const {
+      std::vector<uint32_t> found;
+      stops.Query(rule, [&](uint32_t id) {
+        if (PacketSpace::MayOverlap(literals, space.CubeOfRule(entries[id].rule))) {
+          found.push_back(id);
+        }
+      });
+      llvm::sort(found);
+      for (uint32_t id : found) {
+        fn(id);
       }
     }
-    return s;
+  };
+
+  /// `set` less the cubes of `rules` (all_ indexes): what none of them takes.
+  bdd Less(bdd set, const std::vector<size_t> &rules) const {
+    for (size_t r : rules) {
+      if (Empty(set)) {
+        break;
+      }
+      set = bdd_apply(set, space_->Match(Lit(r)), bddop_diff);
+    }
+    return set;
   }
 
-  /// The emitted rules of `group`, table by table. Returns false (with the
-  /// counterexample in `result`) if two entries of one table with different
-  /// outcomes both match a packet that reaches the table: the NIC would pick
-  /// either.
-  bool HardwareSemantics(GroupKey group, Semantics &s, Result &result) {
-    std::vector<size_t> order = LookupOrder(group);
-    for (size_t k = 0; k < order.size();) {
-      uint64_t table = emitted_[all_[order[k]].source].table;
-      std::map<Outcome, bdd> entries;
-      for (; k < order.size() && emitted_[all_[order[k]].source].table == table; ++k) {
-        bdd &set =
-            entries.try_emplace(emitted_[all_[order[k]].source].outcome, bddfalse).first->second;
-        set |= space_->Match(all_[order[k]]);
+  /// Reports `set` (not empty) as the counterexample of a different outcome.
+  bool Differ(GroupKey group, const bdd &set, Result &result) {
+    Packet p = space_->Pick(set);
+    space_->Decode(p);
+    result.status = Result::Status::kFailed;
+    result.counterexample = Format(p);
+    result.detail =
+        "source: " + DescribeSource(group, p) + "\n  compiled: " + DescribeHardware(group, p);
+    return false;
+  }
+
+  /// Compares the source and the compiled rules of `group` rule by rule:
+  /// each rule is compared only with the rules whose cubes meet it (found
+  /// by an overlap index), so no set grows with the whole policy.
+  ///  1. Two compiled entries of one table with different outcomes must not
+  ///     both match a packet that reaches the table.
+  ///  2. Each packet a source rule takes must be taken, by the first
+  ///     compiled entry that stops it, with the same outcome.
+  ///  3. Each packet a compiled entry takes must be taken by some source
+  ///     rule (with 2: by the first, with the same outcome).
+  ///  4. Each packet gets as many copies of each `pass` outcome.
+  bool CompareGroup(GroupKey group, Result &result) {
+    Side src, hw;
+    for (size_t i = 0; i < source_count_; ++i) {
+      const ir::Rule &r = policy_.rules[all_[i].source];
+      if (GroupKey{static_cast<int>(r.direction), r.port} == group) {
+        src.entries.push_back({i, &source_outcomes_[all_[i].source], 0, !r.pass});
       }
-      bdd seen = bddfalse;
-      for (const auto &[outcome, entry] : entries) {
-        bdd clash = seen & entry & s.rest & space_->Universe();
-        if (!Empty(clash)) {
-          Packet p = space_->Pick(clash);
+    }
+    for (size_t k : LookupOrder(group)) {
+      const Emitted &e = emitted_[all_[k].source];
+      hw.entries.push_back(
+          {k, &e.outcome, e.table, !IsDontTrapTable(e.table) || HasDrop(e.outcome)});
+    }
+    for (Side *side : {&src, &hw}) {
+      for (const Entry &e : side->entries) {
+        side->stops.Plan(all_[e.rule]);
+      }
+      for (size_t id = 0; id < side->entries.size(); ++id) {
+        if (side->entries[id].stops) {
+          side->stops.Insert(static_cast<uint32_t>(id), all_[side->entries[id].rule]);
+        }
+      }
+    }
+    const bdd &u = space_->Universe();
+    // The compiled entries that stop packets in tables before entry `id`'s
+    // and may meet `rule`.
+    auto stopped_before = [&](size_t id, const expand::TernaryRule &rule,
+                              const PacketSpace::Literals &literals) {
+      std::vector<size_t> out;
+      hw.ForStops(rule, literals, *space_, [&](uint32_t j) {
+        if (hw.entries[j].table < hw.entries[id].table) {
+          out.push_back(hw.entries[j].rule);
+        }
+      });
+      return out;
+    };
+
+    // 1. One table, two outcomes.
+    expand::OverlapIndex tables;
+    for (const Entry &e : hw.entries) {
+      tables.Plan(all_[e.rule]);
+    }
+    for (size_t id = 0; id < hw.entries.size(); ++id) {
+      const Entry &e = hw.entries[id];
+      const PacketSpace::Literals &lit = Lit(e.rule);
+      std::vector<uint32_t> clash;
+      tables.Query(all_[e.rule], [&](uint32_t j) {
+        const Entry &other = hw.entries[j];
+        if (other.table == e.table && *other.outcome != *e.outcome &&
+            PacketSpace::MayOverlap(lit, Lit(other.rule))) {
+          clash.push_back(j);
+        }
+      });
+      tables.Insert(static_cast<uint32_t>(id), all_[e.rule]);
+      for (uint32_t j : clash) {
+        expand::TernaryRule both = Meet(e.rule, hw.entries[j].rule);
+        PacketSpace::Literals lits = MeetLiterals(e.rule, hw.entries[j].rule);
+        bdd left = Less(space_->Match(lits) & u, stopped_before(id, both, lits));
+        if (!Empty(left)) {
+          Packet p = space_->Pick(left);
           space_->Decode(p);
           result.status = Result::Status::kFailed;
           result.counterexample = Format(p);
           result.detail =
               llvm::formatv("it meets two compiled rules of one lookup table ({0}) with "
                             "different outcomes, and the NIC may apply either",
-                            TableName(table));
+                            TableName(e.table));
           return false;
         }
-        seen |= entry;
       }
-      // verbs-facts §3.4: DONT_TRAP forwards to the next priority, except
-      // with DROP; what an entry takes goes no further.
-      bdd stops = bddfalse;
-      for (const auto &[outcome, entry] : entries) {
-        if (IsDontTrapTable(table) && !HasDrop(outcome)) {
-          s.copies.Add(outcome, s.rest & entry);
-          continue;
-        }
-        bdd &taken = s.taken.try_emplace(outcome, bddfalse).first->second;
-        taken |= s.rest & entry;
-        stops |= entry;
-      }
-      s.rest = bdd_apply(s.rest, stops, bddop_diff);
     }
-    return true;
+
+    // 2. What each source rule takes, the compiled rules take alike.
+    for (size_t id = 0; id < src.entries.size(); ++id) {
+      const Entry &e = src.entries[id];
+      if (!e.stops) {
+        continue;
+      }
+      const PacketSpace::Literals &lit = Lit(e.rule);
+      std::vector<size_t> earlier;
+      bool dead = false;
+      src.ForStops(all_[e.rule], lit, *space_, [&](uint32_t j) {
+        if (j < id) {
+          earlier.push_back(src.entries[j].rule);
+          dead = dead || PacketSpace::CubeContains(Lit(src.entries[j].rule), lit);
+        }
+      });
+      if (dead) {
+        continue; // an earlier rule takes all of it
+      }
+      bdd left = Less(space_->Match(lit) & u, earlier);
+      bool differ = false;
+      hw.ForStops(all_[e.rule], lit, *space_, [&](uint32_t j) {
+        if (differ || Empty(left)) {
+          return;
+        }
+        bdd cube = space_->Match(Lit(hw.entries[j].rule));
+        if (*hw.entries[j].outcome != *e.outcome) {
+          bdd wrong = left & cube;
+          if (!Empty(wrong)) {
+            differ = true;
+            Differ(group, wrong, result);
+            return;
+          }
+        }
+        left = bdd_apply(left, cube, bddop_diff);
+      });
+      if (differ) {
+        return false;
+      }
+      if (!Empty(left)) {
+        return Differ(group, left, result); // left to the default rules
+      }
+    }
+
+    // 3. What each compiled entry takes, some source rule takes.
+    for (size_t id = 0; id < hw.entries.size(); ++id) {
+      const Entry &e = hw.entries[id];
+      if (!e.stops) {
+        continue;
+      }
+      const PacketSpace::Literals &lit = Lit(e.rule);
+      std::vector<size_t> takers;
+      bool covered = false;
+      src.ForStops(all_[e.rule], lit, *space_, [&](uint32_t j) {
+        takers.push_back(src.entries[j].rule);
+        covered = covered || PacketSpace::CubeContains(Lit(src.entries[j].rule), lit);
+      });
+      if (covered) {
+        continue;
+      }
+      bdd left = Less(Less(space_->Match(lit) & u, stopped_before(id, all_[e.rule], lit)), takers);
+      if (!Empty(left)) {
+        return Differ(group, left, result);
+      }
+    }
+
+    // 4. Copies: what each `pass` rule copies, less what earlier rules take.
+    Copies src_copies, hw_copies;
+    for (size_t id = 0; id < src.entries.size();) {
+      const Entry &e = src.entries[id];
+      size_t end = id + 1;
+      while (end < src.entries.size() &&
+             all_[src.entries[end].rule].source == all_[e.rule].source) {
+        ++end;
+      }
+      if (!e.stops) {
+        // One copy per rule, however many of its expansions match.
+        bdd copied = bddfalse;
+        for (size_t k = id; k < end; ++k) {
+          const PacketSpace::Literals &lit = Lit(src.entries[k].rule);
+          std::vector<size_t> earlier;
+          src.ForStops(all_[src.entries[k].rule], lit, *space_, [&](uint32_t j) {
+            if (j < id) {
+              earlier.push_back(src.entries[j].rule);
+            }
+          });
+          copied |= Less(space_->Match(lit) & u, earlier);
+        }
+        src_copies.Add(*e.outcome, copied);
+      }
+      id = end;
+    }
+    std::map<std::pair<uint64_t, Outcome>, bdd> per_table;
+    for (size_t id = 0; id < hw.entries.size(); ++id) {
+      const Entry &e = hw.entries[id];
+      if (e.stops) {
+        continue;
+      }
+      const PacketSpace::Literals &lit = Lit(e.rule);
+      bdd &copied = per_table.try_emplace({e.table, *e.outcome}, bddfalse).first->second;
+      copied |= Less(space_->Match(lit) & u, stopped_before(id, all_[e.rule], lit));
+    }
+    for (const auto &[key, copied] : per_table) {
+      hw_copies.Add(key.second, copied); // one entry per table is hit
+    }
+    std::map<Outcome, bool> copied;
+    for (const auto &[o, levels] : src_copies.at_least) {
+      copied[o] = true;
+    }
+    for (const auto &[o, levels] : hw_copies.at_least) {
+      copied[o] = true;
+    }
+    for (const auto &[o, unused] : copied) {
+      std::vector<bdd> &a = src_copies.at_least[o], &b = hw_copies.at_least[o];
+      for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
+        bdd d =
+            bdd_apply(i < a.size() ? a[i] : bddfalse, i < b.size() ? b[i] : bddfalse, bddop_xor) &
+            u;
+        if (!Empty(d)) {
+          return Differ(group, d, result);
+        }
+      }
+    }
+    return !PacketSpace::Overflowed();
+  }
+
+  const PacketSpace::Literals &Lit(size_t rule) const { return space_->CubeOfRule(rule); }
+
+  /// The rule that matches what all_[a] and all_[b] both match.
+  expand::TernaryRule Meet(size_t a, size_t b) const {
+    expand::TernaryRule both = all_[a];
+    both.matches.append(all_[b].matches.begin(), all_[b].matches.end());
+    for (unsigned l = 0; l < ir::kNumLayers; ++l) {
+      both.headers[l] |= all_[b].headers[l];
+    }
+    return both;
+  }
+  PacketSpace::Literals MeetLiterals(size_t a, size_t b) const {
+    PacketSpace::Literals both = Lit(a);
+    both.insert(both.end(), Lit(b).begin(), Lit(b).end());
+    llvm::sort(both);
+    both.erase(std::unique(both.begin(), both.end()), both.end());
+    return both;
   }
 
   /// The emitted normal rules of `group` (all_ indexes) in lookup order:
@@ -473,61 +678,6 @@ private:
     }
     return llvm::formatv("priority {0}, {1}", table / 2,
                          (table & 1) != 0 ? "trapping" : "DONT_TRAP");
-  }
-
-  bool CompareGroup(GroupKey group, Result &result) {
-    Semantics src = SourceSemantics(group);
-    Semantics hw;
-    if (!HardwareSemantics(group, hw, result)) {
-      return false;
-    }
-    const bdd &u = space_->Universe();
-    auto differ = [&](const bdd &a, const bdd &b) {
-      bdd d = bdd_apply(a, b, bddop_xor) & u;
-      if (Empty(d)) {
-        return false;
-      }
-      Packet p = space_->Pick(d);
-      space_->Decode(p);
-      result.status = Result::Status::kFailed;
-      result.counterexample = Format(p);
-      result.detail =
-          "source: " + DescribeSource(group, p) + "\n  compiled: " + DescribeHardware(group, p);
-      return true;
-    };
-    std::map<Outcome, bool> outcomes;
-    for (const auto &[o, set] : src.taken) {
-      outcomes[o] = true;
-    }
-    for (const auto &[o, set] : hw.taken) {
-      outcomes[o] = true;
-    }
-    for (const auto &[o, unused] : outcomes) {
-      auto a = src.taken.find(o), b = hw.taken.find(o);
-      if (differ(a == src.taken.end() ? bddfalse : a->second,
-                 b == hw.taken.end() ? bddfalse : b->second)) {
-        return false;
-      }
-    }
-    if (differ(src.rest, hw.rest)) {
-      return false;
-    }
-    std::map<Outcome, bool> copied;
-    for (const auto &[o, levels] : src.copies.at_least) {
-      copied[o] = true;
-    }
-    for (const auto &[o, levels] : hw.copies.at_least) {
-      copied[o] = true;
-    }
-    for (const auto &[o, unused] : copied) {
-      std::vector<bdd> &a = src.copies.at_least[o], &b = hw.copies.at_least[o];
-      for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
-        if (differ(i < a.size() ? a[i] : bddfalse, i < b.size() ? b[i] : bddfalse)) {
-          return false;
-        }
-      }
-    }
-    return !PacketSpace::Overflowed();
   }
 
   std::string Format(const Packet &p) const {
@@ -605,6 +755,8 @@ private:
   std::vector<expand::TernaryRule> all_;
   size_t source_count_ = 0;
   const PacketSpace *space_ = nullptr;
+  /// SourceOutcome() of each policy rule.
+  std::vector<Outcome> source_outcomes_;
 };
 
 } // namespace
