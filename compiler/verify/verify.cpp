@@ -513,6 +513,21 @@ private:
       }
     }
 
+    // The first trapping source rule that contains each compiled entry that
+    // stops packets: no source rule after it sees any of the entry's packets.
+    std::vector<size_t> inside(hw.entries.size(), SIZE_MAX);
+    for (size_t id = 0; id < hw.entries.size(); ++id) {
+      const Entry &e = hw.entries[id];
+      if (e.stops) {
+        src.ForStops(all_[e.rule], Lit(e.rule), *space_, [&](uint32_t j) {
+          if (inside[id] == SIZE_MAX &&
+              PacketSpace::CubeContains(Lit(src.entries[j].rule), Lit(e.rule))) {
+            inside[id] = j;
+          }
+        });
+      }
+    }
+
     // 2. What each source rule takes, the compiled rules take alike.
     for (size_t id = 0; id < src.entries.size(); ++id) {
       const Entry &e = src.entries[id];
@@ -531,47 +546,55 @@ private:
       if (dead) {
         continue; // an earlier rule takes all of it
       }
-      bdd left = Less(space_->Match(lit) & u, earlier);
-      bool differ = false;
+      // What this rule takes, built only when an entry needs it.
+      std::optional<bdd> left;
+      auto build = [&]() {
+        if (!left) {
+          left = Less(space_->Match(lit) & u, earlier);
+        }
+        return *left;
+      };
+      bool done = false, differ = false;
       hw.ForStops(all_[e.rule], lit, *space_, [&](uint32_t j) {
-        if (differ || Empty(left)) {
+        if (done || differ || inside[j] < id) {
+          return; // an entry inside an earlier source rule meets none of it
+        }
+        const PacketSpace::Literals &entry = Lit(hw.entries[j].rule);
+        bool same = *hw.entries[j].outcome == *e.outcome;
+        if (same && PacketSpace::CubeContains(entry, lit)) {
+          done = true; // it takes the rest, alike
           return;
         }
-        bdd cube = space_->Match(Lit(hw.entries[j].rule));
-        if (*hw.entries[j].outcome != *e.outcome) {
-          bdd wrong = left & cube;
+        bdd cube = space_->Match(entry);
+        if (!same) {
+          bdd wrong = build() & cube;
           if (!Empty(wrong)) {
             differ = true;
             Differ(group, wrong, result);
             return;
           }
         }
-        left = bdd_apply(left, cube, bddop_diff);
+        left = bdd_apply(build(), cube, bddop_diff);
+        done = Empty(*left);
       });
       if (differ) {
         return false;
       }
-      if (!Empty(left)) {
-        return Differ(group, left, result); // left to the default rules
+      if (!done && !Empty(build())) {
+        return Differ(group, *left, result); // left to the default rules
       }
     }
 
     // 3. What each compiled entry takes, some source rule takes.
     for (size_t id = 0; id < hw.entries.size(); ++id) {
       const Entry &e = hw.entries[id];
-      if (!e.stops) {
+      if (!e.stops || inside[id] != SIZE_MAX) {
         continue;
       }
       const PacketSpace::Literals &lit = Lit(e.rule);
       std::vector<size_t> takers;
-      bool covered = false;
-      src.ForStops(all_[e.rule], lit, *space_, [&](uint32_t j) {
-        takers.push_back(src.entries[j].rule);
-        covered = covered || PacketSpace::CubeContains(Lit(src.entries[j].rule), lit);
-      });
-      if (covered) {
-        continue;
-      }
+      src.ForStops(all_[e.rule], lit, *space_,
+                   [&](uint32_t j) { takers.push_back(src.entries[j].rule); });
       bdd left = Less(Less(space_->Match(lit) & u, stopped_before(id, all_[e.rule], lit)), takers);
       if (!Empty(left)) {
         return Differ(group, left, result);
