@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <iterator>
 
 #include "llvm/ADT/STLExtras.h"
 
@@ -247,6 +248,14 @@ bool PacketSpace::MayOverlap(const Literals &a, const Literals &b) {
     ++j;
   }
   return true;
+}
+
+PacketSpace::Literals PacketSpace::Meet(const Literals &a, const Literals &b) {
+  Literals both;
+  both.reserve(a.size() + b.size());
+  std::merge(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(both));
+  both.erase(std::unique(both.begin(), both.end()), both.end());
+  return both;
 }
 
 bdd PacketSpace::Match(const Literals &literals) const {

@@ -63,6 +63,8 @@ public:
   /// Whether two cubes share a packet, Universe() aside: false only when
   /// some variable has a different value in each.
   static bool MayOverlap(const Literals &a, const Literals &b);
+  /// The cube of the packets both cubes match (both literal lists).
+  static Literals Meet(const Literals &a, const Literals &b);
   /// The packets that can exist: an IP header is IPv4 or IPv6, one L4 header
   /// per IP header, TCP/UDP/ESP/GRE imply the IP protocol, IPv4/IPv6 imply
   /// the ethertype, VXLAN implies UDP port 4789.

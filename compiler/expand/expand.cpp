@@ -546,4 +546,13 @@ Expanded Expand(const ir::Policy &policy, const target::Target &target, const Op
   return out;
 }
 
+TernaryRule Meet(const TernaryRule &a, const TernaryRule &b) {
+  TernaryRule both = a;
+  both.matches.append(b.matches.begin(), b.matches.end());
+  for (unsigned l = 0; l < ir::kNumLayers; ++l) {
+    both.headers[l] |= b.headers[l];
+  }
+  return both;
+}
+
 } // namespace flowc::expand

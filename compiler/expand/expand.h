@@ -77,9 +77,13 @@ Expanded Expand(const ir::Policy &policy, const target::Target &target, const Op
 diag::Builder ReportInRule(diag::Engine &diags, const ir::Rule *rule, diag::Kind kind,
                            llvm::SMLoc loc, const llvm::Twine &message);
 
+/// A rule matching the packets both `a` and `b` match: their matches and
+/// headers together (a field both fix to different values makes it empty).
+TernaryRule Meet(const TernaryRule &a, const TernaryRule &b);
+
 /// The smallest set of prefixes (value, mask) whose union is [lo, hi].
 std::vector<std::pair<llvm::APInt, llvm::APInt>> PrefixCover(const llvm::APInt &lo,
-                                                              const llvm::APInt &hi);
+                                                             const llvm::APInt &hi);
 
 } // namespace flowc::expand
 

@@ -20,11 +20,11 @@ bool ExactRefiner::Reachable(const Group &group, const expand::TernaryRule &rule
   bool covered = false;
   group.index.Query(rule, [&](uint32_t id) {
     uint32_t h = group.trapping[id];
-    if (covered || pos_[h] >= pos || !PacketSpace::MayOverlap(literals, literals_[h])) {
+    if (covered || pos_[h] >= pos || !PacketSpace::MayOverlap(literals, *literals_[h])) {
       return;
     }
     before.push_back(h);
-    covered = PacketSpace::CubeContains(literals_[h], literals);
+    covered = PacketSpace::CubeContains(*literals_[h], literals);
   });
   if (covered) {
     return false; // one earlier rule takes all of it
@@ -38,13 +38,13 @@ bool ExactRefiner::Reachable(const Group &group, const expand::TernaryRule &rule
   for (uint64_t seed = 0; seed < 4; ++seed) {
     analysis::Packet p = seed == 0 ? space_->Pick(left) : space_->Sample(left, seed);
     if (llvm::none_of(before,
-                      [&](uint32_t h) { return PacketSpace::InCube(literals_[h], p.bits); })) {
+                      [&](uint32_t h) { return PacketSpace::InCube(*literals_[h], p.bits); })) {
       return true;
     }
   }
   llvm::sort(before);
   for (uint32_t h : before) {
-    left = bdd_apply(left, space_->Match(literals_[h]), bddop_diff);
+    left = bdd_apply(left, space_->Match(*literals_[h]), bddop_diff);
     if (left == bddfalse) {
       return false;
     }
@@ -83,19 +83,17 @@ void ExactRefiner::Prepare(const ir::Policy &policy, const expand::Expanded &exp
     if (r.kind != ast::RuleKind::kNormal) {
       kept.push_back(info);
       pos_.push_back(pos);
-      literals_.push_back(literals);
+      literals_.push_back(&literals);
       group_of_.push_back(nullptr);
       continue;
     }
     Group &group = groups_[group_key(info)];
-    pos_.push_back(pos); // Remaining() reads pos_ of earlier rules only
-    literals_.push_back(literals);
     if (!Reachable(group, rule, literals, pos)) {
       ++removed; // every packet it matches is taken before it
-      pos_.pop_back();
-      literals_.pop_back();
       continue;
     }
+    pos_.push_back(pos);
+    literals_.push_back(&literals);
     if (!r.pass) {
       group.index.Insert(static_cast<uint32_t>(group.trapping.size()), rule);
       group.trapping.push_back(pos);
@@ -126,7 +124,8 @@ void ExactRefiner::AddPiece(size_t piece, size_t whole) {
     literals_.resize(piece + 1);
   }
   // A piece reaches what its rule reaches of it: the same place in order.
-  literals_[piece] = space_->CubeOf(expanded_->rules[hw_->rules[piece].expanded]);
+  literals_[piece] =
+      &piece_literals_.emplace_back(space_->CubeOf(expanded_->rules[hw_->rules[piece].expanded]));
   pos_[piece] = pos_[whole];
   group_of_[piece] = group_of_[whole];
 }
@@ -135,23 +134,15 @@ bool ExactRefiner::Reaches(size_t a, size_t b) {
   if (!space_ || a >= pos_.size() || b >= literals_.size() || group_of_[a] == nullptr) {
     return true; // no exact answer: overlapping cubes stay ordered
   }
-  if (!PacketSpace::MayOverlap(literals_[a], literals_[b])) {
+  if (!PacketSpace::MayOverlap(*literals_[a], *literals_[b])) {
     return false;
   }
   // The packets both match, less what the rules before `a` take: small
   // where `a` alone is not, so it is built when asked, not kept.
-  const expand::TernaryRule &ra = expanded_->rules[hw_->rules[a].expanded];
-  const expand::TernaryRule &rb = expanded_->rules[hw_->rules[b].expanded];
-  expand::TernaryRule both = ra;
-  both.matches.append(rb.matches.begin(), rb.matches.end());
-  for (unsigned l = 0; l < ir::kNumLayers; ++l) {
-    both.headers[l] |= rb.headers[l];
-  }
-  PacketSpace::Literals literals = literals_[a];
-  literals.insert(literals.end(), literals_[b].begin(), literals_[b].end());
-  llvm::sort(literals);
-  literals.erase(std::unique(literals.begin(), literals.end()), literals.end());
-  return Reachable(*group_of_[a], both, literals, pos_[a]) || PacketSpace::Overflowed();
+  expand::TernaryRule both = expand::Meet(expanded_->rules[hw_->rules[a].expanded],
+                                          expanded_->rules[hw_->rules[b].expanded]);
+  return Reachable(*group_of_[a], both, PacketSpace::Meet(*literals_[a], *literals_[b]), pos_[a]) ||
+         PacketSpace::Overflowed();
 }
 
 } // namespace flowc::opt

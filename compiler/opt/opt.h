@@ -7,6 +7,7 @@
 #define FLOWC_OPT_OPT_H
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <vector>
@@ -65,10 +66,11 @@ private:
   std::map<std::pair<int, unsigned>, Group> groups_;
   /// Per hardware rule: its group (null if not a normal rule), its place
   /// in policy order (a piece takes the place of the rule it was cut from)
-  /// and its literals.
+  /// and its literals (the model's own, or a piece's in piece_literals_).
   std::vector<Group *> group_of_;
   std::vector<uint32_t> pos_;
-  std::vector<analysis::PacketSpace::Literals> literals_;
+  std::vector<const analysis::PacketSpace::Literals *> literals_;
+  std::deque<analysis::PacketSpace::Literals> piece_literals_;
   std::string fallback_;
 };
 

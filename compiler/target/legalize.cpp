@@ -711,14 +711,7 @@ private:
         }
         const ir::Rule &r = policy_.rules[source];
         current_ = &r;
-        // mlx5 looks up a priority's DONT_TRAP table before its trapping one
-        // (verbs-facts §3.4): a `pass` rule may share a level with a
-        // trapping rule after it.
-        auto above = [&](size_t j) {
-          bool pass_first =
-              policy_.rules[out_.rules[j].source].pass && !r.pass && !profile_.dont_trap.sniffer_style;
-          return level_[j] + (pass_first ? 0 : 1);
-        };
+        auto above = [&](size_t j) { return LevelAbove(j, r); };
         size_t blocker = members[k];
         for (size_t b = k; b < end; ++b) {
           size_t self = members[b];
@@ -839,12 +832,22 @@ private:
     }
   }
 
+  /// The lowest level a rule of `later` may take after hardware rule `j`
+  /// that it must stay behind. mlx5 looks up a priority's DONT_TRAP table
+  /// before its trapping one (verbs-facts §3.4): a `pass` rule may share a
+  /// level with a trapping rule after it.
+  unsigned LevelAbove(size_t j, const ir::Rule &later) const {
+    bool pass_first = policy_.rules[out_.rules[j].source].pass && !later.pass &&
+                      !profile_.dont_trap.sniffer_style;
+    return level_[j] + (pass_first ? 0 : 1);
+  }
+
   /// Makes hardware rule `members[b]`, which needs a level above
   /// `max_priority`, disjoint from the earlier trapping rules that force it
   /// up: it is replaced by cubes of its packets that none of them matches
   /// (those packets never reach it anyway, so nothing changes). The pieces
-  /// go to the end of out_.rules and into members/cons/level at b; the
-  /// original is marked dead. Returns how many entries were added after b
+  /// go to the end of out_.rules, cons_ and level_, and into members at b;
+  /// the original is marked dead. Returns how many entries were added after b
   /// (pieces - 1), or 0 when it cannot be done (the budget error follows).
   size_t FitBudget(std::vector<size_t> &members, const expand::OverlapIndex &index, size_t b,
                    unsigned max_priority) {
@@ -866,7 +869,7 @@ private:
         continue;
       }
       bool pass = policy_.rules[other.source].pass;
-      if (level_[j] + (pass ? 0 : 1) <= max_priority) {
+      if (LevelAbove(j, r) <= max_priority) {
         kept_blockers.push_back(j);
         continue;
       }
@@ -897,9 +900,7 @@ private:
     diag::Engine quiet(diags_.sources(), {}, discard);
     for (const Cube &piece : pieces) {
       expand::TernaryRule t = FromCube(piece);
-      std::vector<Constraint> c;
       for (const expand::TernaryMatch &m : t.matches) {
-        c.push_back(ConstraintOf(m.layer, m.field, m.value, m.mask));
         const FieldRule *rule = profile_.FindField(m.field);
         MaskRule mr = m.layer == ir::Layer::kInner ? rule->inner : rule->outer;
         if (mr != MaskRule::kArbitrary && !m.mask.isAllOnes()) {
@@ -908,12 +909,11 @@ private:
           return 0;
         }
       }
-      Implied(t, c);
+      std::vector<Constraint> c = ConstraintsOf(t);
       unsigned lv = 0;
       for (size_t j : kept_blockers) {
         if (Overlap(cons_[j], c)) {
-          // DONT_TRAP is looked up first (§3.4).
-          lv = std::max(lv, level_[j] + (policy_.rules[out_.rules[j].source].pass ? 0 : 1));
+          lv = std::max(lv, LevelAbove(j, r));
         }
       }
       diag::Engine *saved = quiet_;

@@ -496,8 +496,8 @@ private:
       });
       tables.Insert(static_cast<uint32_t>(id), all_[e.rule]);
       for (uint32_t j : clash) {
-        expand::TernaryRule both = Meet(e.rule, hw.entries[j].rule);
-        PacketSpace::Literals lits = MeetLiterals(e.rule, hw.entries[j].rule);
+        expand::TernaryRule both = expand::Meet(all_[e.rule], all_[hw.entries[j].rule]);
+        PacketSpace::Literals lits = PacketSpace::Meet(lit, Lit(hw.entries[j].rule));
         bdd left = Less(space_->Match(lits) & u, stopped_before(id, both, lits));
         if (!Empty(left)) {
           Packet p = space_->Pick(left);
@@ -662,23 +662,6 @@ private:
   }
 
   const PacketSpace::Literals &Lit(size_t rule) const { return space_->CubeOfRule(rule); }
-
-  /// The rule that matches what all_[a] and all_[b] both match.
-  expand::TernaryRule Meet(size_t a, size_t b) const {
-    expand::TernaryRule both = all_[a];
-    both.matches.append(all_[b].matches.begin(), all_[b].matches.end());
-    for (unsigned l = 0; l < ir::kNumLayers; ++l) {
-      both.headers[l] |= all_[b].headers[l];
-    }
-    return both;
-  }
-  PacketSpace::Literals MeetLiterals(size_t a, size_t b) const {
-    PacketSpace::Literals both = Lit(a);
-    both.insert(both.end(), Lit(b).begin(), Lit(b).end());
-    llvm::sort(both);
-    both.erase(std::unique(both.begin(), both.end()), both.end());
-    return both;
-  }
 
   /// The emitted normal rules of `group` (all_ indexes) in lookup order:
   /// by table, then in emission order.

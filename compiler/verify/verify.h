@@ -4,9 +4,10 @@
 // The emitted rules are read back from their bytes (emit::Decode) and given
 // the target's matching semantics; the source is read with its own semantics
 // (first match per port and direction, `pass` copies, default rules take what
-// no rule takes). Both become sets of packets in the exact model
-// (analysis::PacketSpace) and are compared as sets, so the answer holds for
-// every packet, not for a sample.
+// no rule takes). Each rule is compared, as sets of packets in the exact
+// model (analysis::PacketSpace), with the rules of the other side whose
+// cubes meet it (found by an expand::OverlapIndex), so the answer holds for
+// every packet, not for a sample, without sets the size of the policy.
 #ifndef FLOWC_VERIFY_VERIFY_H
 #define FLOWC_VERIFY_VERIFY_H
 
