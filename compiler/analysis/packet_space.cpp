@@ -8,6 +8,7 @@
 #include "llvm/ADT/STLExtras.h"
 
 #include "llvm/ADT/SmallString.h"
+#include "llvm/Support/MathExtras.h"
 #include "llvm/Support/raw_ostream.h"
 
 namespace flowc::analysis {
@@ -68,7 +69,9 @@ PacketSpace::PacketSpace(llvm::ArrayRef<expand::TernaryRule> rules, int max_node
   size_t literals = 0;
   for (const expand::TernaryRule &r : rules) {
     cubes_.push_back(LiteralsOf(r));
-    literals += cubes_.back().size();
+    for (const CubeWord &w : cubes_.back()) {
+      literals += static_cast<size_t>(llvm::countPopulation(w.care));
+    }
   }
   // A node table that fits a few rules' worth of cubes without resizing; the
   // cache a quarter of it. Small policies stay small.
@@ -204,7 +207,7 @@ bdd PacketSpace::FieldEquals(ir::Layer layer, Field field, uint64_t value) const
 }
 
 PacketSpace::Literals PacketSpace::LiteralsOf(const expand::TernaryRule &rule) const {
-  std::vector<std::pair<int, bool>> literals;
+  std::vector<std::pair<int, bool>> literals; // unpacked
   for (unsigned l = 0; l < ir::kNumLayers; ++l) {
     for (unsigned h = 0; h < kNumHeaders; ++h) {
       if (rule.headers[l] & (1u << h)) {
@@ -228,7 +231,17 @@ PacketSpace::Literals PacketSpace::LiteralsOf(const expand::TernaryRule &rule) c
     }
   }
   llvm::sort(literals);
-  return literals;
+  Literals cube;
+  for (const auto &[var, value] : literals) {
+    auto word = static_cast<uint32_t>(var / 64);
+    uint64_t bit = uint64_t{1} << (var % 64);
+    if (cube.empty() || cube.back().word != word) {
+      cube.push_back({word, 0, 0});
+    }
+    cube.back().care |= bit;
+    cube.back().value |= value ? bit : 0;
+  }
+  return cube;
 }
 
 bdd PacketSpace::Match(const expand::TernaryRule &rule) const {
@@ -237,11 +250,11 @@ bdd PacketSpace::Match(const expand::TernaryRule &rule) const {
 
 bool PacketSpace::MayOverlap(const Literals &a, const Literals &b) {
   for (size_t i = 0, j = 0; i < a.size() && j < b.size();) {
-    if (a[i].first != b[j].first) {
-      a[i].first < b[j].first ? ++i : ++j;
+    if (a[i].word != b[j].word) {
+      a[i].word < b[j].word ? ++i : ++j;
       continue;
     }
-    if (a[i].second != b[j].second) {
+    if (((a[i].value ^ b[j].value) & a[i].care & b[j].care) != 0) {
       return false;
     }
     ++i;
@@ -251,32 +264,43 @@ bool PacketSpace::MayOverlap(const Literals &a, const Literals &b) {
 }
 
 PacketSpace::Literals PacketSpace::Meet(const Literals &a, const Literals &b) {
+  assert(MayOverlap(a, b) && "the meet of disjoint cubes is empty, not a cube");
   Literals both;
   both.reserve(a.size() + b.size());
-  std::merge(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(both));
-  both.erase(std::unique(both.begin(), both.end()), both.end());
+  size_t i = 0, j = 0;
+  while (i < a.size() || j < b.size()) {
+    if (j == b.size() || (i < a.size() && a[i].word < b[j].word)) {
+      both.push_back(a[i++]);
+    } else if (i == a.size() || b[j].word < a[i].word) {
+      both.push_back(b[j++]);
+    } else {
+      both.push_back({a[i].word, a[i].care | b[j].care, a[i].value | b[j].value});
+      ++i;
+      ++j;
+    }
+  }
   return both;
 }
 
-bdd PacketSpace::Match(const Literals &literals) const {
-  // The rule is a cube: its literals, ANDed from the last variable up so that
-  // each step adds one node on top.
-  bdd cube = bddtrue;
-  for (auto it = literals.rbegin(); it != literals.rend(); ++it) {
-    cube &= it->second ? bdd_ithvar(it->first) : bdd_nithvar(it->first);
+bdd PacketSpace::Match(const Literals &cube) const {
+  // A cube: its literals, ANDed from the last variable up so that each step
+  // adds one node on top.
+  bdd out = bddtrue;
+  for (auto it = cube.rbegin(); it != cube.rend(); ++it) {
+    for (int bit = 63; bit >= 0; --bit) {
+      if ((it->care >> bit) & 1) {
+        int var = static_cast<int>(it->word) * 64 + bit;
+        out &= ((it->value >> bit) & 1) != 0 ? bdd_ithvar(var) : bdd_nithvar(var);
+      }
+    }
   }
-  return cube;
+  return out;
 }
 
 bool PacketSpace::Contains(const expand::TernaryRule &rule, const Packet &packet) const {
   size_t index = static_cast<size_t>(&rule - rules_.data());
   assert(index < cubes_.size() && "Contains() takes the constructor's rules");
-  for (const auto &[var, value] : cubes_[index]) {
-    if ((packet.bits[static_cast<size_t>(var)] != 0) != value) {
-      return false;
-    }
-  }
-  return true;
+  return InCube(cubes_[index], packet.bits);
 }
 
 Packet PacketSpace::Pick(const bdd &set) const {
@@ -323,9 +347,13 @@ Packet PacketSpace::Sample(const bdd &set, uint64_t seed) const {
 }
 
 bool PacketSpace::InCube(const Literals &cube, const std::vector<uint8_t> &bits) {
-  for (const auto &[var, value] : cube) {
-    if ((bits[static_cast<size_t>(var)] != 0) != value) {
-      return false;
+  for (const CubeWord &w : cube) {
+    for (uint64_t care = w.care; care != 0; care &= care - 1) {
+      int bit = static_cast<int>(llvm::countTrailingZeros(care));
+      size_t var = static_cast<size_t>(w.word) * 64 + static_cast<size_t>(bit);
+      if ((bits[var] != 0) != (((w.value >> bit) & 1) != 0)) {
+        return false;
+      }
     }
   }
   return true;
@@ -333,11 +361,13 @@ bool PacketSpace::InCube(const Literals &cube, const std::vector<uint8_t> &bits)
 
 bool PacketSpace::CubeContains(const Literals &outer, const Literals &inner) {
   size_t j = 0;
-  for (const auto &literal : outer) {
-    while (j < inner.size() && inner[j] < literal) {
+  for (const CubeWord &w : outer) {
+    while (j < inner.size() && inner[j].word < w.word) {
       ++j;
     }
-    if (j == inner.size() || inner[j] != literal) {
+    // Each variable `outer` fixes, `inner` fixes to the same value.
+    if (j == inner.size() || inner[j].word != w.word || (w.care & ~inner[j].care) != 0 ||
+        ((w.value ^ inner[j].value) & w.care) != 0) {
       return false;
     }
   }

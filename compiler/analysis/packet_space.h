@@ -3,6 +3,7 @@
 #ifndef FLOWC_ANALYSIS_PACKET_SPACE_H
 #define FLOWC_ANALYSIS_PACKET_SPACE_H
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <utility>
@@ -53,9 +54,19 @@ public:
   /// it with Universe() to leave out packets that cannot exist.
   bdd Match(const expand::TernaryRule &rule) const;
 
-  /// A rule's cube as (variable, value) literals, sorted by variable: a
-  /// cheap form for overlap tests before any BDD is built.
-  using Literals = std::vector<std::pair<int, bool>>;
+  /// A rule's cube as literals packed 64 variables to a word: the word's
+  /// number (variable / 64), the variables the cube fixes (`care`, bit
+  /// variable % 64) and their values (`value`, within `care`). A cheap form
+  /// for overlap and containment tests before any BDD is built.
+  struct CubeWord {
+    uint32_t word;
+    uint64_t care, value;
+    bool operator==(const CubeWord &o) const {
+      return word == o.word && care == o.care && value == o.value;
+    }
+  };
+  /// Words with a non-zero `care`, sorted by `word`.
+  using Literals = std::vector<CubeWord>;
   Literals CubeOf(const expand::TernaryRule &rule) const { return LiteralsOf(rule); }
   bdd Match(const Literals &cube) const;
   /// CubeOf() the constructor's rules[index], kept from construction.
@@ -63,7 +74,7 @@ public:
   /// Whether two cubes share a packet, Universe() aside: false only when
   /// some variable has a different value in each.
   static bool MayOverlap(const Literals &a, const Literals &b);
-  /// The cube of the packets both cubes match (both literal lists).
+  /// The cube of the packets both cubes match; they must MayOverlap().
   static Literals Meet(const Literals &a, const Literals &b);
   /// The packets that can exist: an IP header is IPv4 or IPv6, one L4 header
   /// per IP header, TCP/UDP/ESP/GRE imply the IP protocol, IPv4/IPv6 imply
@@ -111,8 +122,8 @@ private:
   Literals LiteralsOf(const expand::TernaryRule &rule) const;
 
   llvm::ArrayRef<expand::TernaryRule> rules_;
-  /// Literals(rules_[i]), for Contains().
-  std::vector<std::vector<std::pair<int, bool>>> cubes_;
+  /// LiteralsOf(rules_[i]), for CubeOfRule() and Contains().
+  std::vector<Literals> cubes_;
   std::map<std::pair<ir::Layer, Header>, int> header_vars_;
   std::map<ir::Layer, int> vlan_vars_;
   std::map<std::pair<ir::Layer, Field>, Block> blocks_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -382,6 +383,7 @@ private:
   struct Entry {
     size_t rule;            ///< all_ index
     const Outcome *outcome; ///< what it does to a packet it takes or copies
+    uint32_t outcome_id;    ///< equal for equal outcomes
     uint64_t table = 0;     ///< compiled: its lookup table
     bool stops = false;     ///< source: trapping; compiled: takes the packet
   };
@@ -406,6 +408,22 @@ private:
       for (uint32_t id : found) {
         fn(id);
       }
+    }
+  };
+
+  /// Cubes by value, for finding a rule's copy on the other side.
+  struct CubeHash {
+    size_t operator()(const PacketSpace::Literals *cube) const {
+      uint64_t h = cube->size();
+      for (const PacketSpace::CubeWord &w : *cube) {
+        h = (h ^ w.word ^ w.care * 0x9e3779b97f4a7c15ull ^ w.value) * 0xbf58476d1ce4e5b9ull;
+      }
+      return static_cast<size_t>(h ^ (h >> 31));
+    }
+  };
+  struct CubeEq {
+    bool operator()(const PacketSpace::Literals *a, const PacketSpace::Literals *b) const {
+      return *a == *b;
     }
   };
 
@@ -436,23 +454,23 @@ private:
   /// by an overlap index), so no set grows with the whole policy.
   ///  1. Two compiled entries of one table with different outcomes must not
   ///     both match a packet that reaches the table.
-  ///  2. Each packet a source rule takes must be taken, by the first
-  ///     compiled entry that stops it, with the same outcome.
-  ///  3. Each packet a compiled entry takes must be taken by some source
-  ///     rule (with 2: by the first, with the same outcome).
-  ///  4. Each packet gets as many copies of each `pass` outcome.
+  ///  2. Each packet's first trapping source rule and first compiled entry
+  ///     that stops it have the same outcome (or are both missing); checked
+  ///     pair by pair, most pairs settled by literal containment.
+  ///  3. Each packet gets as many copies of each `pass` outcome.
   bool CompareGroup(GroupKey group, Result &result) {
     Side src, hw;
     for (size_t i = 0; i < source_count_; ++i) {
       const ir::Rule &r = policy_.rules[all_[i].source];
       if (GroupKey{static_cast<int>(r.direction), r.port} == group) {
-        src.entries.push_back({i, &source_outcomes_[all_[i].source], 0, !r.pass});
+        const Outcome &o = source_outcomes_[all_[i].source];
+        src.entries.push_back({i, &o, OutcomeId(o), 0, !r.pass});
       }
     }
     for (size_t k : LookupOrder(group)) {
       const Emitted &e = emitted_[all_[k].source];
-      hw.entries.push_back(
-          {k, &e.outcome, e.table, !IsDontTrapTable(e.table) || HasDrop(e.outcome)});
+      hw.entries.push_back({k, &e.outcome, OutcomeId(e.outcome), e.table,
+                            !IsDontTrapTable(e.table) || HasDrop(e.outcome)});
     }
     for (Side *side : {&src, &hw}) {
       for (const Entry &e : side->entries) {
@@ -478,27 +496,33 @@ private:
       return out;
     };
 
-    // 1. One table, two outcomes.
-    expand::OverlapIndex tables;
-    for (const Entry &e : hw.entries) {
-      tables.Plan(all_[e.rule]);
-    }
+    // 1. One table, two outcomes. The entries are in lookup order, so each
+    // table's are together; each table gets its own index.
+    std::optional<expand::OverlapIndex> table_index;
     for (size_t id = 0; id < hw.entries.size(); ++id) {
       const Entry &e = hw.entries[id];
+      if (id == 0 || e.table != hw.entries[id - 1].table) {
+        table_index.emplace();
+        for (size_t k = id; k < hw.entries.size() && hw.entries[k].table == e.table; ++k) {
+          table_index->Plan(all_[hw.entries[k].rule]);
+        }
+      }
       const PacketSpace::Literals &lit = Lit(e.rule);
       std::vector<uint32_t> clash;
-      tables.Query(all_[e.rule], [&](uint32_t j) {
+      table_index->Query(all_[e.rule], [&](uint32_t j) {
         const Entry &other = hw.entries[j];
-        if (other.table == e.table && *other.outcome != *e.outcome &&
-            PacketSpace::MayOverlap(lit, Lit(other.rule))) {
+        if (other.outcome_id != e.outcome_id && PacketSpace::MayOverlap(lit, Lit(other.rule))) {
           clash.push_back(j);
         }
       });
-      tables.Insert(static_cast<uint32_t>(id), all_[e.rule]);
+      table_index->Insert(static_cast<uint32_t>(id), all_[e.rule]);
       for (uint32_t j : clash) {
         expand::TernaryRule both = expand::Meet(all_[e.rule], all_[hw.entries[j].rule]);
         PacketSpace::Literals lits = PacketSpace::Meet(lit, Lit(hw.entries[j].rule));
-        bdd left = Less(space_->Match(lits) & u, stopped_before(id, both, lits));
+        bdd left = space_->Match(lits) & u;
+        if (!Empty(left)) {
+          left = Less(left, stopped_before(id, both, lits));
+        }
         if (!Empty(left)) {
           Packet p = space_->Pick(left);
           space_->Decode(p);
@@ -513,95 +537,137 @@ private:
       }
     }
 
-    // The first trapping source rule that contains each compiled entry that
-    // stops packets: no source rule after it sees any of the entry's packets.
-    std::vector<size_t> inside(hw.entries.size(), SIZE_MAX);
-    for (size_t id = 0; id < hw.entries.size(); ++id) {
-      const Entry &e = hw.entries[id];
-      if (e.stops) {
-        src.ForStops(all_[e.rule], Lit(e.rule), *space_, [&](uint32_t j) {
-          if (inside[id] == SIZE_MAX &&
-              PacketSpace::CubeContains(Lit(src.entries[j].rule), Lit(e.rule))) {
-            inside[id] = j;
-          }
-        });
+    // 2. A packet's first trapping source rule r and first stopping
+    // compiled entry j must agree. Two literal facts settle most pairs:
+    //  - o(j), a source rule that contains entry j (the first, or one with
+    //    the same cube): j then takes no packet that no source rule takes,
+    //    and no packet whose first source rule comes after o(j) (o(j) would
+    //    take it first);
+    //  - h(r), a compiled entry that contains source rule r with r's outcome
+    //    (one with the same cube, or the first): each packet r takes is then
+    //    taken, and no entry in a later table is the first to take it; nor
+    //    is one in the same table with another outcome (check 1 gave the
+    //    packets both meet to earlier tables).
+    // So (j, r) with different outcomes can share a first packet only if r
+    // is not after o(j) and h(r) is missing or in a later table than j. Those
+    // pairs, and rules without o(j) or h(r), are settled with sets.
+    std::unordered_map<const PacketSpace::Literals *, uint32_t, CubeHash, CubeEq> src_cubes;
+    std::unordered_map<const PacketSpace::Literals *, std::vector<uint32_t>, CubeHash, CubeEq>
+        hw_cubes;
+    for (size_t id = 0; id < src.entries.size(); ++id) {
+      if (src.entries[id].stops) {
+        src_cubes.try_emplace(&Lit(src.entries[id].rule), static_cast<uint32_t>(id));
       }
     }
-
-    // 2. What each source rule takes, the compiled rules take alike.
+    for (size_t id = 0; id < hw.entries.size(); ++id) {
+      if (hw.entries[id].stops) {
+        hw_cubes[&Lit(hw.entries[id].rule)].push_back(static_cast<uint32_t>(id));
+      }
+    }
+    std::vector<uint32_t> origin(hw.entries.size(), UINT32_MAX); // o(j): a place in src
+    for (size_t id = 0; id < hw.entries.size(); ++id) {
+      const Entry &e = hw.entries[id];
+      if (!e.stops) {
+        continue;
+      }
+      const PacketSpace::Literals &lit = Lit(e.rule);
+      if (auto it = src_cubes.find(&lit); it != src_cubes.end()) {
+        origin[id] = it->second;
+        continue;
+      }
+      std::vector<size_t> takers;
+      src.ForStops(all_[e.rule], lit, *space_, [&](uint32_t r) {
+        if (origin[id] == UINT32_MAX && PacketSpace::CubeContains(Lit(src.entries[r].rule), lit)) {
+          origin[id] = r;
+        }
+        takers.push_back(src.entries[r].rule);
+      });
+      if (origin[id] == UINT32_MAX) {
+        bdd left =
+            Less(Less(space_->Match(lit) & u, stopped_before(id, all_[e.rule], lit)), takers);
+        if (!Empty(left)) {
+          return Differ(group, left, result); // taken by no source rule
+        }
+      }
+    }
     for (size_t id = 0; id < src.entries.size(); ++id) {
       const Entry &e = src.entries[id];
       if (!e.stops) {
         continue;
       }
       const PacketSpace::Literals &lit = Lit(e.rule);
-      std::vector<size_t> earlier;
-      bool dead = false;
-      src.ForStops(all_[e.rule], lit, *space_, [&](uint32_t j) {
-        if (j < id) {
-          earlier.push_back(src.entries[j].rule);
-          dead = dead || PacketSpace::CubeContains(Lit(src.entries[j].rule), lit);
-        }
-      });
-      if (dead) {
-        continue; // an earlier rule takes all of it
-      }
-      // What this rule takes, built only when an entry needs it.
-      std::optional<bdd> left;
-      auto build = [&]() {
-        if (!left) {
-          left = Less(space_->Match(lit) & u, earlier);
-        }
-        return *left;
-      };
-      bool done = false, differ = false;
-      hw.ForStops(all_[e.rule], lit, *space_, [&](uint32_t j) {
-        if (done || differ || inside[j] < id) {
-          return; // an entry inside an earlier source rule meets none of it
-        }
-        const PacketSpace::Literals &entry = Lit(hw.entries[j].rule);
-        bool same = *hw.entries[j].outcome == *e.outcome;
-        if (same && PacketSpace::CubeContains(entry, lit)) {
-          done = true; // it takes the rest, alike
-          return;
-        }
-        bdd cube = space_->Match(entry);
-        if (!same) {
-          bdd wrong = build() & cube;
-          if (!Empty(wrong)) {
-            differ = true;
-            Differ(group, wrong, result);
-            return;
+      uint32_t taker = UINT32_MAX; // h(r): a place in hw
+      if (auto it = hw_cubes.find(&lit); it != hw_cubes.end()) {
+        for (uint32_t j : it->second) {
+          if (hw.entries[j].outcome_id == e.outcome_id) {
+            taker = j;
+            break;
           }
         }
-        left = bdd_apply(build(), cube, bddop_diff);
-        done = Empty(*left);
+      }
+      std::vector<uint32_t> met; // compiled entries that stop packets and may meet it
+      hw.stops.Query(all_[e.rule], [&](uint32_t j) {
+        if (PacketSpace::MayOverlap(lit, Lit(hw.entries[j].rule))) {
+          met.push_back(j);
+          if (hw.entries[j].outcome_id == e.outcome_id && j < taker &&
+              PacketSpace::CubeContains(Lit(hw.entries[j].rule), lit)) {
+            taker = j;
+          }
+        }
       });
-      if (differ) {
-        return false;
+      if (taker == UINT32_MAX) {
+        std::vector<size_t> earlier;
+        bool dead = false;
+        src.ForStops(all_[e.rule], lit, *space_, [&](uint32_t j) {
+          if (j < id) {
+            earlier.push_back(src.entries[j].rule);
+            dead = dead || PacketSpace::CubeContains(Lit(src.entries[j].rule), lit);
+          }
+        });
+        if (!dead) {
+          std::vector<size_t> takers;
+          for (uint32_t j : met) {
+            takers.push_back(hw.entries[j].rule);
+          }
+          bdd left = Less(Less(space_->Match(lit) & u, earlier), takers);
+          if (!Empty(left)) {
+            return Differ(group, left, result); // left to the default rules
+          }
+        }
       }
-      if (!done && !Empty(build())) {
-        return Differ(group, *left, result); // left to the default rules
+      for (uint32_t j : met) {
+        const Entry &h = hw.entries[j];
+        if (h.outcome_id == e.outcome_id || origin[j] < id ||
+            (taker != UINT32_MAX && hw.entries[taker].table <= h.table)) {
+          continue;
+        }
+        // Packets both take, less what earlier source rules and the compiled
+        // entries of earlier tables take, must be none.
+        expand::TernaryRule both = expand::Meet(all_[e.rule], all_[h.rule]);
+        PacketSpace::Literals lits = PacketSpace::Meet(lit, Lit(h.rule));
+        std::vector<size_t> earlier;
+        bool covered = false;
+        src.ForStops(both, lits, *space_, [&](uint32_t k) {
+          if (k < id && !covered) {
+            earlier.push_back(src.entries[k].rule);
+            covered = PacketSpace::CubeContains(Lit(src.entries[k].rule), lits);
+          }
+        });
+        if (covered) {
+          continue; // an earlier source rule takes all they share
+        }
+        bdd wrong = Less(space_->Match(lits) & u, earlier);
+        if (Empty(wrong)) {
+          continue; // no packet has both, or earlier source rules take them all
+        }
+        wrong = Less(wrong, stopped_before(j, both, lits));
+        if (!Empty(wrong)) {
+          return Differ(group, wrong, result);
+        }
       }
     }
 
-    // 3. What each compiled entry takes, some source rule takes.
-    for (size_t id = 0; id < hw.entries.size(); ++id) {
-      const Entry &e = hw.entries[id];
-      if (!e.stops || inside[id] != SIZE_MAX) {
-        continue;
-      }
-      const PacketSpace::Literals &lit = Lit(e.rule);
-      std::vector<size_t> takers;
-      src.ForStops(all_[e.rule], lit, *space_,
-                   [&](uint32_t j) { takers.push_back(src.entries[j].rule); });
-      bdd left = Less(Less(space_->Match(lit) & u, stopped_before(id, all_[e.rule], lit)), takers);
-      if (!Empty(left)) {
-        return Differ(group, left, result);
-      }
-    }
-
-    // 4. Copies: what each `pass` rule copies, less what earlier rules take.
+    // 3. Copies: what each `pass` rule copies, less what earlier rules take.
     Copies src_copies, hw_copies;
     for (size_t id = 0; id < src.entries.size();) {
       const Entry &e = src.entries[id];
@@ -662,6 +728,10 @@ private:
   }
 
   const PacketSpace::Literals &Lit(size_t rule) const { return space_->CubeOfRule(rule); }
+
+  uint32_t OutcomeId(const Outcome &o) {
+    return outcome_ids_.try_emplace(o, static_cast<uint32_t>(outcome_ids_.size())).first->second;
+  }
 
   /// The emitted normal rules of `group` (all_ indexes) in lookup order:
   /// by table, then in emission order.
@@ -763,6 +833,7 @@ private:
   const PacketSpace *space_ = nullptr;
   /// SourceOutcome() of each policy rule.
   std::vector<Outcome> source_outcomes_;
+  std::map<Outcome, uint32_t> outcome_ids_;
 };
 
 } // namespace
