@@ -794,12 +794,15 @@ std::optional<int> Build(const CheckOptions &o, const ir::Policy &policy,
     // outcome (a `pass` rule may share its level with a trapping rule after
     // it), so it uses exactly as many levels as the longest such chain
     // (docs/cli.md).
-    err << "stats: " << policy.rules.size() << " source rule(s), " << expanded.rules.size()
-        << " after expansion, " << hw.rules.size() << " hardware rule(s) for " << t->profile->name
-        << " (" << hw.removed << " left out: no packet reaches them)\n";
+    // Budget fitting adds its pieces to the expansion; they are counted in
+    // the hardware rules and the split line, not here.
+    err << "stats: " << policy.rules.size() << " source rule(s), "
+        << expanded.rules.size() - hw.split_into << " after expansion, " << hw.rules.size()
+        << " hardware rule(s) for " << t->profile->name << " (" << hw.removed
+        << " left out: no packet reaches them)\n";
     err << "stats: " << hw.levels_used << " priority level(s) used of " << t->MaxPriority() + 1
         << "; the longest chain of rules that compete for a packet with different outcomes needs "
-        << hw.levels_used
+        << hw.levels_bound
         << (hw.exact_levels ? " (exact)"
                             : " (cubes that overlap; exact model not used: " + fallback + ")")
         << "\n";
@@ -807,7 +810,11 @@ std::optional<int> Build(const CheckOptions &o, const ir::Policy &policy,
       err << "stats: to fit " << t->MaxPriority() + 1 << " levels, " << hw.split_from
           << " rule(s) were split into " << hw.split_into
           << " rule(s) disjoint from the rules before them (+"
-          << static_cast<int64_t>(hw.split_into) - hw.split_from << " rules)\n";
+          << static_cast<int64_t>(hw.split_into) - hw.split_from << " rules"
+          << (hw.lowered > 0 ? "; " + std::to_string(hw.lowered) +
+                                   " of them were split to let a later rule fit below them"
+                             : std::string())
+          << ")\n";
     }
   }
   if (diags.error_count() > 0) {

@@ -690,6 +690,8 @@ private:
     }
     cons_.assign(out_.rules.size(), {});
     level_.assign(out_.rules.size(), 0);
+    gone_.assign(out_.rules.size(), false);
+    chain_.assign(out_.rules.size(), 0);
     unsigned max_priority = target_.MaxPriority();
     for (auto &[key, members] : groups) {
       expand::OverlapIndex index;
@@ -699,6 +701,8 @@ private:
         index.Plan(t);
       }
       bool reported = false;
+      // Once a rule was split to fit, levels are lower than the chains.
+      bool fitted = false;
       std::vector<uint32_t> candidates;
       // The hardware rules of one source rule are consecutive; they share an
       // outcome and are not ordered among themselves, so they go into the
@@ -728,6 +732,9 @@ private:
             if (above(j) <= level_[self]) {
               break;
             }
+            if (gone_[j]) {
+              continue; // lowered: its pieces are in the index
+            }
             const HwRuleInfo &other = out_.rules[j];
             if (SameOutcome(other, out_.rules[self], policy_.rules[other.source], r) ||
                 !Overlap(cons_[j], cons_[self]) ||
@@ -738,27 +745,50 @@ private:
             blocker = j;
             break;
           }
+          chain_[self] = fitted ? ChainOf(self, candidates, r) : level_[self];
+        }
+        for (size_t b = k; b < end && !r.pass; ++b) {
+          out_.levels_bound = std::max(out_.levels_bound, chain_[members[b]] + 1);
         }
         if (refiner_ != nullptr && expanded_mut_ != nullptr && !r.pass) {
           for (size_t b = k; b < end; ++b) {
             if (level_[members[b]] <= max_priority) {
               continue;
             }
-            size_t added = FitBudget(members, index, b, max_priority);
-            end += added;
-            b += added;
+            size_t self = members[b], before = members.size();
+            std::vector<size_t> pieces;
+            bool split = Split(members, index, self, max_priority, 0, pieces);
+            // Rules lowered on the way, even if this one then failed, were
+            // replaced by their pieces, all before this rule's block.
+            size_t shift = members.size() - before;
+            k += shift;
+            b += shift;
+            end += shift;
+            if (!split) {
+              continue; // the budget error follows
+            }
+            fitted = true;
+            auto at = static_cast<std::ptrdiff_t>(b);
+            members.erase(members.begin() + at);
+            members.insert(members.begin() + at, pieces.begin(), pieces.end());
+            // b steps to this rule's last piece (back one if it has none).
+            end += pieces.size() - 1;
+            b += pieces.size() - 1;
           }
         }
         if (r.pass) {
           // A packet must get one copy: expansions of a `pass` rule that
           // overlap each other have to share a priority.
-          unsigned top = 0;
+          unsigned top = 0, chain = 0;
           for (size_t b = k; b < end; ++b) {
             top = std::max(top, level_[members[b]]);
+            chain = std::max(chain, chain_[members[b]]);
           }
           for (size_t b = k; b < end; ++b) {
             level_[members[b]] = top;
+            chain_[members[b]] = chain;
           }
+          out_.levels_bound = std::max(out_.levels_bound, chain + 1);
         }
         for (size_t b = k; b < end; ++b) {
           HwRuleInfo &hw = out_.rules[members[b]];
@@ -842,55 +872,119 @@ private:
     return level_[j] + (pass_first ? 0 : 1);
   }
 
-  /// Makes hardware rule `members[b]`, which needs a level above
-  /// `max_priority`, disjoint from the earlier trapping rules that force it
-  /// up: it is replaced by cubes of its packets that none of them matches
-  /// (those packets never reach it anyway, so nothing changes). The pieces
-  /// go to the end of out_.rules, cons_ and level_, and into members at b;
-  /// the original is marked dead. Returns how many entries were added after b
-  /// (pieces - 1), or 0 when it cannot be done (the budget error follows).
-  size_t FitBudget(std::vector<size_t> &members, const expand::OverlapIndex &index, size_t b,
-                   unsigned max_priority) {
-    const size_t self = members[b];
-    const HwRuleInfo original = out_.rules[self];
-    const ir::Rule &r = policy_.rules[original.source];
-    std::vector<Cube> pieces = {ToCube(expanded_mut_->rules[original.expanded])};
-    std::vector<uint32_t> blockers;
-    index.Query(expanded_mut_->rules[original.expanded],
-                [&](uint32_t j) { blockers.push_back(j); });
-    llvm::sort(blockers);
-    // Only the rules on the last level force it past the budget: those are
-    // cut out; the others keep it above them as before.
-    std::vector<size_t> kept_blockers;
-    for (uint32_t j : blockers) {
+  /// The longest chain of rules before hardware rule `self` (of source rule
+  /// `r`) that compete with it for a packet, as written: what its level
+  /// would be without budget fitting. `candidates`: the index's answer.
+  unsigned ChainOf(size_t self, const std::vector<uint32_t> &candidates, const ir::Rule &r) {
+    unsigned chain = 0;
+    for (uint32_t j : candidates) {
+      bool pass_first =
+          policy_.rules[out_.rules[j].source].pass && !r.pass && !profile_.dont_trap.sniffer_style;
+      unsigned above = chain_[j] + (pass_first ? 0 : 1);
       const HwRuleInfo &other = out_.rules[j];
-      if (SameOutcome(other, original, policy_.rules[other.source], r) ||
+      if (above <= chain || SameOutcome(other, out_.rules[self], policy_.rules[other.source], r) ||
           !Overlap(cons_[j], cons_[self]) || !refiner_->Reaches(j, self)) {
         continue;
       }
-      bool pass = policy_.rules[other.source].pass;
-      if (LevelAbove(j, r) <= max_priority) {
-        kept_blockers.push_back(j);
-        continue;
+      chain = above;
+    }
+    return chain;
+  }
+
+  /// Makes trapping hardware rule `self` fit at level `limit` or below by
+  /// making it disjoint from the earlier rules (in policy order) that force
+  /// it higher: it is replaced by cubes of its packets that none of them
+  /// matches (those packets never reach it anyway, so nothing changes). The
+  /// pieces go to the end of out_.rules, cons_ and level_ and are returned
+  /// in `made`; `self` is marked dead, and the caller puts the pieces in its
+  /// place. A rule that cannot be cut out of `self` (it matches a header
+  /// `self` does not, like TCP below a rule without L4) is itself lowered
+  /// below `limit` first, the same way, to at most kMaxLowering rules deep.
+  /// Returns false when it cannot be done (fit_failure_ says why).
+  bool Split(std::vector<size_t> &members, expand::OverlapIndex &index, size_t self, unsigned limit,
+             unsigned depth, std::vector<size_t> &made) {
+    const HwRuleInfo original = out_.rules[self];
+    const ir::Rule &r = policy_.rules[original.source];
+    std::vector<Cube> pieces;
+    std::vector<size_t> kept_blockers;
+    bool cut_any = false;
+    // Each round lowers the rules it cannot cut out; their pieces fit below
+    // `limit`, so the next round cuts or keeps them.
+    for (unsigned round = 0;; ++round) {
+      if (round > kMaxLowering + 1) {
+        fit_failure_ = "lowering the rules before it did not end";
+        return false;
       }
-      if (pass) {
-        fit_failure_ = "a 'pass' rule before it that it overlaps is at the last level";
-        return 0; // its copies must stay: it cannot be cut out
-      }
-      Cube blocker = ToCube(expanded_mut_->rules[other.expanded]);
-      std::vector<Cube> next;
-      for (const Cube &piece : pieces) {
-        if (!Subtract(piece, blocker, next)) {
-          fit_failure_ = "it does not match every header the rules before it match";
-          return 0;
+      pieces = {ToCube(expanded_mut_->rules[original.expanded])};
+      cut_any = false;
+      kept_blockers.clear();
+      std::vector<uint32_t> blockers, to_lower;
+      index.Query(expanded_mut_->rules[original.expanded],
+                  [&](uint32_t j) { blockers.push_back(j); });
+      llvm::sort(blockers);
+      // Only the rules on the last level force it past the limit: those are
+      // cut out; the others keep it above them as before.
+      for (uint32_t j : blockers) {
+        const HwRuleInfo &other = out_.rules[j];
+        if (gone_[j] || other.source >= original.source ||
+            SameOutcome(other, original, policy_.rules[other.source], r) ||
+            !Overlap(cons_[j], cons_[self]) || !refiner_->Reaches(j, self)) {
+          continue;
+        }
+        bool pass = policy_.rules[other.source].pass;
+        if (LevelAbove(j, r) <= limit) {
+          kept_blockers.push_back(j);
+          continue;
+        }
+        if (pass) {
+          fit_failure_ = "a 'pass' rule before it that it overlaps is at the last level";
+          return false; // its copies must stay: it cannot be cut out
+        }
+        Cube blocker = ToCube(expanded_mut_->rules[other.expanded]);
+        std::vector<Cube> next;
+        bool cut = true;
+        for (const Cube &piece : pieces) {
+          cut = cut && Subtract(piece, blocker, next);
+        }
+        if (!cut) {
+          if (depth >= kMaxLowering || limit == 0) {
+            fit_failure_ = llvm::formatv(
+                "it does not match every header the rules before it match, and they cannot be "
+                "split to let it fit below them ({0})",
+                limit == 0
+                    ? "they are at the first level"
+                    : llvm::formatv("that goes more than {0} rules deep", kMaxLowering).str());
+            return false;
+          }
+          to_lower.push_back(j);
+          continue;
+        }
+        pieces = std::move(next);
+        cut_any = true;
+        if (out_.rules.size() + pieces.size() > refiner_->MaxRules()) {
+          fit_failure_ = llvm::formatv("that would make more than --max-rules={0} rules",
+                                       refiner_->MaxRules());
+          return false;
         }
       }
-      pieces = std::move(next);
-      if (out_.rules.size() + pieces.size() > refiner_->MaxRules()) {
-        fit_failure_ =
-            llvm::formatv("that would make more than --max-rules={0} rules", refiner_->MaxRules());
-        return 0;
+      if (to_lower.empty()) {
+        break;
       }
+      for (uint32_t j : to_lower) {
+        if (!gone_[j] && !Lower(members, index, j, limit - 1, depth + 1)) {
+          return false;
+        }
+      }
+    }
+    if (!cut_any) {
+      // Nothing was cut: lowering the rules before it made room.
+      unsigned lv = 0;
+      for (size_t j : kept_blockers) {
+        lv = std::max(lv, LevelAbove(j, r));
+      }
+      level_[self] = lv;
+      made.push_back(self);
+      return true;
     }
     // Each piece must be a legal rule (masks the target takes) and fit.
     std::vector<HwRuleInfo> built;
@@ -906,7 +1000,7 @@ private:
         if (mr != MaskRule::kArbitrary && !m.mask.isAllOnes()) {
           fit_failure_ = llvm::formatv("{0} takes only full masks on {1}", profile_.name,
                                        ir::FieldTitle(m.field, m.layer));
-          return 0;
+          return false;
         }
       }
       std::vector<Constraint> c = ConstraintsOf(t);
@@ -922,7 +1016,7 @@ private:
       quiet_ = saved;
       if (!hw) {
         fit_failure_ = "a piece of it is not a legal rule for the target";
-        return 0;
+        return false;
       }
       expanded_mut_->rules.push_back(std::move(t));
       hw->expanded = static_cast<uint32_t>(expanded_mut_->rules.size() - 1);
@@ -933,21 +1027,44 @@ private:
     out_.split_from += 1;
     out_.split_into += static_cast<uint32_t>(built.size());
     dead_.push_back(self);
-    std::vector<size_t> indexes;
+    gone_[self] = true;
     for (size_t p = 0; p < built.size(); ++p) {
       out_.rules.push_back(std::move(built[p]));
       cons_.push_back(std::move(piece_cons[p]));
       level_.push_back(piece_level[p]);
-      indexes.push_back(out_.rules.size() - 1);
-      refiner_->AddPiece(indexes.back(), self);
+      gone_.push_back(false);
+      chain_.push_back(chain_[self]);
+      made.push_back(out_.rules.size() - 1);
+      refiner_->AddPiece(made.back(), self);
     }
-    auto at = static_cast<std::ptrdiff_t>(b);
-    members.erase(members.begin() + at);
-    members.insert(members.begin() + at, indexes.begin(), indexes.end());
-    if (built.empty()) {
-      return static_cast<size_t>(-1); // b is gone: the caller's b and end step back
+    return true;
+  }
+
+  /// Splits hardware rule `j`, already placed and in `index`, so that it
+  /// fits at level `limit` or below (Split()); its pieces take its place in
+  /// `members` and the index, with their priorities.
+  bool Lower(std::vector<size_t> &members, expand::OverlapIndex &index, size_t j, unsigned limit,
+             unsigned depth) {
+    std::vector<size_t> pieces;
+    if (!Split(members, index, j, limit, depth, pieces)) {
+      return false;
     }
-    return built.size() - 1;
+    if (pieces.size() == 1 && pieces.front() == j) {
+      out_.rules[j].rule.priority = static_cast<uint16_t>(level_[j]);
+      ++out_.lowered;
+      return true; // lowered in place, still in the index
+    }
+    auto at = llvm::find(members, j);
+    assert(at != members.end() && "a placed rule is a member of its group");
+    at = members.erase(at);
+    members.insert(at, pieces.begin(), pieces.end());
+    for (size_t p : pieces) {
+      HwRuleInfo &hw = out_.rules[p];
+      hw.rule.priority = static_cast<uint16_t>(level_[p]);
+      index.Insert(static_cast<uint32_t>(p), expanded_mut_->rules[hw.expanded]);
+    }
+    ++out_.lowered;
+    return true;
   }
 
   /// verbs-facts §3.3: mlx5 looks up a trapping rule whose first spec
@@ -996,8 +1113,15 @@ private:
   diag::Engine *quiet_ = nullptr;
   /// Rules replaced by their pieces, removed at the end.
   std::vector<size_t> dead_;
-  /// Why the last FitBudget() failed.
+  /// Why the last Split() failed.
   std::string fit_failure_;
+  /// Per out_.rules index: the level it would need without budget fitting
+  /// (ChainOf()); pieces have their rule's.
+  std::vector<unsigned> chain_;
+  /// Per out_.rules index: replaced by its pieces (also in dead_).
+  std::vector<bool> gone_;
+  /// How many rules deep Split() lowers the rules that block a rule.
+  static constexpr unsigned kMaxLowering = 3;
   /// Per hardware rule (out_.rules index), while priorities are assigned:
   /// its constraints for overlap tests, and its level.
   std::vector<std::vector<Constraint>> cons_;

@@ -41,6 +41,12 @@ struct HwPolicy {
   /// Budget fitting: rules that needed a level above the target's last,
   /// and the rules that replaced them.
   uint32_t split_from = 0, split_into = 0;
+  /// Of split_from: rules already placed that were split again so that a
+  /// later rule could fit below them.
+  uint32_t lowered = 0;
+  /// The longest chain of rules that compete for a packet with different
+  /// outcomes, before budget fitting: the levels the rules need as written.
+  unsigned levels_bound = 0;
 };
 
 /// What the optimizer (compiler/opt) knows from the exact packet model, for
