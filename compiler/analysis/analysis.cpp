@@ -8,8 +8,10 @@
 
 #include "compiler/analysis/packet_space.h"
 #include "compiler/expand/expand.h"
+#include "compiler/expand/overlap_index.h"
 #include "compiler/target/profile.h"
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/MathExtras.h"
 
 namespace flowc::analysis {
 namespace {
@@ -47,19 +49,12 @@ std::vector<std::pair<int, uint32_t>> Outcome(const ir::Rule &r) {
   return k;
 }
 
-/// False only when the two expanded rules cannot match one packet because
-/// a field both match has different values under both masks.
-bool MayOverlap(const expand::TernaryRule &a, const expand::TernaryRule &b) {
-  for (const expand::TernaryMatch &x : a.matches) {
-    for (const expand::TernaryMatch &y : b.matches) {
-      if (x.layer == y.layer && x.field == y.field &&
-          !((x.value ^ y.value) & x.mask & y.mask).isZero()) {
-        return false;
-      }
-    }
-  }
-  return true;
-}
+/// FL9003 is decided exactly for a rule that meets at most this many
+/// earlier cubes; for one that meets more, only when at most half of its
+/// sample packets get through them.
+constexpr size_t kPartlyExact = 32;
+/// The most sample packets drawn for one rule.
+constexpr size_t kMaxSamples = 64;
 
 void AddFields(std::vector<std::pair<ir::Layer, Field>> &to,
                const std::vector<std::pair<ir::Layer, Field>> &from) {
@@ -105,17 +100,19 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
   }
 
   PacketSpace space(expanded.rules, options.max_nodes);
-  // Rule BDDs are built when needed and kept only for rules that take
-  // another's packets: keeping every one alive makes each garbage collection
-  // walk them all.
-  std::vector<std::vector<const expand::TernaryRule *>> expansions(policy.rules.size());
-  for (const expand::TernaryRule &t : expanded.rules) {
-    expansions[t.source].push_back(&t);
+  const bdd &u = space.Universe();
+  // Each rule's expansions (expanded.rules indexes). Rule BDDs are built when
+  // needed and kept only for rules that take another's packets: keeping
+  // every one alive makes each garbage collection walk them all.
+  std::vector<std::vector<uint32_t>> expansions(policy.rules.size());
+  for (uint32_t e = 0; e < expanded.rules.size(); ++e) {
+    expansions[expanded.rules[e].source].push_back(e);
   }
+  auto cube = [&](uint32_t e) -> const PacketSpace::Literals & { return space.CubeOfRule(e); };
   auto build = [&](uint32_t i) {
     bdd m = bddfalse;
-    for (const expand::TernaryRule *t : expansions[i]) {
-      m |= space.Match(*t);
+    for (uint32_t e : expansions[i]) {
+      m |= space.Match(cube(e));
     }
     return m;
   };
@@ -129,8 +126,8 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
   };
   auto fields_of = [&](uint32_t i) {
     std::vector<std::pair<ir::Layer, Field>> fields;
-    for (const expand::TernaryRule *t : expansions[i]) {
-      for (const expand::TernaryMatch &m : t->matches) {
+    for (uint32_t e : expansions[i]) {
+      for (const expand::TernaryMatch &m : expanded.rules[e].matches) {
         if (!llvm::is_contained(fields, std::make_pair(m.layer, m.field))) {
           fields.push_back({m.layer, m.field});
         }
@@ -138,68 +135,96 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
     }
     return fields;
   };
-  // Walk the rules in precedence order; `taken` is what the earlier trapping
-  // rules of the same port and direction take.
-  std::map<GroupKey, bdd> taken;
-  std::map<GroupKey, std::vector<uint32_t>> earlier;
-  // The rule that takes `p`: the first of `candidates` whose cube matches it.
+  auto contains = [&](uint32_t j, const Packet &p) {
+    return llvm::any_of(expansions[j],
+                        [&](uint32_t e) { return PacketSpace::InCube(cube(e), p.bits); });
+  };
+  // The rule that takes `p`: the first of `candidates` (sorted) that matches it.
   auto taker_of = [&](const std::vector<uint32_t> &candidates,
                       const Packet &p) -> std::optional<uint32_t> {
     for (uint32_t j : candidates) {
-      if (llvm::any_of(expansions[j],
-                       [&](const expand::TernaryRule *t) { return space.Contains(*t, p); })) {
+      if (contains(j, p)) {
         return j;
       }
     }
     return std::nullopt;
   };
-  // The normal rules of each port and direction, in order, for FL9004.
-  std::map<GroupKey, std::vector<uint32_t>> group_rules;
+  // Per port and direction: the trapping rules seen so far, and (for
+  // FL9004) every rule, by expansion, so that a rule is compared only with
+  // the rules whose cubes meet it.
+  struct Group {
+    expand::OverlapIndex earlier, all;
+  };
+  std::map<GroupKey, Group> groups;
   for (uint32_t i = 0; i < policy.rules.size(); ++i) {
     const ir::Rule &r = policy.rules[i];
-    if (r.kind == ast::RuleKind::kNormal) {
-      group_rules[{r.direction, r.port}].push_back(i);
+    if (r.kind != ast::RuleKind::kNormal) {
+      continue;
+    }
+    Group &g = groups[{r.direction, r.port}];
+    for (uint32_t e : expansions[i]) {
+      g.earlier.Plan(expanded.rules[e]);
+      g.all.Plan(expanded.rules[e]);
     }
   }
-  auto may_overlap = [&](uint32_t a, uint32_t b) {
-    for (const expand::TernaryRule *x : expansions[a]) {
-      for (const expand::TernaryRule *y : expansions[b]) {
-        if (MayOverlap(*x, *y)) {
-          return true;
+  if (options.redundant) {
+    for (uint32_t i = 0; i < policy.rules.size(); ++i) {
+      const ir::Rule &r = policy.rules[i];
+      if (r.kind == ast::RuleKind::kNormal) {
+        for (uint32_t e : expansions[i]) {
+          groups[{r.direction, r.port}].all.Insert(e, expanded.rules[e]);
         }
       }
     }
-    return false;
-  };
-  // FL9004: rule `i` (trapping, reached by `survives`) is redundant when the
-  // rules after it would give every packet it takes the same outcome: each
-  // such packet meets, before any other rule, a later trapping rule with the
-  // same actions, and no `pass` rule on the way (it would add a copy).
-  // Packets no later rule takes would go to a default rule or the kernel: a
-  // different outcome.
-  auto ReportRedundant = [&](uint32_t i, const bdd &survives) {
-    const ir::Rule &rule = policy.rules[i];
-    const std::vector<uint32_t> &group = group_rules[{rule.direction, rule.port}];
-    auto at = std::lower_bound(group.begin(), group.end(), i);
-    std::vector<std::pair<int, uint32_t>> outcome = Outcome(rule);
-    // Cheap first: without a later rule of the same outcome that may overlap
-    // it, some packet ends elsewhere.
-    bool candidate = false;
-    for (auto j = at + 1; j != group.end() && !candidate; ++j) {
-      const ir::Rule &t = policy.rules[*j];
-      candidate = !t.pass && !expansions[*j].empty() && Outcome(t) == outcome && may_overlap(i, *j);
+  }
+  // The rules j (sorted) with an expansion in `index` that may share a
+  // packet with one of rule i's expansions, and keep(j).
+  auto rules_meeting = [&](const expand::OverlapIndex &index, uint32_t i, auto &&keep) {
+    std::vector<uint32_t> out;
+    for (uint32_t e : expansions[i]) {
+      index.Query(expanded.rules[e], [&](uint32_t c) {
+        uint32_t j = expanded.rules[c].source;
+        if (keep(j) && PacketSpace::MayOverlap(cube(e), cube(c))) {
+          out.push_back(j);
+        }
+      });
     }
-    if (!candidate) {
+    llvm::sort(out);
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+  };
+
+  // FL9004: rule `i` (trapping; `witnesses` are packets that reach it, and
+  // `survives()` all of them) is redundant when the rules after it would
+  // give every packet it takes the same outcome: each such packet meets,
+  // before any other rule, a later trapping rule with the same actions, and
+  // no `pass` rule on the way (it would add a copy). Packets no later rule
+  // takes would go to a default rule or the kernel: a different outcome.
+  auto ReportRedundant = [&](uint32_t i, const Group &g, const std::vector<Packet> &witnesses,
+                             auto &&survives) {
+    const ir::Rule &rule = policy.rules[i];
+    std::vector<std::pair<int, uint32_t>> outcome = Outcome(rule);
+    std::vector<uint32_t> later = rules_meeting(g.all, i, [&](uint32_t j) { return j > i; });
+    // Cheap first: without a later rule of the same outcome that may overlap
+    // it, some packet ends elsewhere; a packet that reaches it and meets
+    // another outcome first (or none) shows it too.
+    if (llvm::none_of(later, [&](uint32_t j) {
+          return !policy.rules[j].pass && Outcome(policy.rules[j]) == outcome;
+        })) {
       return;
     }
-    bdd rem = survives;
-    std::vector<uint32_t> takers;
-    for (auto j = at + 1; j != group.end(); ++j) {
-      if (expansions[*j].empty() || !may_overlap(i, *j)) {
-        continue;
+    for (const Packet &p : witnesses) {
+      std::optional<uint32_t> next = taker_of(later, p);
+      if (!next || policy.rules[*next].pass || Outcome(policy.rules[*next]) != outcome) {
+        return;
       }
-      const ir::Rule &t = policy.rules[*j];
-      bdd part = rem & match_of(*j);
+    }
+    const bdd &reached = survives();
+    bdd rem = reached;
+    std::vector<uint32_t> takers;
+    for (uint32_t j : later) {
+      const ir::Rule &t = policy.rules[j];
+      bdd part = rem & match_of(j);
       if (PacketSpace::Overflowed()) {
         return;
       }
@@ -209,8 +234,8 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
       if (t.pass || Outcome(t) != outcome) {
         return;
       }
-      takers.push_back(*j);
-      rem = bdd_apply(rem, match_of(*j), bddop_diff);
+      takers.push_back(j);
+      rem = bdd_apply(rem, match_of(j), bddop_diff);
       if (Empty(rem)) {
         break;
       }
@@ -218,7 +243,7 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
     if (!Empty(rem) || takers.empty() || PacketSpace::Overflowed()) {
       return;
     }
-    Packet example = space.Pick(survives);
+    Packet example = space.Pick(reached);
     space.Decode(example);
     std::optional<uint32_t> first = taker_of(takers, example);
     std::vector<std::pair<ir::Layer, Field>> shown = fields_of(i);
@@ -242,44 +267,116 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
     }
     ++stats.redundant;
   };
+
   for (uint32_t i = 0; i < policy.rules.size(); ++i) {
     const ir::Rule &rule = policy.rules[i];
     if (rule.kind != ast::RuleKind::kNormal || expansions[i].empty()) {
       continue;
     }
-    bdd match = build(i);
     ++stats.rules;
-    GroupKey key{rule.direction, rule.port};
-    auto [it, inserted] = taken.try_emplace(key, bddfalse);
-    bdd &before = it->second;
-    // The rule's packets that no earlier rule takes, among those that exist.
-    bdd survives = bdd_apply(match, before, bddop_diff) & space.Universe();
-    bool reached = !Empty(survives);
+    Group &g = groups[{rule.direction, rule.port}];
+    // Per expansion, the earlier trapping expansions that may share a packet
+    // with it, and whether one of them contains it.
+    std::vector<std::vector<uint32_t>> before(expansions[i].size());
+    std::vector<bool> inside(expansions[i].size(), false);
+    size_t met = 0;
+    for (size_t k = 0; k < expansions[i].size(); ++k) {
+      const PacketSpace::Literals &lit = cube(expansions[i][k]);
+      g.earlier.Query(expanded.rules[expansions[i][k]], [&](uint32_t c) {
+        if (PacketSpace::MayOverlap(lit, cube(c))) {
+          before[k].push_back(c);
+          inside[k] = inside[k] || PacketSpace::CubeContains(cube(c), lit);
+        }
+      });
+      met += before[k].size();
+    }
+    // Packets that reach the rule, found without a union: a few packets of
+    // each expansion that no earlier cube meeting it matches.
+    std::vector<Packet> witnesses;
+    size_t tried = 0;
+    for (size_t k = 0; k < expansions[i].size(); ++k) {
+      if (inside[k]) {
+        tried += 4;
+        continue;
+      }
+      bdd m = space.Match(cube(expansions[i][k])) & u;
+      if (Empty(m)) {
+        continue;
+      }
+      for (uint64_t seed = 0; seed < 4 && tried < kMaxSamples; ++seed, ++tried) {
+        Packet p = seed == 0 ? space.Pick(m) : space.Sample(m, seed);
+        if (llvm::none_of(before[k],
+                          [&](uint32_t c) { return PacketSpace::InCube(cube(c), p.bits); })) {
+          witnesses.push_back(std::move(p));
+        }
+      }
+    }
+    // All the packets that reach it, built when needed: each expansion less
+    // the earlier cubes that meet it.
+    std::optional<bdd> reached;
+    auto survives = [&]() -> const bdd & {
+      if (!reached) {
+        bdd all = bddfalse;
+        for (size_t k = 0; k < expansions[i].size(); ++k) {
+          if (inside[k]) {
+            continue;
+          }
+          bdd left = space.Match(cube(expansions[i][k])) & u;
+          // Wide cubes first: they take the most, so the set shrinks early.
+          std::vector<std::pair<unsigned, uint32_t>> order;
+          for (uint32_t c : before[k]) {
+            unsigned fixed = 0;
+            for (const PacketSpace::CubeWord &w : cube(c)) {
+              fixed += llvm::countPopulation(w.care);
+            }
+            order.emplace_back(fixed, c);
+          }
+          llvm::sort(order);
+          for (auto [fixed, c] : order) {
+            if (Empty(left)) {
+              break;
+            }
+            left = bdd_apply(left, space.Match(cube(c)), bddop_diff);
+          }
+          all |= left;
+        }
+        reached = all;
+      }
+      return *reached;
+    };
+    bool reaches = !witnesses.empty() || !Empty(survives());
     if (PacketSpace::Overflowed()) {
       stats.complete = false;
       break;
     }
-    if (!reached && Empty(match & space.Universe())) {
-      continue; // an empty rule is sema's contradiction report, not a shadow
-    }
-    if (!reached) {
+    // The earlier trapping rules that may take its packets.
+    auto earlier_rules = [&]() {
+      std::vector<uint32_t> out;
+      for (const std::vector<uint32_t> &cs : before) {
+        for (uint32_t c : cs) {
+          out.push_back(expanded.rules[c].source);
+        }
+      }
+      llvm::sort(out);
+      out.erase(std::unique(out.begin(), out.end()), out.end());
+      return out;
+    };
+    if (!reaches) {
+      bdd match = build(i);
+      if (Empty(match & u)) {
+        continue; // an empty rule is sema's contradiction report, not a shadow
+      }
       // Which earlier rules take its packets: pick a packet of the rule not
       // yet accounted for, find the rule that takes it (the first earlier
       // trapping rule that matches it), repeat. Each rule named takes at
       // least that packet; one alone means it covers the whole rule.
+      std::vector<uint32_t> candidates = earlier_rules();
       std::vector<uint32_t> takers;
       Packet packet;
-      bdd left = match & space.Universe();
+      bdd left = match & u;
       while (!Empty(left) && !PacketSpace::Overflowed()) {
         Packet p = space.Pick(left);
-        std::optional<uint32_t> taker;
-        for (uint32_t j : earlier[key]) {
-          if (llvm::any_of(expansions[j],
-                           [&](const expand::TernaryRule *t) { return space.Contains(*t, p); })) {
-            taker = j;
-            break;
-          }
-        }
+        std::optional<uint32_t> taker = taker_of(candidates, p);
         if (!taker) {
           break; // cannot happen while the model is consistent; report nothing
         }
@@ -315,19 +412,24 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
       ++stats.shadowed;
       continue;
     }
-    if (options.partly_percent > 0 && !earlier[key].empty()) {
-      // FL9003: earlier rules take most of its packets (counted as header
-      // values in the model, within the universe).
-      bdd all = match & space.Universe();
-      double total = bdd_satcount(all), left = bdd_satcount(survives);
+    // FL9003: earlier rules take most of its packets (counted as header
+    // values in the model, within the universe). Exact, but only tried when
+    // the rule meets few earlier cubes or most of its sample packets are
+    // taken: a rule most of whose samples get through is not mostly taken
+    // (kPartlyGate in docs/architecture.md, "Analysis").
+    if (options.partly_percent > 0 && met > 0 &&
+        (met <= kPartlyExact || witnesses.size() * 2 <= tried)) {
+      bdd all = build(i) & u;
+      const bdd &left_over = survives();
+      double total = bdd_satcount(all), left = bdd_satcount(left_over);
       double percent = total > 0 ? 100.0 * (total - left) / total : 0;
       if (percent >= options.partly_percent && !PacketSpace::Overflowed()) {
-        Packet lost = space.Pick(bdd_apply(all, survives, bddop_diff));
-        std::optional<uint32_t> taker = taker_of(earlier[key], lost);
+        Packet lost = space.Pick(bdd_apply(all, left_over, bddop_diff));
+        std::optional<uint32_t> taker = taker_of(earlier_rules(), lost);
         if (taker) {
           space.Decode(lost);
-          Packet kept = space.Pick(survives);
-          space.Decode(kept);
+          Packet kept_packet = space.Pick(left_over);
+          space.Decode(kept_packet);
           std::vector<std::pair<ir::Layer, Field>> shown = fields_of(i);
           AddFields(shown, fields_of(*taker));
           const ir::Rule &t = policy.rules[*taker];
@@ -340,17 +442,19 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
               .Range(rule.range)
               .AddNote(t.range.Start,
                        ir::RuleTitle(t) + " takes some, for example " + space.Format(lost, shown))
-              .AddNote(llvm::SMLoc(), "it still takes, for example, " + space.Format(kept, shown));
+              .AddNote(llvm::SMLoc(),
+                       "it still takes, for example, " + space.Format(kept_packet, shown));
           ++stats.partly;
         }
       }
     }
     if (options.redundant && !rule.pass) {
-      ReportRedundant(i, survives);
+      ReportRedundant(i, g, witnesses, survives);
     }
     if (!rule.pass) { // a pass rule copies and lets the packet go on
-      before |= match;
-      earlier[key].push_back(i);
+      for (uint32_t e : expansions[i]) {
+        g.earlier.Insert(e, expanded.rules[e]);
+      }
     }
     if (PacketSpace::Overflowed()) {
       stats.complete = false;

@@ -73,7 +73,7 @@ Options:
   --warn-expansion=N        warn (FL8015) when a rule becomes more than N
                             hardware rules (default 64; 0 = never)
   --analysis-limit=N        analyse for shadowed rules (FL9001) only policies of
-                            at most N expanded rules (default 20000; 0 = no limit)
+                            at most N expanded rules (default 50000; 0 = no limit)
 
 Besides the language's rules, 'check' reports what the target (the file's
 'target', --target, or mlx5) cannot do, as 'flowc build' would; only what
