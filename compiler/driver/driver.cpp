@@ -121,6 +121,8 @@ Options:
   --no-verify               skip the proof that the emitted rules, read back
                             from their bytes, deliver every packet exactly as
                             the source does (on by default)
+  --progress                print the proof's progress on stderr (on a
+                            terminal it is shown once the proof takes a second)
   --inject-fault=KIND       for testing the proof: break the compiled rules
                             before it runs (priority: every rule at priority
                             0; drop-rule: leave out the first normal rule;
@@ -183,6 +185,8 @@ struct CheckOptions {
   bool time_phases = false;
   bool stats = false;
   bool verify = true;
+  /// Progress lines for the proof even when stderr is not a terminal.
+  bool progress = false;
   opt::Options optimize;
   std::string inject_fault;
   analysis::Options analysis;
@@ -367,6 +371,8 @@ std::optional<int> ParseCheck(llvm::ArrayRef<llvm::StringRef> args, CheckOptions
       o.optimize.max_hw_rules = n;
     } else if (o.command == "build" && a == "--no-verify") {
       o.verify = false;
+    } else if (o.command == "build" && a == "--progress") {
+      o.progress = true;
     } else if (o.command == "build" && TakeValue(args, i, "--inject-fault", v)) {
       if (*v != "priority" && *v != "drop-rule" && *v != "mask") {
         return Usage(err, "--inject-fault takes priority, drop-rule or mask, got '" + *v + "'");
@@ -507,6 +513,46 @@ std::optional<int> CheckTarget(const CheckOptions &o, const ir::Policy &policy, 
 }
 
 /// Opens `path` for writing ("-" or "" is `fallback`), or reports why not.
+/// The proof's progress on stderr. On a terminal, one line rewritten in
+/// place, shown once the proof has taken a second and cleared at the end;
+/// with --progress, also when stderr is a file or a pipe, one line per
+/// update. At most four updates a second, and the last always.
+class ProofProgress {
+public:
+  ProofProgress(llvm::raw_ostream &err, bool forced)
+      : err_(err), terminal_(err.is_displayed()), forced_(forced),
+        start_(std::chrono::steady_clock::now()) {}
+
+  void Show(uint64_t done, uint64_t total) {
+    using namespace std::chrono_literals;
+    auto now = std::chrono::steady_clock::now();
+    bool last = done >= total;
+    if ((!forced_ && !terminal_) || (!forced_ && now - start_ < 1s) ||
+        (!last && shown_ && now - shown_at_ < 250ms)) {
+      return;
+    }
+    shown_ = true;
+    shown_at_ = now;
+    unsigned percent = total == 0 ? 100 : static_cast<unsigned>(done * 100 / total);
+    err_ << (terminal_ ? "\r" : "") << "flowc: proving: " << done << " of " << total
+         << " rule comparisons (" << percent << "%)" << (terminal_ ? "" : "\n");
+    err_.flush();
+  }
+
+  void Finish() {
+    if (shown_ && terminal_) {
+      err_ << "\r\x1b[K"; // the line is cleared; --stats says the result
+      err_.flush();
+    }
+  }
+
+private:
+  llvm::raw_ostream &err_;
+  bool terminal_, forced_;
+  std::chrono::steady_clock::time_point start_, shown_at_;
+  bool shown_ = false;
+};
+
 std::unique_ptr<llvm::raw_fd_ostream> OpenOutput(const std::string &path, llvm::raw_ostream &err) {
   std::error_code ec;
   auto file = std::make_unique<llvm::raw_fd_ostream>(path, ec, llvm::sys::fs::OF_None);
@@ -880,7 +926,11 @@ std::optional<int> Build(const CheckOptions &o, const ir::Policy &policy,
   }
   timer.Done("emit");
   if (o.verify) {
-    verify::Result proof = verify::Verify(policy, *t, p.rules, {});
+    ProofProgress progress(err, o.progress);
+    verify::Options proof_options;
+    proof_options.progress = [&](uint64_t done, uint64_t total) { progress.Show(done, total); };
+    verify::Result proof = verify::Verify(policy, *t, p.rules, proof_options);
+    progress.Finish();
     timer.Done("verify");
     switch (proof.status) {
     case verify::Result::Status::kProved:

@@ -234,6 +234,8 @@ public:
       }
     }
     result.status = Result::Status::kProved;
+    // Checks 1 and 2 visit each compiled entry twice and each source rule once.
+    progress_total_ = source_count_ + 2 * (all_.size() - source_count_);
     for (const auto &[group, unused] : groups) {
       if (!CompareGroup(group, result) || result.status != Result::Status::kProved) {
         break;
@@ -242,6 +244,9 @@ public:
     if (PacketSpace::Overflowed()) {
       result.status = Result::Status::kUnproved;
       result.detail = llvm::formatv("the proof needs more than {0} BDD nodes", options_.max_nodes);
+    }
+    if (options_.progress && result.status == Result::Status::kProved) {
+      options_.progress(progress_total_, progress_total_);
     }
     space_ = nullptr;
     return result;
@@ -500,6 +505,7 @@ private:
     // table's are together; each table gets its own index.
     std::optional<expand::OverlapIndex> table_index;
     for (size_t id = 0; id < hw.entries.size(); ++id) {
+      Tick();
       const Entry &e = hw.entries[id];
       if (id == 0 || e.table != hw.entries[id - 1].table) {
         table_index.emplace();
@@ -566,6 +572,7 @@ private:
     }
     std::vector<uint32_t> origin(hw.entries.size(), UINT32_MAX); // o(j): a place in src
     for (size_t id = 0; id < hw.entries.size(); ++id) {
+      Tick();
       const Entry &e = hw.entries[id];
       if (!e.stops) {
         continue;
@@ -591,6 +598,7 @@ private:
       }
     }
     for (size_t id = 0; id < src.entries.size(); ++id) {
+      Tick();
       const Entry &e = src.entries[id];
       if (!e.stops) {
         continue;
@@ -729,6 +737,13 @@ private:
 
   const PacketSpace::Literals &Lit(size_t rule) const { return space_->CubeOfRule(rule); }
 
+  /// One rule compared: reports progress every 1024.
+  void Tick() {
+    if (++progress_done_ % 1024 == 0 && options_.progress) {
+      options_.progress(progress_done_, progress_total_);
+    }
+  }
+
   uint32_t OutcomeId(const Outcome &o) {
     return outcome_ids_.try_emplace(o, static_cast<uint32_t>(outcome_ids_.size())).first->second;
   }
@@ -834,6 +849,7 @@ private:
   /// SourceOutcome() of each policy rule.
   std::vector<Outcome> source_outcomes_;
   std::map<Outcome, uint32_t> outcome_ids_;
+  uint64_t progress_done_ = 0, progress_total_ = 0;
 };
 
 } // namespace

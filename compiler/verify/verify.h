@@ -12,6 +12,7 @@
 #define FLOWC_VERIFY_VERIFY_H
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "compiler/emit/outputs.h"
@@ -27,6 +28,9 @@ struct Options {
   /// The most rules (source expansions plus emitted rules) the proof takes
   /// on; past it the build is not verified (0: no limit).
   uint64_t max_rules = 0;
+  /// Called now and then with the rules compared so far and the total
+  /// (each source expansion and emitted rule is compared once per pass).
+  std::function<void(uint64_t done, uint64_t total)> progress;
 };
 
 struct Result {
