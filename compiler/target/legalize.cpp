@@ -757,6 +757,7 @@ private:
             }
             size_t self = members[b], before = members.size();
             std::vector<size_t> pieces;
+            fit_failure_.clear();
             bool split = Split(members, index, self, max_priority, 0, pieces);
             // Rules lowered on the way, even if this one then failed, were
             // replaced by their pieces, all before this rule's block.
@@ -805,7 +806,9 @@ private:
                                  max_priority, profile_.priority_why))
                 .Range(r.range)
                 .AddNote(llvm::SMLoc(),
-                         fit_failure_.empty()
+                         r.pass ? std::string("it was not split into rules disjoint from the "
+                                              "rules before it: flowc does not split 'pass' rules")
+                         : fit_failure_.empty()
                              ? std::string("it was not split into rules disjoint from the rules "
                                            "before it (that needs the exact model: "
                                            "--optimize-limit)")
