@@ -845,7 +845,11 @@ std::optional<int> Build(const CheckOptions &o, const ir::Policy &policy,
     err << "stats: " << policy.rules.size() << " source rule(s), "
         << expanded.rules.size() - hw.split_into << " after expansion, " << hw.rules.size()
         << " hardware rule(s) for " << t->profile->name << " (" << hw.removed
-        << " left out: no packet reaches them)\n";
+        << " left out: no packet reaches them"
+        << (hw.redundant > 0 ? "; " + std::to_string(hw.redundant) +
+                                   " left out: later rules do the same with their packets"
+                             : std::string())
+        << ")\n";
     err << "stats: " << hw.levels_used << " priority level(s) used of " << t->MaxPriority() + 1
         << "; the longest chain of rules that compete for a packet with different outcomes needs "
         << hw.levels_bound

@@ -101,6 +101,7 @@ void ExactRefiner::Prepare(const ir::Policy &policy, const expand::Expanded &exp
     kept.push_back(info);
     group_of_.push_back(&group);
   }
+  uint32_t redundant = PacketSpace::Overflowed() ? 0 : RemoveRedundant(policy, kept);
   if (PacketSpace::Overflowed()) {
     // The answers are not to be used; the rules go through unchanged.
     fallback_ = llvm::formatv("the exact model needs more than {0} BDD nodes", options_.max_nodes);
@@ -111,7 +112,148 @@ void ExactRefiner::Prepare(const ir::Policy &policy, const expand::Expanded &exp
   }
   hw.rules = std::move(kept);
   hw.removed += removed;
+  hw.redundant += redundant;
   hw.exact_levels = true;
+}
+
+uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
+                                       std::vector<target::HwRuleInfo> &kept) {
+  // Per group, every kept normal rule by place, for the rules after one.
+  std::map<Group *, expand::OverlapIndex> all;
+  for (size_t k = 0; k < kept.size(); ++k) {
+    if (group_of_[k] != nullptr) {
+      all[group_of_[k]].Plan(expanded_->rules[kept[k].expanded]);
+    }
+  }
+  for (size_t k = 0; k < kept.size(); ++k) {
+    if (group_of_[k] != nullptr) {
+      all[group_of_[k]].Insert(static_cast<uint32_t>(k), expanded_->rules[kept[k].expanded]);
+    }
+  }
+  // Last first: a rule is redundant when, without it, every packet it takes
+  // goes on to a later kept rule with its outcome, before any rule with
+  // another outcome or a `pass` rule (which would add a copy), and none is
+  // left to the default rules. The later rules are final by then, and the
+  // earlier ones only take packets away, so each verdict holds for the
+  // rules that stay.
+  std::vector<bool> gone(kept.size(), false);
+  uint32_t count = 0;
+  for (size_t k = kept.size(); k-- > 0;) {
+    Group *group = group_of_[k];
+    if (group == nullptr || policy.rules[kept[k].source].pass) {
+      continue;
+    }
+    const expand::TernaryRule &rule = expanded_->rules[kept[k].expanded];
+    const PacketSpace::Literals &lit = *literals_[k];
+    std::vector<uint32_t> later;
+    all[group].Query(rule, [&](uint32_t j) {
+      if (j > k && !gone[j] && PacketSpace::MayOverlap(lit, *literals_[j])) {
+        later.push_back(j);
+      }
+    });
+    auto alike = [&](uint32_t j) {
+      return !policy.rules[kept[j].source].pass && target::SameOutcome(policy, kept[k], kept[j]);
+    };
+    // Cheap first: without a later rule of its outcome that meets it, some
+    // packet ends elsewhere.
+    if (llvm::none_of(later, alike)) {
+      continue;
+    }
+    llvm::sort(later);
+    // The packets that reach it: its cube less the earlier trapping rules
+    // that meet it (the group's index holds the trapping kept rules).
+    std::vector<uint32_t> before;
+    group->index.Query(rule, [&](uint32_t id) {
+      uint32_t h = group->trapping[id];
+      if (pos_[h] < pos_[k] && PacketSpace::MayOverlap(lit, *literals_[h])) {
+        before.push_back(h);
+      }
+    });
+    bdd reach = space_->Match(lit) & space_->Universe();
+    // A packet that reaches it and meets another outcome (or no rule) first
+    // settles it without a set.
+    bool differs = false;
+    for (uint64_t seed = 0; seed < 4 && !differs && reach != bddfalse; ++seed) {
+      analysis::Packet p = seed == 0 ? space_->Pick(reach) : space_->Sample(reach, seed);
+      if (llvm::any_of(before,
+                       [&](uint32_t h) { return PacketSpace::InCube(*literals_[h], p.bits); })) {
+        continue;
+      }
+      auto next = llvm::find_if(
+          later, [&](uint32_t j) { return PacketSpace::InCube(*literals_[j], p.bits); });
+      differs = next == later.end() || !alike(*next);
+    }
+    if (differs) {
+      continue;
+    }
+    llvm::sort(before);
+    for (uint32_t h : before) {
+      if (reach == bddfalse) {
+        break;
+      }
+      reach = bdd_apply(reach, space_->Match(*literals_[h]), bddop_diff);
+    }
+    bool redundant = reach != bddfalse;
+    for (uint32_t j : later) {
+      if (reach == bddfalse) {
+        break;
+      }
+      bdd cube = space_->Match(*literals_[j]);
+      if ((reach & cube) == bddfalse) {
+        continue;
+      }
+      if (!alike(j)) {
+        redundant = false;
+        break;
+      }
+      reach = bdd_apply(reach, cube, bddop_diff);
+    }
+    if (redundant && reach == bddfalse && !PacketSpace::Overflowed()) {
+      gone[k] = true;
+      ++count;
+    }
+  }
+  if (count == 0) {
+    return 0;
+  }
+  // The rules that stay, and the model's view of them: a packet that
+  // reached a removed rule now reaches the rules after it.
+  std::vector<target::HwRuleInfo> stay;
+  std::vector<const PacketSpace::Literals *> literals;
+  std::vector<Group *> group_of;
+  for (size_t k = 0; k < kept.size(); ++k) {
+    if (!gone[k]) {
+      stay.push_back(std::move(kept[k]));
+      literals.push_back(literals_[k]);
+      group_of.push_back(group_of_[k]);
+    }
+  }
+  kept = std::move(stay);
+  literals_ = std::move(literals);
+  std::map<Group *, Group *> renamed;
+  std::map<std::pair<int, unsigned>, Group> groups;
+  for (auto &[key, group] : groups_) {
+    renamed[&group] = &groups[key];
+  }
+  pos_.clear();
+  for (size_t k = 0; k < kept.size(); ++k) {
+    pos_.push_back(static_cast<uint32_t>(k));
+    group_of[k] = group_of[k] != nullptr ? renamed[group_of[k]] : nullptr;
+    if (group_of[k] != nullptr) {
+      group_of[k]->index.Plan(expanded_->rules[kept[k].expanded]);
+    }
+  }
+  for (size_t k = 0; k < kept.size(); ++k) {
+    Group *group = group_of[k];
+    if (group != nullptr && !policy.rules[kept[k].source].pass) {
+      group->index.Insert(static_cast<uint32_t>(group->trapping.size()),
+                          expanded_->rules[kept[k].expanded]);
+      group->trapping.push_back(static_cast<uint32_t>(k));
+    }
+  }
+  groups_ = std::move(groups);
+  group_of_ = std::move(group_of);
+  return count;
 }
 
 void ExactRefiner::AddPiece(size_t piece, size_t whole) {

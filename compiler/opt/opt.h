@@ -1,8 +1,9 @@
 // The optimizer: exact answers from the packet model (analysis::PacketSpace)
 // for the priority assignment in target/legalize.cpp. Hardware rules that no
-// packet reaches are left out, and two rules are kept in order only when a
-// packet that reaches the first is matched by the second, so the levels used
-// are the longest chain of rules that really compete for packets.
+// packet reaches are left out, and so are rules whose packets later rules
+// would treat alike (redundant rules); two rules are kept in order only when
+// a packet that reaches the first is matched by the second, so the levels
+// used are the longest chain of rules that really compete for packets.
 #ifndef FLOWC_OPT_OPT_H
 #define FLOWC_OPT_OPT_H
 
@@ -58,6 +59,11 @@ private:
   /// no trapping rule of `group` before place `pos`.
   bool Reachable(const Group &group, const expand::TernaryRule &rule,
                  const analysis::PacketSpace::Literals &literals, uint32_t pos) const;
+
+  /// Leaves out the kept rules (policy order, with pos_, literals_ and
+  /// group_of_ by place) that later rules make redundant, and rebuilds the
+  /// groups over the rest. Returns how many.
+  uint32_t RemoveRedundant(const ir::Policy &policy, std::vector<target::HwRuleInfo> &kept);
 
   Options options_;
   std::unique_ptr<analysis::PacketSpace> space_;

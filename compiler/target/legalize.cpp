@@ -230,6 +230,31 @@ bool Overlap(const std::vector<Constraint> &a, const std::vector<Constraint> &b)
 
 // --- Legalization ------------------------------------------------------------
 
+} // namespace
+
+bool SameOutcome(const ir::Policy &policy, const HwRuleInfo &a, const HwRuleInfo &b) {
+  if (a.source == b.source) {
+    return true;
+  }
+  const ir::Rule &ra = policy.rules[a.source], &rb = policy.rules[b.source];
+  // Two `pass` rules are ordered too: a table lookup hits one entry per
+  // priority, so two overlapping copies at one priority lose one.
+  if (ra.pass || rb.pass || a.queue != b.queue || a.rule.flags != b.rule.flags) {
+    return false;
+  }
+  auto key = [](const ir::Rule &r) {
+    std::vector<std::pair<int, uint32_t>> k;
+    for (const ir::Action &x : r.actions) {
+      k.emplace_back(static_cast<int>(x.kind), x.operand);
+    }
+    llvm::sort(k);
+    return k;
+  };
+  return key(ra) == key(rb);
+}
+
+namespace {
+
 class Legalizer {
 public:
   /// A diagnostic about the rule being processed (see ReportInRule).
@@ -653,28 +678,6 @@ private:
 
   // --- Priorities ------------------------------------------------------------
 
-  /// Two rules' outcome: where a packet goes and what happens to it.
-  static bool SameOutcome(const HwRuleInfo &a, const HwRuleInfo &b, const ir::Rule &ra,
-                          const ir::Rule &rb) {
-    if (a.source == b.source) {
-      return true;
-    }
-    // Two `pass` rules are ordered too: a table lookup hits one entry per
-    // priority, so two overlapping copies at one priority lose one.
-    if (ra.pass || rb.pass || a.queue != b.queue || a.rule.flags != b.rule.flags) {
-      return false;
-    }
-    auto key = [](const ir::Rule &r) {
-      std::vector<std::pair<int, uint32_t>> k;
-      for (const ir::Action &x : r.actions) {
-        k.emplace_back(static_cast<int>(x.kind), x.operand);
-      }
-      std::sort(k.begin(), k.end());
-      return k;
-    };
-    return key(ra) == key(rb);
-  }
-
   /// Gives each normal rule the lowest level above every earlier rule of its
   /// port and direction that overlaps it with a different outcome, so that
   /// hardware order equals policy order wherever it matters; the result is
@@ -736,8 +739,7 @@ private:
               continue; // lowered: its pieces are in the index
             }
             const HwRuleInfo &other = out_.rules[j];
-            if (SameOutcome(other, out_.rules[self], policy_.rules[other.source], r) ||
-                !Overlap(cons_[j], cons_[self]) ||
+            if (SameOutcome(policy_, other, out_.rules[self]) || !Overlap(cons_[j], cons_[self]) ||
                 (refiner_ != nullptr && !refiner_->Reaches(j, self))) {
               continue;
             }
@@ -885,7 +887,7 @@ private:
           policy_.rules[out_.rules[j].source].pass && !r.pass && !profile_.dont_trap.sniffer_style;
       unsigned above = chain_[j] + (pass_first ? 0 : 1);
       const HwRuleInfo &other = out_.rules[j];
-      if (above <= chain || SameOutcome(other, out_.rules[self], policy_.rules[other.source], r) ||
+      if (above <= chain || SameOutcome(policy_, other, out_.rules[self]) ||
           !Overlap(cons_[j], cons_[self]) || !refiner_->Reaches(j, self)) {
         continue;
       }
@@ -929,8 +931,7 @@ private:
       // cut out; the others keep it above them as before.
       for (uint32_t j : blockers) {
         const HwRuleInfo &other = out_.rules[j];
-        if (gone_[j] || other.source >= original.source ||
-            SameOutcome(other, original, policy_.rules[other.source], r) ||
+        if (gone_[j] || other.source >= original.source || SameOutcome(policy_, other, original) ||
             !Overlap(cons_[j], cons_[self]) || !refiner_->Reaches(j, self)) {
           continue;
         }
@@ -1086,7 +1087,7 @@ private:
       for (size_t c = b + 1; c < members.size(); ++c) {
         const HwRuleInfo &later = out_.rules[members[c]];
         const ir::Rule &lr = policy_.rules[later.source];
-        if (SameOutcome(moved, later, r, lr) || !Overlap(cons_[members[b]], cons_[members[c]]) ||
+        if (SameOutcome(policy_, moved, later) || !Overlap(cons_[members[b]], cons_[members[c]]) ||
             (refiner_ != nullptr && !refiner_->Reaches(members[b], members[c]))) {
           continue;
         }

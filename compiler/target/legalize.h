@@ -34,8 +34,11 @@ struct HwPolicy {
   /// Priority levels used and available, per (direction, port) group, for
   /// --stats and messages.
   unsigned levels_used = 0;
-  /// Rules a Refiner left out.
+  /// Rules a Refiner left out: no packet reaches them.
   uint32_t removed = 0;
+  /// Rules a Refiner left out: later rules do the same with every packet
+  /// they take.
+  uint32_t redundant = 0;
   /// Whether the priority levels come from exact overlap (a Refiner).
   bool exact_levels = false;
   /// Budget fitting: rules that needed a level above the target's last,
@@ -48,6 +51,12 @@ struct HwPolicy {
   /// outcomes, before budget fitting: the levels the rules need as written.
   unsigned levels_bound = 0;
 };
+
+/// Whether hardware rules `a` and `b` of `policy` do the same to a packet
+/// they take: the same source rule, or the same queue, flags and actions.
+/// A `pass` rule never does the same as another rule (two copies at one
+/// priority would be one).
+bool SameOutcome(const ir::Policy &policy, const HwRuleInfo &a, const HwRuleInfo &b);
 
 /// What the optimizer (compiler/opt) knows from the exact packet model, for
 /// the priority assignment. Rules are indexes into HwPolicy::rules.
