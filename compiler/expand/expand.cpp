@@ -123,6 +123,9 @@ private:
     for (const ir::SetElement &e : m.elements) {
       n = Add(n, CountOf(m.field, full_only, e.kind, e.value, e.mask, e.lo, e.hi));
     }
+    if (!full_only && n <= kMaxMerge && AnyMask(m.field, m.layer)) {
+      return Alternatives(m, false).size(); // what merging leaves
+    }
     return n;
   }
 
@@ -191,7 +194,92 @@ private:
       return a.first.ult(b.first) || (a.first == b.first && a.second.ult(b.second));
     });
     out.erase(std::unique(out.begin(), out.end()), out.end());
+    if (AnyMask(m.field, m.layer)) {
+      Merge(out);
+    }
     return out;
+  }
+
+  /// Whether the target takes any bit mask on the field.
+  bool AnyMask(Field field, ir::Layer layer) const {
+    const target::FieldRule *rule = target_.profile->FindField(field);
+    return rule != nullptr &&
+           (layer == ir::Layer::kInner ? rule->inner : rule->outer) == target::MaskRule::kArbitrary;
+  }
+
+  /// The most alternatives of one field that Merge() compares pairwise for
+  /// containment; more are only merged.
+  static constexpr size_t kMaxContain = 256;
+  /// The most alternatives of one field that Merge() looks at.
+  static constexpr size_t kMaxMerge = 1 << 16;
+
+  /// Makes `alts` (distinct) fewer where their union is one ternary match:
+  /// two with one mask whose values differ in one bit under it become one
+  /// without that bit (10.0.0.0/25 and 10.0.0.128/25 become 10.0.0.0/24;
+  /// ports 80 and 81, 80/0xfffe), and one inside another goes. The values
+  /// matched are the same; the mask may stop being a prefix, so only for
+  /// fields that take any mask.
+  static void Merge(std::vector<Alternative> &alts) {
+    if (alts.size() < 2 || alts.size() > kMaxMerge) {
+      return;
+    }
+    auto less = [](const Alternative &a, const Alternative &b) {
+      return a.second.ult(b.second) || (a.second == b.second && a.first.ult(b.first));
+    };
+    std::set<Alternative, decltype(less)> set(less);
+    std::vector<Alternative> work;
+    for (Alternative &a : alts) {
+      set.insert(a);
+      work.push_back(std::move(a));
+    }
+    while (!work.empty()) {
+      Alternative a = std::move(work.back());
+      work.pop_back();
+      if (set.count(a) == 0) {
+        continue; // merged already
+      }
+      for (unsigned bit = 0; bit < a.second.getBitWidth(); ++bit) {
+        if (!a.second[bit]) {
+          continue;
+        }
+        Alternative partner = a;
+        partner.first.flipBit(bit);
+        auto it = set.find(partner);
+        if (it == set.end()) {
+          continue;
+        }
+        set.erase(it);
+        set.erase(a);
+        a.first.clearBit(bit);
+        a.second.clearBit(bit);
+        if (set.insert(a).second) {
+          work.push_back(a);
+        }
+        break;
+      }
+    }
+    alts.assign(set.begin(), set.end());
+    if (alts.size() <= kMaxContain) {
+      auto inside = [](const Alternative &a, const Alternative &b) { // a within b
+        return (a.second & b.second) == b.second && (a.first & b.second) == b.first;
+      };
+      std::vector<bool> gone(alts.size(), false);
+      for (size_t i = 0; i < alts.size(); ++i) {
+        for (size_t j = 0; j < alts.size() && !gone[i]; ++j) {
+          gone[i] = i != j && !gone[j] && inside(alts[i], alts[j]);
+        }
+      }
+      std::vector<Alternative> kept;
+      for (size_t i = 0; i < alts.size(); ++i) {
+        if (!gone[i]) {
+          kept.push_back(std::move(alts[i]));
+        }
+      }
+      alts = std::move(kept);
+    }
+    std::sort(alts.begin(), alts.end(), [](const Alternative &a, const Alternative &b) {
+      return a.first.ult(b.first) || (a.first == b.first && a.second.ult(b.second));
+    });
   }
 
   /// Whether a match needs more than one exact rule on a full-or-zero field.

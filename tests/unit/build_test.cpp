@@ -184,13 +184,14 @@ TEST(Priorities, PassRulesKeepTheirOrder) {
 }
 
 TEST(Priorities, ExpansionsOfAPassRuleShareAPriority) {
-  // 10.1.0.0/16 lies in 10.0.0.0/8: at two priorities a packet from 10.1.0.1
-  // would be copied twice. Both expansions take the higher level.
+  // 10.0.0.0/8 and "last byte 1" overlap (10.2.0.1 is in both) and neither
+  // contains the other, so both stay: at two priorities a packet from
+  // 10.2.0.1 would be copied twice. Both expansions take the higher level.
   Built b(R"(
     queue q1, q2;
     ingress port 1 {
       rule t: ipv4 src 10.2.0.0/16 -> steer q2;
-      rule r pass: ipv4 src { 10.0.0.0/8, 10.1.0.0/16 } -> steer q1;
+      rule r pass: ipv4 src { 10.0.0.0/8, 0.0.0.1 mask 0.0.0.255 } -> steer q1;
     }
   )",
           "mlx5");
