@@ -195,7 +195,9 @@ private:
     });
     out.erase(std::unique(out.begin(), out.end()), out.end());
     if (AnyMask(m.field, m.layer)) {
-      Merge(out);
+      // A VLAN field matched at all requires an 802.1Q tag (verbs-facts
+      // §3.2): merged to the empty mask it would take untagged frames too.
+      Merge(out, /*keep_one_bit=*/IsVlanTagField(m.field));
     }
     return out;
   }
@@ -218,8 +220,10 @@ private:
   /// without that bit (10.0.0.0/25 and 10.0.0.128/25 become 10.0.0.0/24;
   /// ports 80 and 81, 80/0xfffe), and one inside another goes. The values
   /// matched are the same; the mask may stop being a prefix, so only for
-  /// fields that take any mask.
-  static void Merge(std::vector<Alternative> &alts) {
+  /// fields that take any mask. With `keep_one_bit`, no match is merged
+  /// into the empty mask (for a field whose match means more than its
+  /// values, like a VLAN field's 802.1Q tag).
+  static void Merge(std::vector<Alternative> &alts, bool keep_one_bit) {
     if (alts.size() < 2 || alts.size() > kMaxMerge) {
       return;
     }
@@ -241,6 +245,9 @@ private:
       for (unsigned bit = 0; bit < a.second.getBitWidth(); ++bit) {
         if (!a.second[bit]) {
           continue;
+        }
+        if (keep_one_bit && a.second.countPopulation() == 1) {
+          break; // the last bit stays
         }
         Alternative partner = a;
         partner.first.flipBit(bit);
