@@ -123,7 +123,7 @@ private:
     for (const ir::SetElement &e : m.elements) {
       n = Add(n, CountOf(m.field, full_only, e.kind, e.value, e.mask, e.lo, e.hi));
     }
-    if (!full_only && n <= kMaxMerge && AnyMask(m.field, m.layer)) {
+    if (!full_only && n <= kMaxMerge && options_.merge_sets && AnyMask(m.field, m.layer)) {
       return Alternatives(m, false).size(); // what merging leaves
     }
     return n;
@@ -194,7 +194,7 @@ private:
       return a.first.ult(b.first) || (a.first == b.first && a.second.ult(b.second));
     });
     out.erase(std::unique(out.begin(), out.end()), out.end());
-    if (AnyMask(m.field, m.layer)) {
+    if (options_.merge_sets && AnyMask(m.field, m.layer)) {
       // A VLAN field matched at all requires an 802.1Q tag (verbs-facts
       // §3.2): merged to the empty mask it would take untagged frames too.
       Merge(out, /*keep_one_bit=*/IsVlanTagField(m.field));

@@ -50,6 +50,10 @@ struct Options {
   /// the fewest mask bits, so that legalization sees a partial mask if any
   /// alternative has one.
   bool representative_only = false;
+  /// Merge a set's elements where their union is one ternary match, on
+  /// fields that take any mask. The proof (compiler/verify) turns it off, so
+  /// that it reads the source without the compiler's own rewriting.
+  bool merge_sets = true;
 };
 
 struct Expanded {

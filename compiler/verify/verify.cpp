@@ -325,6 +325,7 @@ private:
     expand::Options options;
     options.max_per_rule = 1u << 16;
     options.warn_per_rule = 0;
+    options.merge_sets = false; // the source as written, not as flowc rewrites it
     llvm::SourceMgr sources;
     diag::DiscardConsumer discard;
     diag::Engine scratch(sources, {}, discard);
