@@ -2,10 +2,10 @@
 """Benchmarks `flowc check` and `flowc build` on ClassBench-shaped policies of
 1k, 10k and 100k rules: wall time (best of N runs) and peak RSS, plus flowc's
 own per-phase times; for build also the rules in, after expansion and out,
-the rules left out, and the priority levels used against the bound. A
-reference run in the same invocation, of a policy with a single rule, gives
-the fixed start-up cost, so results can be compared as ratios across
-machines.
+the rules left out (unreached, redundant), and the priority levels used
+against the bound. A reference run in the same invocation, of a policy with
+a single rule, gives the fixed start-up cost, so results can be compared as
+ratios across machines.
 
 usage: bench/run.py [--flowc PATH] [--sizes 1000,10000,100000] [--repeat 3]
                     [--build-targets generic,mlx5] [--no-build]
@@ -38,6 +38,7 @@ def run_once(cmd):
 
 STATS_RULES = re.compile(r"stats: (\d+) source rule\(s\), (\d+) after expansion, (\d+) hardware "
                          r"rule\(s\) for \S+ \((\d+) left out")
+STATS_REDUNDANT = re.compile(r"(\d+) left out: later rules do the same")
 STATS_LEVELS = re.compile(r"stats: (\d+) priority level\(s\) used of (\d+); .* needs (\d+) "
                           r"\(([^;)]*)")
 BUILD_PHASES = ["load+parse", "sema", "expand+legalize+optimize", "emit", "verify"]
@@ -56,6 +57,7 @@ def bench_build(args, policies, target):
                 best = (secs, rss, err, code)
         secs, rss, err, code = best
         rules = STATS_RULES.search(err)
+        redundant = STATS_REDUNDANT.search(err)
         levels = STATS_LEVELS.search(err)
         phases = dict(re.findall(r"phase (\S+)\s+([\d.]+) ms", err))
         errors = sorted(set(re.findall(r"error: .*\[(FL\d+)\]$", err, re.M)))
@@ -65,18 +67,21 @@ def bench_build(args, policies, target):
             proof = "error " + ",".join(errors) if errors else f"exit {code}"
         else:
             proof = "unproved"
-        rows.append((n, secs, rss, rules, levels, phases, proof))
+        rows.append((n, secs, rss, rules, redundant.group(1) if redundant else "0", levels,
+                     phases, proof))
     ref = rows[0]
     print()
     print(f"flowc build --target={target} --optimize-limit=0, best of {args.build_repeat}; "
           f"reference = 1-rule policy ({ref[1] * 1000:.1f} ms, {ref[2]:.1f} MiB)")
-    print(f"{'rules':>8} {'expanded':>9} {'hw':>7} {'left out':>9} {'levels':>7} {'bound':>6} "
+    print(f"{'rules':>8} {'expanded':>9} {'hw':>7} {'unreached':>9} {'redundant':>9} "
+          f"{'levels':>7} {'bound':>6} "
           f"{'budget':>7} {'wall s':>8} {'x ref':>7} {'RSS MiB':>8} "
           + " ".join(f"{p + ' ms':>{max(9, len(p) + 3)}}" for p in BUILD_PHASES) + "  proof")
-    for n, secs, rss, rules, levels, phases, proof in rows[1:]:
+    for n, secs, rss, rules, redundant, levels, phases, proof in rows[1:]:
         r = rules.groups() if rules else ("?", "?", "?", "?")
         lv = levels.groups() if levels else ("?", "?", "?", "?")
-        print(f"{n:>8} {r[1]:>9} {r[2]:>7} {r[3]:>9} {lv[0]:>7} {lv[2]:>6} {lv[1]:>7} "
+        print(f"{n:>8} {r[1]:>9} {r[2]:>7} {r[3]:>9} {redundant:>9} {lv[0]:>7} {lv[2]:>6} "
+              f"{lv[1]:>7} "
               f"{secs:>8.3f} {secs / ref[1]:>7.1f} {rss:>8.1f} "
               + " ".join(f"{float(phases.get(p, 0)):>{max(9, len(p) + 3)}.1f}"
                          for p in BUILD_PHASES) + f"  {proof}")

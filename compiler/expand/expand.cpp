@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 #include <set>
 
 #include "llvm/Support/FormatVariadic.h"
@@ -67,15 +68,19 @@ public:
 private:
   /// Whether `field` in `layer` takes only full (or empty) masks here; such
   /// fields get exact values instead of partial masks.
-  bool FullOnly(Field field, ir::Layer layer) const {
+  /// The target's mask rule for the field, if it can match the field's
+  /// header at that layer (a header it cannot match is legalize's to report).
+  std::optional<target::MaskRule> MaskRuleOf(Field field, ir::Layer layer) const {
     const target::FieldRule *rule = target_.profile->FindField(field);
-    // A header the target cannot match at all is legalize's to report.
     if (rule == nullptr ||
         !target_.profile->HeaderSupported(GetFieldInfo(field).header, layer == ir::Layer::kInner)) {
-      return false;
+      return std::nullopt;
     }
-    target::MaskRule r = layer == ir::Layer::kInner ? rule->inner : rule->outer;
-    return r == target::MaskRule::kFullOrZero;
+    return layer == ir::Layer::kInner ? rule->inner : rule->outer;
+  }
+
+  bool FullOnly(Field field, ir::Layer layer) const {
+    return MaskRuleOf(field, layer) == target::MaskRule::kFullOrZero;
   }
 
   /// Whether `mask` is acceptable as it is on a full-or-zero field.
@@ -204,9 +209,7 @@ private:
 
   /// Whether the target takes any bit mask on the field.
   bool AnyMask(Field field, ir::Layer layer) const {
-    const target::FieldRule *rule = target_.profile->FindField(field);
-    return rule != nullptr &&
-           (layer == ir::Layer::kInner ? rule->inner : rule->outer) == target::MaskRule::kArbitrary;
+    return MaskRuleOf(field, layer) == target::MaskRule::kArbitrary;
   }
 
   /// The most alternatives of one field that Merge() compares pairwise for

@@ -12,12 +12,13 @@ using analysis::PacketSpace;
 
 ExactRefiner::~ExactRefiner() = default;
 
-bool ExactRefiner::Reachable(const Group &group, const expand::TernaryRule &rule,
-                             const PacketSpace::Literals &literals, uint32_t pos) const {
+std::vector<uint32_t> ExactRefiner::Before(const Group &group, const expand::TernaryRule &rule,
+                                           const PacketSpace::Literals &literals, uint32_t pos,
+                                           bool &covered) const {
   // Only the earlier rules whose cubes meet this one can take its packets;
   // the index finds them without looking at the others.
   std::vector<uint32_t> before;
-  bool covered = false;
+  covered = false;
   group.index.Query(rule, [&](uint32_t id) {
     uint32_t h = group.trapping[id];
     if (covered || pos_[h] >= pos || !PacketSpace::MayOverlap(literals, *literals_[h])) {
@@ -26,6 +27,13 @@ bool ExactRefiner::Reachable(const Group &group, const expand::TernaryRule &rule
     before.push_back(h);
     covered = PacketSpace::CubeContains(*literals_[h], literals);
   });
+  return before;
+}
+
+bool ExactRefiner::Reachable(const Group &group, const expand::TernaryRule &rule,
+                             const PacketSpace::Literals &literals, uint32_t pos) const {
+  bool covered = false;
+  std::vector<uint32_t> before = Before(group, rule, literals, pos, covered);
   if (covered) {
     return false; // one earlier rule takes all of it
   }
@@ -161,14 +169,9 @@ uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
     }
     llvm::sort(later);
     // The packets that reach it: its cube less the earlier trapping rules
-    // that meet it (the group's index holds the trapping kept rules).
-    std::vector<uint32_t> before;
-    group->index.Query(rule, [&](uint32_t id) {
-      uint32_t h = group->trapping[id];
-      if (pos_[h] < pos_[k] && PacketSpace::MayOverlap(lit, *literals_[h])) {
-        before.push_back(h);
-      }
-    });
+    // that meet it (a kept rule is reached, so none contains it).
+    bool covered = false;
+    std::vector<uint32_t> before = Before(*group, rule, lit, pos_[k], covered);
     bdd reach = space_->Match(lit) & space_->Universe();
     // A packet that reaches it and meets another outcome (or no rule) first
     // settles it without a set.

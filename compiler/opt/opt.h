@@ -55,6 +55,12 @@ private:
     expand::OverlapIndex index;
     std::vector<uint32_t> trapping; ///< index ids -> hardware rules
   };
+  /// The trapping rules of `group` before place `pos` whose cubes meet
+  /// `rule` (with `literals`, its cube), in no order; `covered` says whether
+  /// one of them contains it (the list stops there).
+  std::vector<uint32_t> Before(const Group &group, const expand::TernaryRule &rule,
+                               const analysis::PacketSpace::Literals &literals, uint32_t pos,
+                               bool &covered) const;
   /// Whether some packet of `rule` (with `literals`, its cube) is taken by
   /// no trapping rule of `group` before place `pos`.
   bool Reachable(const Group &group, const expand::TernaryRule &rule,

@@ -871,10 +871,13 @@ private:
   /// that it must stay behind. mlx5 looks up a priority's DONT_TRAP table
   /// before its trapping one (verbs-facts §3.4): a `pass` rule may share a
   /// level with a trapping rule after it.
-  unsigned LevelAbove(size_t j, const ir::Rule &later) const {
+  unsigned LevelAbove(size_t j, const ir::Rule &later) const { return level_[j] + Step(j, later); }
+
+  /// How many levels a rule of `later` must stay above hardware rule `j`.
+  unsigned Step(size_t j, const ir::Rule &later) const {
     bool pass_first = policy_.rules[out_.rules[j].source].pass && !later.pass &&
                       !profile_.dont_trap.sniffer_style;
-    return level_[j] + (pass_first ? 0 : 1);
+    return pass_first ? 0 : 1;
   }
 
   /// The longest chain of rules before hardware rule `self` (of source rule
@@ -883,9 +886,7 @@ private:
   unsigned ChainOf(size_t self, const std::vector<uint32_t> &candidates, const ir::Rule &r) {
     unsigned chain = 0;
     for (uint32_t j : candidates) {
-      bool pass_first =
-          policy_.rules[out_.rules[j].source].pass && !r.pass && !profile_.dont_trap.sniffer_style;
-      unsigned above = chain_[j] + (pass_first ? 0 : 1);
+      unsigned above = chain_[j] + Step(j, r);
       const HwRuleInfo &other = out_.rules[j];
       if (above <= chain || SameOutcome(policy_, other, out_.rules[self]) ||
           !Overlap(cons_[j], cons_[self]) || !refiner_->Reaches(j, self)) {

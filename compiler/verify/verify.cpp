@@ -415,6 +415,22 @@ private:
         fn(id);
       }
     }
+    /// The rules (all_ indexes) of the entries before place `before` that
+    /// take packets and may share one with `rule`; `contained` says whether
+    /// one of them contains it (the list stops there: nothing is left).
+    std::vector<size_t> Before(size_t before, const expand::TernaryRule &rule,
+                               const PacketSpace::Literals &literals, const PacketSpace &space,
+                               bool &contained) const {
+      std::vector<size_t> out;
+      contained = false;
+      ForStops(rule, literals, space, [&](uint32_t j) {
+        if (j < before && !contained) {
+          out.push_back(entries[j].rule);
+          contained = PacketSpace::CubeContains(space.CubeOfRule(entries[j].rule), literals);
+        }
+      });
+      return out;
+    }
   };
 
   /// Cubes by value, for finding a rule's copy on the other side.
@@ -625,14 +641,8 @@ private:
         }
       });
       if (taker == UINT32_MAX) {
-        std::vector<size_t> earlier;
-        bool dead = false;
-        src.ForStops(all_[e.rule], lit, *space_, [&](uint32_t j) {
-          if (j < id) {
-            earlier.push_back(src.entries[j].rule);
-            dead = dead || PacketSpace::CubeContains(Lit(src.entries[j].rule), lit);
-          }
-        });
+        bool dead = false; // an earlier rule takes all of it
+        std::vector<size_t> earlier = src.Before(id, all_[e.rule], lit, *space_, dead);
         if (!dead) {
           std::vector<size_t> takers;
           for (uint32_t j : met) {
@@ -654,14 +664,8 @@ private:
         // entries of earlier tables take, must be none.
         expand::TernaryRule both = expand::Meet(all_[e.rule], all_[h.rule]);
         PacketSpace::Literals lits = PacketSpace::Meet(lit, Lit(h.rule));
-        std::vector<size_t> earlier;
         bool covered = false;
-        src.ForStops(both, lits, *space_, [&](uint32_t k) {
-          if (k < id && !covered) {
-            earlier.push_back(src.entries[k].rule);
-            covered = PacketSpace::CubeContains(Lit(src.entries[k].rule), lits);
-          }
-        });
+        std::vector<size_t> earlier = src.Before(id, both, lits, *space_, covered);
         if (covered) {
           continue; // an earlier source rule takes all they share
         }
@@ -690,13 +694,12 @@ private:
         bdd copied = bddfalse;
         for (size_t k = id; k < end; ++k) {
           const PacketSpace::Literals &lit = Lit(src.entries[k].rule);
-          std::vector<size_t> earlier;
-          src.ForStops(all_[src.entries[k].rule], lit, *space_, [&](uint32_t j) {
-            if (j < id) {
-              earlier.push_back(src.entries[j].rule);
-            }
-          });
-          copied |= Less(space_->Match(lit) & u, earlier);
+          bool contained = false;
+          std::vector<size_t> earlier =
+              src.Before(id, all_[src.entries[k].rule], lit, *space_, contained);
+          if (!contained) {
+            copied |= Less(space_->Match(lit) & u, earlier);
+          }
         }
         src_copies.Add(*e.outcome, copied);
       }
