@@ -269,6 +269,9 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
   };
 
   for (uint32_t i = 0; i < policy.rules.size(); ++i) {
+    if (options.progress && i % 256 == 0) {
+      options.progress(i, policy.rules.size());
+    }
     const ir::Rule &rule = policy.rules[i];
     if (rule.kind != ast::RuleKind::kNormal || expansions[i].empty()) {
       continue;
@@ -460,6 +463,9 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
       stats.complete = false;
       break;
     }
+  }
+  if (options.progress) {
+    options.progress(policy.rules.size(), policy.rules.size());
   }
   return stats;
 }

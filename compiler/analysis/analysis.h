@@ -4,6 +4,7 @@
 #define FLOWC_ANALYSIS_ANALYSIS_H
 
 #include <cstdint>
+#include <functional>
 
 #include "compiler/diag/diagnostic.h"
 #include "compiler/ir/ir.h"
@@ -22,6 +23,8 @@ struct Options {
   double partly_percent = 90;
   /// Report FL9004 (redundant-rule).
   bool redundant = true;
+  /// Called as the rules are analysed: rules done of all (may be empty).
+  std::function<void(uint64_t done, uint64_t total)> progress;
 };
 
 /// What one run did, for --time-phases.

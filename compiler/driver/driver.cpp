@@ -74,6 +74,8 @@ Options:
                             hardware rules (default 64; 0 = never)
   --analysis-limit=N        analyse for shadowed rules (FL9001) only policies of
                             at most N expanded rules (default 50000; 0 = no limit)
+  --progress                print the analysis's progress on stderr (on a
+                            terminal it is shown once it takes a second)
 
 Besides the language's rules, 'check' reports what the target (the file's
 'target', --target, or mlx5) cannot do, as 'flowc build' would; only what
@@ -116,8 +118,8 @@ Options:
                             20000; 0 = no limit); above it, overlapping rules
                             are ordered
   --max-rules=N             the most hardware rules the policy may become when
-                            rules are split to fit the target's priority levels
-                            (default 1048576)
+                            rules are split or added to fit the target's
+                            priority levels (default 1048576)
   --no-verify               skip the proof that the emitted rules, read back
                             from their bytes, deliver every packet exactly as
                             the source does (on by default)
@@ -371,7 +373,7 @@ std::optional<int> ParseCheck(llvm::ArrayRef<llvm::StringRef> args, CheckOptions
       o.optimize.max_hw_rules = n;
     } else if (o.command == "build" && a == "--no-verify") {
       o.verify = false;
-    } else if (o.command == "build" && a == "--progress") {
+    } else if ((o.command == "build" || o.command == "check") && a == "--progress") {
       o.progress = true;
     } else if (o.command == "build" && TakeValue(args, i, "--inject-fault", v)) {
       if (*v != "priority" && *v != "drop-rule" && *v != "mask") {
@@ -513,14 +515,15 @@ std::optional<int> CheckTarget(const CheckOptions &o, const ir::Policy &policy, 
 }
 
 /// Opens `path` for writing ("-" or "" is `fallback`), or reports why not.
-/// The proof's progress on stderr. On a terminal, one line rewritten in
-/// place, shown once the proof has taken a second and cleared at the end;
-/// with --progress, also when stderr is a file or a pipe, one line per
+/// The progress of a long phase (the proof, the analysis) on stderr:
+/// "flowc: <what>: N of M <units> (P%)". On a terminal, one line rewritten
+/// in place, shown once the phase has taken a second and cleared at the
+/// end; with --progress, also when stderr is a file or a pipe, one line per
 /// update. At most four updates a second, and the last always.
-class ProofProgress {
+class Progress {
 public:
-  ProofProgress(llvm::raw_ostream &err, bool forced)
-      : err_(err), terminal_(err.is_displayed()), forced_(forced),
+  Progress(llvm::raw_ostream &err, bool forced, llvm::StringRef what, llvm::StringRef units)
+      : err_(err), terminal_(err.is_displayed()), forced_(forced), what_(what), units_(units),
         start_(std::chrono::steady_clock::now()) {}
 
   void Show(uint64_t done, uint64_t total) {
@@ -534,8 +537,8 @@ public:
     shown_ = true;
     shown_at_ = now;
     unsigned percent = total == 0 ? 100 : static_cast<unsigned>(done * 100 / total);
-    err_ << (terminal_ ? "\r" : "") << "flowc: proving: " << done << " of " << total
-         << " rule comparisons (" << percent << "%)" << (terminal_ ? "" : "\n");
+    err_ << (terminal_ ? "\r" : "") << "flowc: " << what_ << ": " << done << " of " << total << " "
+         << units_ << " (" << percent << "%)" << (terminal_ ? "" : "\n");
     err_.flush();
   }
 
@@ -549,6 +552,7 @@ public:
 private:
   llvm::raw_ostream &err_;
   bool terminal_, forced_;
+  llvm::StringRef what_, units_;
   std::chrono::steady_clock::time_point start_, shown_at_;
   bool shown_ = false;
 };
@@ -842,10 +846,9 @@ std::optional<int> Build(const CheckOptions &o, const ir::Policy &policy,
     // (docs/cli.md).
     // Budget fitting adds its pieces to the expansion; they are counted in
     // the hardware rules and the split line, not here.
-    err << "stats: " << policy.rules.size() << " source rule(s), "
-        << expanded.rules.size() - hw.split_into << " after expansion, " << hw.rules.size()
-        << " hardware rule(s) for " << t->profile->name << " (" << hw.removed
-        << " left out: no packet reaches them"
+    err << "stats: " << policy.rules.size() << " source rule(s), " << hw.expanded
+        << " after expansion, " << hw.rules.size() << " hardware rule(s) for " << t->profile->name
+        << " (" << hw.removed << " left out: no packet reaches them"
         << (hw.redundant > 0 ? "; " + std::to_string(hw.redundant) +
                                    " left out: later rules do the same with their packets"
                              : std::string())
@@ -856,15 +859,26 @@ std::optional<int> Build(const CheckOptions &o, const ir::Policy &policy,
         << (hw.exact_levels ? " (exact)"
                             : " (cubes that overlap; exact model not used: " + fallback + ")")
         << "\n";
-    if (hw.split_from > 0) {
-      err << "stats: to fit " << t->MaxPriority() + 1 << " levels, " << hw.split_from
-          << " rule(s) were split into " << hw.split_into
-          << " rule(s) disjoint from the rules before them (+"
-          << static_cast<int64_t>(hw.split_into) - hw.split_from << " rules"
-          << (hw.lowered > 0 ? "; " + std::to_string(hw.lowered) +
-                                   " of them were split to let a later rule fit below them"
-                             : std::string())
-          << ")\n";
+    if (hw.copies > 0 || hw.split_from > 0 || hw.lowered > 0) {
+      std::vector<std::string> how;
+      if (hw.copies > 0) {
+        how.push_back(std::to_string(hw.copies) +
+                      " rule(s) were added for the packets a rule shares with a later one, at a "
+                      "level above both");
+      }
+      if (hw.split_from > 0) {
+        how.push_back(std::to_string(hw.split_from) + " rule(s) were split into " +
+                      std::to_string(hw.split_into) +
+                      " rule(s) disjoint from the rules before them");
+      }
+      if (hw.lowered > 0) {
+        how.push_back(std::to_string(hw.lowered) +
+                      " rule(s) placed before were moved up or split to let a later rule fit "
+                      "below them");
+      }
+      err << "stats: to fit " << t->MaxPriority() + 1 << " levels, " << llvm::join(how, "; ")
+          << " (+" << static_cast<int64_t>(hw.copies) + hw.split_into - hw.split_from
+          << " rules)\n";
     }
   }
   if (diags.error_count() > 0) {
@@ -930,7 +944,7 @@ std::optional<int> Build(const CheckOptions &o, const ir::Policy &policy,
   }
   timer.Done("emit");
   if (o.verify) {
-    ProofProgress progress(err, o.progress);
+    Progress progress(err, o.progress, "proving", "rule comparisons");
     verify::Options proof_options;
     proof_options.progress = [&](uint64_t done, uint64_t total) { progress.Show(done, total); };
     verify::Result proof = verify::Verify(policy, *t, p.rules, proof_options);
@@ -1045,7 +1059,10 @@ int RunCheck(const CheckOptions &o, llvm::raw_ostream &out, llvm::raw_ostream &e
           analysis.partly_percent = 0;
         }
         analysis.redundant = diags.Enabled(diag::Kind::kRedundantRule);
+        Progress progress(err, o.progress, "analysing", "rules");
+        analysis.progress = [&](uint64_t done, uint64_t total) { progress.Show(done, total); };
         analysis::Stats stats = analysis::Analyze(policy, analysis, diags);
+        progress.Finish();
         timer.Done("analysis");
         if (o.time_phases) {
           err << "analysis: " << stats.rules << " rule(s), " << stats.expanded

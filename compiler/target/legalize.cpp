@@ -217,6 +217,23 @@ bool Subtract(const Cube &b, const Cube &a, std::vector<Cube> &out) {
   return true; // what is left of `rest` lies inside `a`
 }
 
+/// The packets of `c` as a string: equal strings, equal cubes.
+std::string CubeKey(const Cube &c) {
+  std::string key;
+  for (unsigned l = 0; l < ir::kNumLayers; ++l) {
+    key += std::to_string(c.rule.headers[l]) + (c.vlan[l] ? "v;" : ";");
+  }
+  for (const auto &[field, vm] : c.fields) {
+    if (vm.second.isZero()) {
+      continue;
+    }
+    key += std::to_string(static_cast<int>(field.first)) + ":" +
+           std::to_string(static_cast<int>(field.second)) + "=" +
+           llvm::toString(vm.first, 16, false) + "/" + llvm::toString(vm.second, 16, false) + ";";
+  }
+  return key;
+}
+
 bool Overlap(const std::vector<Constraint> &a, const std::vector<Constraint> &b) {
   for (const Constraint &x : a) {
     for (const Constraint &y : b) {
@@ -334,6 +351,7 @@ public:
     if (refiner_ != nullptr && diags_.error_count() == 0) {
       refiner_->Prepare(policy_, expanded_, out_);
     }
+    out_.expanded = static_cast<uint32_t>(expanded_.rules.size());
     AssignPriorities();
     return std::move(out_);
   }
@@ -808,14 +826,13 @@ private:
                                  max_priority, profile_.priority_why))
                 .Range(r.range)
                 .AddNote(llvm::SMLoc(),
-                         r.pass ? std::string("it was not split into rules disjoint from the "
-                                              "rules before it: flowc does not split 'pass' rules")
+                         r.pass ? std::string("it was not made to fit below the rules before "
+                                              "it: flowc does not split or copy around 'pass' "
+                                              "rules")
                          : fit_failure_.empty()
-                             ? std::string("it was not split into rules disjoint from the rules "
-                                           "before it (that needs the exact model: "
-                                           "--optimize-limit)")
-                             : "it cannot be split into rules disjoint from the rules before "
-                               "it: " +
+                             ? std::string("it was not made to fit below the rules before it "
+                                           "(that needs the exact model: --optimize-limit)")
+                             : "it cannot be made to fit below the rules before it: " +
                                    fit_failure_);
           }
           hw.rule.priority = static_cast<uint16_t>(std::min<unsigned>(level, 0xffff));
@@ -846,7 +863,7 @@ private:
       }
       CheckMulticastOrder(members);
     }
-    if (!dead_.empty()) {
+    if (!dead_.empty() || out_.copies > 0) {
       // Drop the rules that were split, and put the pieces in policy order
       // (the rules of one source rule are not ordered among themselves).
       llvm::sort(dead_);
@@ -942,7 +959,8 @@ private:
           continue;
         }
         if (pass) {
-          fit_failure_ = "a 'pass' rule before it that it overlaps is at the last level";
+          fit_failure_ = "a 'pass' rule before it that it overlaps is at the last level, and "
+                         "flowc does not split or copy around 'pass' rules";
           return false; // its copies must stay: it cannot be cut out
         }
         Cube blocker = ToCube(expanded_mut_->rules[other.expanded]);
@@ -950,6 +968,13 @@ private:
         bool cut = true;
         for (const Cube &piece : pieces) {
           cut = cut && Subtract(piece, blocker, next);
+        }
+        // A cut that adds no rule is free; otherwise one copy of the packets
+        // both match, above the limit, usually costs less.
+        if (!cut || next.size() > pieces.size()) {
+          if (Copy(members, index, j, self, limit, depth, kept_blockers)) {
+            continue;
+          }
         }
         if (!cut) {
           if (depth >= kMaxLowering || limit == 0) {
@@ -995,19 +1020,8 @@ private:
     std::vector<HwRuleInfo> built;
     std::vector<std::vector<Constraint>> piece_cons;
     std::vector<unsigned> piece_level;
-    diag::DiscardConsumer discard;
-    diag::Engine quiet(diags_.sources(), {}, discard);
     for (const Cube &piece : pieces) {
       expand::TernaryRule t = FromCube(piece);
-      for (const expand::TernaryMatch &m : t.matches) {
-        const FieldRule *rule = profile_.FindField(m.field);
-        MaskRule mr = m.layer == ir::Layer::kInner ? rule->inner : rule->outer;
-        if (mr != MaskRule::kArbitrary && !m.mask.isAllOnes()) {
-          fit_failure_ = llvm::formatv("{0} takes only full masks on {1}", profile_.name,
-                                       ir::FieldTitle(m.field, m.layer));
-          return false;
-        }
-      }
       std::vector<Constraint> c = ConstraintsOf(t);
       unsigned lv = 0;
       for (size_t j : kept_blockers) {
@@ -1015,12 +1029,8 @@ private:
           lv = std::max(lv, LevelAbove(j, r));
         }
       }
-      diag::Engine *saved = quiet_;
-      quiet_ = &quiet;
-      std::optional<HwRuleInfo> hw = Build(t, r);
-      quiet_ = saved;
+      std::optional<HwRuleInfo> hw = BuildPiece(t, r);
       if (!hw) {
-        fit_failure_ = "a piece of it is not a legal rule for the target";
         return false;
       }
       expanded_mut_->rules.push_back(std::move(t));
@@ -1045,14 +1055,152 @@ private:
     return true;
   }
 
+  /// Lets trapping hardware rule `self` stay at level `limit` although
+  /// earlier rule `j` is there or below: the packets both match get a rule
+  /// of their own with j's outcome at j's place in policy order, at the
+  /// level its own earlier rules need, which must be above `limit`. Such a
+  /// packet reaching that level is taken there, so none reaches j or `self`
+  /// (or any later rule that shares j's level), and the order of j and
+  /// `self` no longer matters. When `self` has all of j's packets, j itself
+  /// moves up instead. A copy whose earlier rules keep it at `limit` or
+  /// below is fitted above `limit` the same way (Lower()). Adds the rules
+  /// that now stand before `self` (the copy or its pieces, or j) to `before`;
+  /// false when the copy cannot be made to fit above `limit`.
+  bool Copy(std::vector<size_t> &members, expand::OverlapIndex &index, size_t j, size_t self,
+            unsigned limit, unsigned depth, std::vector<size_t> &before) {
+    if (limit == 0) {
+      return false;
+    }
+    const uint32_t jsource = out_.rules[j].source, jexpanded = out_.rules[j].expanded;
+    const ir::Rule &jr = policy_.rules[jsource];
+    Cube both = ToCube(expanded_mut_->rules[jexpanded]);
+    Cube other = ToCube(expanded_mut_->rules[out_.rules[self].expanded]);
+    for (const auto &[key, vm] : other.fields) {
+      unsigned bits = vm.second.getBitWidth();
+      auto &[value, mask] =
+          both.fields.try_emplace(key, APInt(bits, 0), APInt(bits, 0)).first->second;
+      value |= vm.first;
+      mask |= vm.second;
+    }
+    for (unsigned l = 0; l < ir::kNumLayers; ++l) {
+      both.rule.headers[l] |= other.rule.headers[l];
+      both.vlan[l] = both.vlan[l] || other.vlan[l];
+    }
+    std::string key = CubeKey(both);
+    bool whole = key == CubeKey(ToCube(expanded_mut_->rules[jexpanded]));
+    auto known = copies_.find({j, key});
+    if (known != copies_.end()) {
+      before.insert(before.end(), known->second.begin(), known->second.end());
+      return true;
+    }
+    // The copy, as a piece of j, so that the refiner knows its packets.
+    expand::TernaryRule t = FromCube(both);
+    size_t c = j;
+    if (!whole && out_.rules.size() + 1 > refiner_->MaxRules()) {
+      return false; // the cut that follows reports it
+    }
+    if (!whole) {
+      std::optional<HwRuleInfo> hw = BuildPiece(t, jr);
+      if (!hw) {
+        return false;
+      }
+      expanded_mut_->rules.push_back(std::move(t));
+      hw->expanded = static_cast<uint32_t>(expanded_mut_->rules.size() - 1);
+      c = out_.rules.size();
+      out_.rules.push_back(std::move(*hw));
+      cons_.push_back(ConstraintsOf(expanded_mut_->rules.back()));
+      level_.push_back(0);
+      gone_.push_back(false);
+      chain_.push_back(chain_[j]);
+      refiner_->AddPiece(c, j);
+    }
+
+    // Its level: above the earlier rules that compete with it.
+    unsigned lv = 0;
+    bool fits = true;
+    index.Query(expanded_mut_->rules[out_.rules[c].expanded], [&](uint32_t y) {
+      const HwRuleInfo &before = out_.rules[y];
+      if (!fits || gone_[y] || before.source >= jsource ||
+          SameOutcome(policy_, before, out_.rules[c]) || !Overlap(cons_[y], cons_[c]) ||
+          LevelAbove(y, jr) <= lv || !refiner_->Reaches(y, c)) {
+        return;
+      }
+      lv = LevelAbove(y, jr);
+      fits = lv < limit || c != j;
+    });
+    if (c == j) {
+      if (lv >= limit) {
+        return false;
+      }
+      level_[j] = lv;
+      out_.rules[j].rule.priority = static_cast<uint16_t>(lv);
+      ++out_.lowered;
+      copies_.emplace(std::make_pair(j, std::move(key)), std::vector<size_t>{j});
+      before.push_back(j);
+      return true; // already in `members` and the index
+    }
+    level_[c] = lv;
+    out_.rules[c].rule.priority = static_cast<uint16_t>(lv);
+    ++out_.copies;
+    members.insert(llvm::find(members, j) + 1, c);
+    index.Insert(static_cast<uint32_t>(c), expanded_mut_->rules[out_.rules[c].expanded]);
+    std::vector<size_t> made{c};
+    if (lv >= limit) {
+      made.clear();
+      std::string failure = fit_failure_;
+      if (!Lower(members, index, c, limit - 1, depth + 1, &made)) {
+        // Nothing takes its packets: it goes, and the rules it made for
+        // itself only repeat what earlier rules do.
+        fit_failure_ = std::move(failure);
+        --out_.copies;
+        gone_[c] = true;
+        dead_.push_back(c);
+        members.erase(llvm::find(members, c));
+        return false;
+      }
+    }
+    before.insert(before.end(), made.begin(), made.end());
+    copies_.emplace(std::make_pair(j, std::move(key)), std::move(made));
+    return true;
+  }
+
+  /// A rule of `r` for cube `t`, made while fitting: its masks must be ones
+  /// the target takes, and its diagnostics are not the user's.
+  std::optional<HwRuleInfo> BuildPiece(const expand::TernaryRule &t, const ir::Rule &r) {
+    for (const expand::TernaryMatch &m : t.matches) {
+      const FieldRule *rule = profile_.FindField(m.field);
+      MaskRule mr = m.layer == ir::Layer::kInner ? rule->inner : rule->outer;
+      if (mr != MaskRule::kArbitrary && !m.mask.isAllOnes()) {
+        fit_failure_ = llvm::formatv("{0} takes only full masks on {1}", profile_.name,
+                                     ir::FieldTitle(m.field, m.layer));
+        return std::nullopt;
+      }
+    }
+    diag::DiscardConsumer discard;
+    diag::Engine quiet(diags_.sources(), {}, discard);
+    diag::Engine *saved = quiet_;
+    const ir::Rule *saved_rule = current_;
+    quiet_ = &quiet;
+    std::optional<HwRuleInfo> hw = Build(t, r);
+    quiet_ = saved;
+    current_ = saved_rule;
+    if (!hw) {
+      fit_failure_ = "a piece of it is not a legal rule for the target";
+    }
+    return hw;
+  }
+
   /// Splits hardware rule `j`, already placed and in `index`, so that it
   /// fits at level `limit` or below (Split()); its pieces take its place in
   /// `members` and the index, with their priorities.
   bool Lower(std::vector<size_t> &members, expand::OverlapIndex &index, size_t j, unsigned limit,
-             unsigned depth) {
+             unsigned depth, std::vector<size_t> *made = nullptr) {
     std::vector<size_t> pieces;
     if (!Split(members, index, j, limit, depth, pieces)) {
       return false;
+    }
+    if (made != nullptr) {
+      *made = pieces;
     }
     if (pieces.size() == 1 && pieces.front() == j) {
       out_.rules[j].rule.priority = static_cast<uint16_t>(level_[j]);
@@ -1123,6 +1271,9 @@ private:
   /// Per out_.rules index: the level it would need without budget fitting
   /// (ChainOf()); pieces have their rule's.
   std::vector<unsigned> chain_;
+  /// Copy()'s rules: (earlier rule, CubeKey of the packets it shares with a
+  /// later one) -> the rule that takes them.
+  std::map<std::pair<size_t, std::string>, std::vector<size_t>> copies_;
   /// Per out_.rules index: replaced by its pieces (also in dead_).
   std::vector<bool> gone_;
   /// How many rules deep Split() lowers the rules that block a rule.

@@ -31,6 +31,8 @@ struct HwRuleInfo {
 /// The hardware rules of a policy, in the policy's order.
 struct HwPolicy {
   std::vector<HwRuleInfo> rules;
+  /// The rules after expansion, before budget fitting adds any.
+  uint32_t expanded = 0;
   /// Priority levels used and available, per (direction, port) group, for
   /// --stats and messages.
   unsigned levels_used = 0;
@@ -47,6 +49,9 @@ struct HwPolicy {
   /// Of split_from: rules already placed that were split again so that a
   /// later rule could fit below them.
   uint32_t lowered = 0;
+  /// Budget fitting: rules added for the packets an earlier rule shares
+  /// with a later one, above both, so that the two may share a level.
+  uint32_t copies = 0;
   /// The longest chain of rules that compete for a packet with different
   /// outcomes, before budget fitting: the levels the rules need as written.
   unsigned levels_bound = 0;
