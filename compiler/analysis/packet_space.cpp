@@ -161,6 +161,21 @@ PacketSpace::PacketSpace(llvm::ArrayRef<expand::TernaryRule> rules, int max_node
       u &= implies(vxlan, FieldEquals(kOuter, Field::kUdpDst, 4789));
     }
   }
+  // MPLS over GRE or UDP is recognised by the GRE protocol or the UDP port
+  // (RFC 4023, RFC 7510), as the trace parser and expand's prerequisites do.
+  if (HasHeader(kTunnel, Header::kMpls)) {
+    bdd mpls = Present(kTunnel, Header::kMpls);
+    if (HasHeader(kTunnel, Header::kGre) && HasField(kTunnel, Field::kGreProtocol)) {
+      u &= implies(mpls & Present(kTunnel, Header::kGre),
+                   FieldEquals(kTunnel, Field::kGreProtocol, 0x8847) |
+                       FieldEquals(kTunnel, Field::kGreProtocol, 0x8848));
+    }
+    if (HasHeader(kOuter, Header::kUdp) && HasField(kOuter, Field::kUdpDst)) {
+      bdd gre = HasHeader(kTunnel, Header::kGre) ? Present(kTunnel, Header::kGre) : bddfalse;
+      u &= implies(mpls & Present(kOuter, Header::kUdp) & !gre,
+                   FieldEquals(kOuter, Field::kUdpDst, 6635));
+    }
+  }
   universe_ = u;
 }
 

@@ -458,7 +458,8 @@ private:
   /// (verbs-facts §3.2: mlx5's VXLAN and ESP specs set no IP protocol, and a
   /// bare MPLS spec no ethertype), written as matches: vxlan => UDP 4789;
   /// esp => IP protocol 50, over IPv4 or IPv6; MPLS right after Ethernet =>
-  /// ethertype 0x8847 or 0x8848.
+  /// ethertype 0x8847 or 0x8848; MPLS over GRE => GRE protocol 0x8847 or
+  /// 0x8848; MPLS over UDP => UDP 6635 (RFC 7510), as DPDK does (§5.5).
   void AddPrerequisites(const ir::Rule &r, std::vector<Slot> &slots) const {
     // Where the target cannot match the header at all, legalize says so;
     // prerequisites would only add noise.
@@ -482,6 +483,17 @@ private:
       }
     }
     bool carried = (outer & ir::Bit(Header::kUdp)) || (tunnel & ir::Bit(Header::kGre));
+    bool mpls = (tunnel & ir::Bit(Header::kMpls)) && supported(Header::kMpls);
+    // An MPLS spec with nothing to match matches nothing either: without
+    // these, `udp, mpls` would take every UDP packet.
+    if (mpls && (tunnel & ir::Bit(Header::kGre)) &&
+        !Matches(r, ir::Layer::kTunnel, Field::kGreProtocol)) {
+      slots.push_back({Exact(ir::Layer::kTunnel, Field::kGreProtocol, 0x8847),
+                       Exact(ir::Layer::kTunnel, Field::kGreProtocol, 0x8848)});
+    } else if (mpls && (outer & ir::Bit(Header::kUdp)) && !(tunnel & ir::Bit(Header::kGre)) &&
+               !Matches(r, kOuter, Field::kUdpDst)) {
+      slots.push_back({Exact(kOuter, Field::kUdpDst, 6635)});
+    }
     if ((tunnel & ir::Bit(Header::kMpls)) && !carried && supported(Header::kMpls) &&
         !Matches(r, kOuter, Field::kEthType)) {
       slots.push_back({Exact(kOuter, Field::kEthType, 0x8847, ir::Bit(Header::kEth)),
@@ -536,6 +548,11 @@ private:
     bool carried = (outer & ir::Bit(Header::kUdp)) || (tunnel & ir::Bit(Header::kGre));
     if ((tunnel & ir::Bit(Header::kMpls)) && !carried) {
       out.push_back({Exact(ir::Layer::kOuter, Field::kEthType, 0x8847), 0x8848});
+    }
+    if ((tunnel & ir::Bit(Header::kMpls)) && (tunnel & ir::Bit(Header::kGre))) {
+      out.push_back({Exact(ir::Layer::kTunnel, Field::kGreProtocol, 0x8847), 0x8848});
+    } else if ((tunnel & ir::Bit(Header::kMpls)) && (outer & ir::Bit(Header::kUdp))) {
+      out.push_back({Exact(ir::Layer::kOuter, Field::kUdpDst, 6635), ~0ull});
     }
   }
 

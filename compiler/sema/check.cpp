@@ -1161,7 +1161,8 @@ private:
 
   /// Checks the headers of each layer against each other and against the
   /// prerequisites they imply (tcp/udp/gre/esp => IP protocol, ipv4/ipv6 =>
-  /// ethertype, vxlan => UDP 4789, gre+mpls => GRE protocol 0x8847/0x8848).
+  /// ethertype, vxlan => UDP 4789, gre+mpls => GRE protocol 0x8847/0x8848,
+  /// udp+mpls => UDP 6635).
   void CheckLayers(RuleBuilder &rb) {
     ir::Rule &r = rb.rule;
     HeaderSet tunnel = r.headers[static_cast<unsigned>(ir::Layer::kTunnel)];
@@ -1331,6 +1332,10 @@ private:
     if (mpls && gre) {
       RequireValue(rb, ir::Layer::kTunnel, Field::kGreProtocol, {0x8847, 0x8848}, "'mpls'",
                    at(Header::kMpls));
+    }
+    if (mpls && !gre && (outer & ir::Bit(Header::kUdp))) {
+      // MPLS over UDP is UDP port 6635 (RFC 7510).
+      RequireValue(rb, ir::Layer::kOuter, Field::kUdpDst, {6635}, "'mpls'", at(Header::kMpls));
     }
     // verbs-facts 3.3: an MPLS spec follows UDP (MPLS over UDP), GRE, or the
     // Ethernet header; MPLS right after an IP header has no spec order.
