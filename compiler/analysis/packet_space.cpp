@@ -53,6 +53,19 @@ PacketSpace::PacketSpace(llvm::ArrayRef<expand::TernaryRule> rules, int max_node
       }
     }
   }
+  // An IP header, or a header IP carries, needs both IP families in the
+  // model: with only IPv4 named, "UDP needs IP" would read "UDP needs IPv4"
+  // and a rule `udp` would look shadowed by a rule `ipv4`.
+  auto named = [&](ir::Layer l, Header h) { return headers.count({l, h}) != 0; };
+  for (ir::Layer l : {kOuter, kInner}) {
+    bool ip = named(l, Header::kIpv4) || named(l, Header::kIpv6) || named(l, Header::kTcp) ||
+              named(l, Header::kUdp) || named(l, Header::kEsp) ||
+              (l == kOuter && named(kTunnel, Header::kGre));
+    if (ip) {
+      headers[{l, Header::kIpv4}] = true;
+      headers[{l, Header::kIpv6}] = true;
+    }
+  }
   int next = 0;
   for (const auto &[key, used] : headers) {
     header_vars_[key] = next++;
@@ -127,6 +140,7 @@ PacketSpace::PacketSpace(llvm::ArrayRef<expand::TernaryRule> rules, int max_node
     if (l == kOuter && HasHeader(kTunnel, Header::kGre)) {
       bdd gre = Present(kTunnel, Header::kGre);
       carried.push_back(gre);
+      u &= implies(gre, Present(kOuter, Header::kIpv4) | Present(kOuter, Header::kIpv6));
       if (HasHeader(kOuter, Header::kIpv4) && HasField(kOuter, Field::kIpv4Proto)) {
         u &= implies(gre & Present(kOuter, Header::kIpv4),
                      FieldEquals(kOuter, Field::kIpv4Proto, 47));

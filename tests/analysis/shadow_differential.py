@@ -1,8 +1,20 @@
 #!/usr/bin/env python3
 """Differential test of the analysis and flowc trace against libflowrt-sim.
 
-Random policies over Ethernet, IPv4, IPv6, TCP/UDP ports, ranges and sets,
-VXLAN with inner headers, GRE and MPLS, with pass rules. For policies whose rules each steer to a queue of their own, flowc
+Random policies and packets over Ethernet, IPv4, IPv6, TCP/UDP ports, ranges
+and sets, with pass rules, and these headers:
+  - ESP (`esp spi N`, IP protocol 50) over IPv4 and IPv6 (or the family left
+    open);
+  - VXLAN with an inner IPv4 or IPv6 frame (`inner { ipv6 ..., tcp ... }`);
+  - GRE with an inner IPv4 packet, and with an inner IPv6 packet (GRE
+    protocol 0x86dd, written or not), over IPv4 or IPv6;
+  - MPLS over Ethernet, MPLS over UDP (`udp dst 6635, mpls label ...`, RFC
+    7510) and MPLS over GRE (`gre protocol 0x8847, mpls label ...`): one label
+    stack entry, then an inner IPv4 packet (matched with `inner { ipv4 ... }`).
+The newer kinds (ESP, inner IPv6 under VXLAN and GRE, MPLS over UDP and GRE)
+are about a sixth of the rules and packets; how many of each were built,
+took a packet on the NIC, were sent and traced is printed, and too few fail
+the test. For policies whose rules each steer to a queue of their own, flowc
 check's FL9001 reports are compared with what the compiled rules do on the
 simulated mlx5 NIC (an implementation written separately from the analysis):
 many packets, drawn from the values the rules use and from their edges, are
@@ -41,6 +53,10 @@ PORTS = ["22", "53", "80", "443", "0..1023", "1024..65535", "1000..2000", "{22, 
 PREFIXES6 = ["fd00::/16", "fd00:1::/32", "fd00:1::1", "fd00:2::/32", "::/1"]
 VNIS = ["5001", "5002", "5000..5015", "{5001, 7000}"]
 LABELS = ["2500", "1000..1999", "{16, 2500}"]
+SPIS = ["0x1000", "4097", "0x1000..0x10ff", "{0x1000, 0x2000}", "0x2000/20", "7 mask 0xf"]
+# The kinds of rules and packets beyond the first ones (ESP, inner IPv6 under
+# VXLAN and GRE, MPLS over UDP and over GRE), counted apart.
+NEW_KINDS = ("esp", "vxlan-ipv6", "gre-ipv6", "mpls-udp", "mpls-gre")
 
 
 def ip_part(r, family):
@@ -58,38 +74,103 @@ def l4_part(r):
     return proto + (" dst " + r.choice(PORTS) if r.random() < 0.8 else "")
 
 
+def mpls_part(r):
+    """An MPLS label stack entry match, and sometimes the inner IPv4 packet
+    behind it (with its TCP/UDP header)."""
+    parts = ["mpls" + (" label " + r.choice(LABELS) if r.random() < 0.85 else "")]
+    if r.random() < 0.5:
+        inner = [ip_part(r, "ipv4")]
+        if r.random() < 0.4:
+            inner.append(l4_part(r))
+        parts.append("inner { " + ", ".join(inner) + " }")
+    return parts
+
+
+def inner_part(r, family, l4_chance):
+    """An inner IP header of `family`, with TCP/UDP ports `l4_chance` of the time."""
+    inner = [ip_part(r, family)]
+    if r.random() < l4_chance:
+        inner.append(l4_part(r))
+    return "inner { " + ", ".join(inner) + " }"
+
+
 def random_rule(r, i, queues):
-    """A rule over Ethernet, IPv4 or IPv6 with TCP/UDP ports and ranges, VXLAN
-    with inner headers, GRE with an inner IPv4 header, or MPLS over Ethernet."""
+    """A rule over Ethernet, IPv4 or IPv6 with TCP/UDP ports and ranges, ESP
+    over IPv4 or IPv6, VXLAN with an inner IPv4 or IPv6 packet, GRE with an
+    inner IPv4 or IPv6 packet, MPLS over Ethernet, over UDP or over GRE; and
+    which of the kinds of NEW_KINDS it is (or None)."""
     parts = []
-    kind = r.random()
-    if kind < 0.55:
+    kind, new = r.random(), None
+    if kind < 0.46:
         parts.append(ip_part(r, "ipv4"))
         if r.random() < 0.7:
             parts.append(l4_part(r))
-    elif kind < 0.7:
+    elif kind < 0.58:
         parts.append(ip_part(r, "ipv6"))
         if r.random() < 0.7:
             parts.append(l4_part(r))
-    elif kind < 0.8:
+    elif kind < 0.66:
         parts.append("vxlan" + (" vni " + r.choice(VNIS) if r.random() < 0.8 else ""))
         if r.random() < 0.7:
             inner = [ip_part(r, "ipv4")]
             if r.random() < 0.5:
                 inner.append(l4_part(r))
             parts.append("inner { " + ", ".join(inner) + " }")
-    elif kind < 0.87:
+    elif kind < 0.72:
         parts.append("ipv4" + (" src " + r.choice(PREFIXES) if r.random() < 0.5 else ""))
         parts.append("gre")
         if r.random() < 0.7:
             parts.append("inner { " + ip_part(r, "ipv4") + " }")
-    elif kind < 0.93:
+    elif kind < 0.77:
         parts.append("mpls" + (" label " + r.choice(LABELS) if r.random() < 0.8 else ""))
-    else:
+    elif kind < 0.82:
         parts.append("eth type " + r.choice(["0x0800", "0x0806", "0x86dd"]))
+    elif kind < 0.87:
+        # ESP over IPv4 or IPv6, or with the family left open.
+        new = "esp"
+        family = r.choice(["ipv4", "ipv4", "ipv6", None])
+        if family:
+            parts.append(ip_part(r, family))
+        parts.append("esp" + (" spi " + r.choice(SPIS) if r.random() < 0.85 else ""))
+    elif kind < 0.9:
+        new = "vxlan-ipv6"
+        parts.append("vxlan" + (" vni " + r.choice(VNIS) if r.random() < 0.8 else ""))
+        parts.append(inner_part(r, "ipv6", 0.5))
+    elif kind < 0.93:
+        # GRE protocol 0x86dd: written, or implied by nothing (the inner
+        # IPv6 header alone); over IPv4 or IPv6.
+        new = "gre-ipv6"
+        if r.random() < 0.7:
+            parts.append("ipv4" + (" src " + r.choice(PREFIXES) if r.random() < 0.5 else ""))
+        else:
+            parts.append("ipv6" + (" src " + r.choice(PREFIXES6) if r.random() < 0.5 else ""))
+        with_protocol = r.random() < 0.5
+        parts.append("gre protocol 0x86dd" if with_protocol else "gre")
+        if not with_protocol or r.random() < 0.8:
+            parts.append(inner_part(r, "ipv6", 0.4))
+    elif kind < 0.965:
+        # MPLS over UDP (RFC 7510): port 6635 written, or implied by mpls.
+        new = "mpls-udp"
+        # Half the time the IP family is left open (no ipv4/ipv6 header).
+        if r.random() < 0.5:
+            parts.append(ip_part(r, r.choice(["ipv4", "ipv4", "ipv6"])))
+        port = " dst 6635" if r.random() < 0.8 else ""
+        parts.append("udp" + (" src " + r.choice(PORTS) if r.random() < 0.2 else "") + port)
+        parts.extend(mpls_part(r))
+    else:
+        # MPLS over GRE: protocol 0x8847 written, or implied by mpls.
+        new = "mpls-gre"
+        # Half the time the IP family is left open.
+        if r.random() < 0.5:
+            family = r.choice(["ipv4", "ipv4", "ipv6"])
+            pool = PREFIXES if family == "ipv4" else PREFIXES6
+            parts.append(family + (" src " + r.choice(pool) if r.random() < 0.5 else ""))
+        protocol = r.random() < 0.7
+        parts.append("gre protocol 0x8847" if protocol else "gre")
+        parts.extend(mpls_part(r))
     passing = " pass" if r.random() < 0.1 else ""
     queue = i if queues is None else r.randrange(queues)
-    return f"    rule r{i}{passing}: {', '.join(parts)} -> steer q{queue};\n"
+    return f"    rule r{i}{passing}: {', '.join(parts)} -> steer q{queue};\n", new
 
 
 def random_policy(r, shared):
@@ -99,8 +180,9 @@ def random_policy(r, shared):
     queues = 2 if shared else None
     names = range(2) if shared else range(n)
     text = "target mlx5;\nqueue " + ", ".join(f"q{i}" for i in names) + ";\n"
-    text += "ingress port 1 {\n" + "".join(random_rule(r, i, queues) for i in range(n)) + "}\n"
-    return text, n
+    rules = [random_rule(r, i, queues) for i in range(n)]
+    text += "ingress port 1 {\n" + "".join(t for t, _ in rules) + "}\n"
+    return text, n, [kind for _, kind in rules]
 
 
 def ip_values():
@@ -144,65 +226,118 @@ def ip4(src, dst, proto, payload):
                        dst) + payload
 
 
+def ip6(src, dst, proto, payload):
+    return struct.pack(">IHBB", 6 << 28, len(payload), proto, 64) + src.to_bytes(16, "big") + \
+        dst.to_bytes(16, "big") + payload
+
+
+def outer_ip(r, ips, proto, payload, v6):
+    """An outer IPv4 or IPv6 header (random addresses) before the payload, and
+    its text."""
+    if v6:
+        src, dst = r.choice(IPS6), r.choice(IPS6)
+        return (struct.pack(">H", 0x86dd) + ip6(src, dst, proto, payload),
+                f"ipv6 src={ipaddress.IPv6Address(src)} dst={ipaddress.IPv6Address(dst)} "
+                f"hop_limit=64")
+    src, dst = r.choice(ips), r.choice(ips)
+    return (struct.pack(">H", 0x0800) + ip4(src, dst, proto, payload),
+            f"ipv4 src={ipaddress.ip_address(src)} dst={ipaddress.ip_address(dst)} ttl=64")
+
+
+def inner_ip(r, ips, ports, v6):
+    """An inner IPv4 or IPv6 packet with TCP or UDP, its ethertype and text."""
+    proto, raw, text = l4(r, ports)
+    if v6:
+        src, dst = r.choice(IPS6), r.choice(IPS6)
+        return (0x86dd, ip6(src, dst, proto, raw),
+                f"inner ipv6 src={ipaddress.IPv6Address(src)} "
+                f"dst={ipaddress.IPv6Address(dst)} hop_limit=64 / inner {text}")
+    src, dst = r.choice(ips), r.choice(ips)
+    return (0x0800, ip4(src, dst, proto, raw),
+            f"inner ipv4 src={ipaddress.ip_address(src)} dst={ipaddress.ip_address(dst)} "
+            f"ttl=64 / inner {text}")
+
+
+def mpls_entry(r):
+    """One MPLS label stack entry, bottom of stack, and its text."""
+    label = r.choice([16, 2500, 1000, 1999, 2000, 77])
+    return (struct.pack(">I", (label << 12) | (1 << 8) | 64),
+            f"mpls label={label} bos=1 ttl=64")
+
+
 def frame(r, ips, ports):
-    """A random Ethernet frame (IPv4 or IPv6 with TCP or UDP, VXLAN with an
-    inner frame, GRE with an inner IPv4 packet, MPLS over Ethernet, or ARP)
-    and its `flowc trace --packet` text."""
+    """A random Ethernet frame (IPv4 or IPv6 with TCP or UDP, ESP over IPv4 or
+    IPv6, VXLAN with an inner IPv4 or IPv6 frame, GRE with an inner IPv4 or
+    IPv6 packet, MPLS over Ethernet, UDP or GRE with an inner IPv4 packet, or
+    ARP), its `flowc trace --packet` text, and which of NEW_KINDS it is (or
+    None)."""
     global IPS6
     if IPS6 is None:
         IPS6 = ip6_values()
     eth = bytes.fromhex("020000000001020000000002")
     text_eth = "eth dst=02:00:00:00:00:01 src=02:00:00:00:00:02"
     kind = r.random()
-    if kind < 0.08:
-        return eth + struct.pack(">H", 0x0806) + bytes(28), text_eth + " type=0x0806"
-    if kind < 0.5:
+    if kind < 0.07:
+        return eth + struct.pack(">H", 0x0806) + bytes(28), text_eth + " type=0x0806", None
+    if kind < 0.42:
         src, dst = r.choice(ips), r.choice(ips)
         proto, raw, text = l4(r, ports)
         return (eth + struct.pack(">H", 0x0800) + ip4(src, dst, proto, raw),
                 f"{text_eth} / ipv4 src={ipaddress.ip_address(src)} "
-                f"dst={ipaddress.ip_address(dst)} ttl=64 / {text}")
-    if kind < 0.65:
+                f"dst={ipaddress.ip_address(dst)} ttl=64 / {text}", None)
+    if kind < 0.54:
         src, dst = r.choice(IPS6), r.choice(IPS6)
         proto, raw, text = l4(r, ports)
-        ip = struct.pack(">IHBB", 6 << 28, len(raw), proto, 64) + src.to_bytes(16, "big") + \
-            dst.to_bytes(16, "big")
-        return (eth + struct.pack(">H", 0x86dd) + ip + raw,
+        return (eth + struct.pack(">H", 0x86dd) + ip6(src, dst, proto, raw),
                 f"{text_eth} / ipv6 src={ipaddress.IPv6Address(src)} "
-                f"dst={ipaddress.IPv6Address(dst)} hop_limit=64 / {text}")
-    if kind < 0.8:
+                f"dst={ipaddress.IPv6Address(dst)} hop_limit=64 / {text}", None)
+    if kind < 0.66 or 0.82 <= kind < 0.85:
+        # VXLAN with an inner IPv4 frame, or (new) an inner IPv6 frame.
+        v6 = kind >= 0.82
         vni = r.choice([5001, 5002, 5009, 7000, 42])
-        isrc, idst = r.choice(ips), r.choice(ips)
-        proto, raw, text = l4(r, ports)
-        inner = bytes.fromhex("02aa0000000102aa00000002") + struct.pack(">H", 0x0800) + \
-            ip4(isrc, idst, proto, raw)
+        ethertype, ip, text = inner_ip(r, ips, ports, v6)
+        inner = bytes.fromhex("02aa0000000102aa00000002") + struct.pack(">H", ethertype) + ip
         vx = struct.pack(">II", 0x08000000, vni << 8) + inner
         udp = struct.pack(">HHHH", 50000, 4789, 8 + len(vx), 0) + vx
-        src, dst = r.choice(ips), r.choice(ips)
-        return (eth + struct.pack(">H", 0x0800) + ip4(src, dst, 17, udp),
-                f"{text_eth} / ipv4 src={ipaddress.ip_address(src)} "
-                f"dst={ipaddress.ip_address(dst)} ttl=64 / udp src=50000 dst=4789 / vxlan vni={vni}"
-                f" / inner eth dst=02:aa:00:00:00:01 src=02:aa:00:00:00:02 / inner ipv4 "
-                f"src={ipaddress.ip_address(isrc)} dst={ipaddress.ip_address(idst)} ttl=64 / "
-                f"inner {text}")
-    if kind < 0.9:
-        isrc, idst = r.choice(ips), r.choice(ips)
-        proto, raw, text = l4(r, ports)
-        gre = struct.pack(">HH", 0, 0x0800) + ip4(isrc, idst, proto, raw)
-        src, dst = r.choice(ips), r.choice(ips)
-        return (eth + struct.pack(">H", 0x0800) + ip4(src, dst, 47, gre),
-                f"{text_eth} / ipv4 src={ipaddress.ip_address(src)} "
-                f"dst={ipaddress.ip_address(dst)} ttl=64 / gre protocol=0x0800 / inner ipv4 "
-                f"src={ipaddress.ip_address(isrc)} dst={ipaddress.ip_address(idst)} ttl=64 / "
-                f"inner {text}")
-    label = r.choice([16, 2500, 1000, 1999, 2000, 77])
-    isrc, idst = r.choice(ips), r.choice(ips)
-    proto, raw, text = l4(r, ports)
-    entry = struct.pack(">I", (label << 12) | (1 << 8) | 64)
-    return (eth + struct.pack(">H", 0x8847) + entry + ip4(isrc, idst, proto, raw),
-            f"{text_eth} type=0x8847 / mpls label={label} bos=1 ttl=64 / inner ipv4 "
-            f"src={ipaddress.ip_address(isrc)} dst={ipaddress.ip_address(idst)} ttl=64 / "
-            f"inner {text}")
+        raw, outer = outer_ip(r, ips, 17, udp, False)
+        return (eth + raw,
+                f"{text_eth} / {outer} / udp src=50000 dst=4789 / vxlan vni={vni}"
+                f" / inner eth dst=02:aa:00:00:00:01 src=02:aa:00:00:00:02 / {text}",
+                "vxlan-ipv6" if v6 else None)
+    if kind < 0.74 or 0.85 <= kind < 0.88:
+        # GRE with an inner IPv4 packet over IPv4, or (new) an inner IPv6
+        # packet over IPv4 or IPv6.
+        v6 = kind >= 0.85
+        ethertype, ip, text = inner_ip(r, ips, ports, v6)
+        gre = struct.pack(">HH", 0, ethertype) + ip
+        raw, outer = outer_ip(r, ips, 47, gre, v6 and r.random() < 0.3)
+        return (eth + raw, f"{text_eth} / {outer} / gre protocol={ethertype:#06x} / {text}",
+                "gre-ipv6" if v6 else None)
+    if kind < 0.82:
+        entry, mpls = mpls_entry(r)
+        _, ip, text = inner_ip(r, ips, ports, False)
+        return (eth + struct.pack(">H", 0x8847) + entry + ip,
+                f"{text_eth} type=0x8847 / {mpls} / {text}", None)
+    if kind < 0.93:
+        # ESP over IPv4 or IPv6: SPI, sequence number, some encrypted bytes.
+        spi = r.choice([0x1000, 0x1001, 0xfff, 0x10ff, 0x1100, 0x2000, 0x2fff, 0x3000, 7,
+                        0x17, 0xdeadbeef])
+        raw, outer = outer_ip(r, ips, 50, struct.pack(">II", spi, 1) + bytes(16),
+                              r.random() < 0.4)
+        return eth + raw, f"{text_eth} / {outer} / esp spi={spi} seq=1", "esp"
+    # MPLS over UDP (RFC 7510) or over GRE, with an inner IPv4 packet.
+    entry, mpls = mpls_entry(r)
+    _, ip, text = inner_ip(r, ips, ports, False)
+    if kind < 0.965:
+        sport = r.choice(ports)
+        udp = struct.pack(">HHHH", sport, 6635, 8 + len(entry) + len(ip), 0) + entry + ip
+        raw, outer = outer_ip(r, ips, 17, udp, r.random() < 0.3)
+        return (eth + raw, f"{text_eth} / {outer} / udp src={sport} dst=6635 / {mpls} / {text}",
+                "mpls-udp")
+    raw, outer = outer_ip(r, ips, 47, struct.pack(">HH", 0, 0x8847) + entry + ip,
+                          r.random() < 0.3)
+    return (eth + raw, f"{text_eth} / {outer} / gre protocol=0x8847 / {mpls} / {text}",
+            "mpls-gre")
 
 
 WITNESS = re.compile(r"for example, (.*) is taken by rule '(r\d+)'")
@@ -212,8 +347,10 @@ STILL = re.compile(r"it still takes, for example, (.*)$")
 
 def witness_frame(text):
     """The frame of a packet text as flowc prints it ('eth type=0x800 / ipv4
-    dst=10.0.0.7 / tcp dst=80 / ...'): present headers, given fields, 0 for
-    the rest, and the values the headers imply."""
+    dst=10.0.0.7 / tcp dst=80 / ...', '... / esp spi=4096', '... / udp
+    dst=6635 / mpls label=16 / inner ipv4 ...', '... / gre protocol=0x86dd /
+    inner ipv6 ...'): present headers, given fields, 0 for the rest, and the
+    values the headers imply."""
     hs = {}
     for part in text.split(" / "):
         words = part.split()
@@ -241,9 +378,19 @@ def witness_frame(text):
                                     else 6635 if (not inner and name == "udp" and
                                                   (False, "mpls") in hs) else 0))
                 return proto, ports + (bytes(16) if proto == 6 else struct.pack(">HH", 8, 0))
+        if (inner, "esp") in hs:
+            f = hs[(inner, "esp")]
+            return 50, struct.pack(">II", num(f, "spi"), num(f, "seq")) + bytes(16)
         return None, b""
 
     def ip(inner, proto, payload):
+        # A header over IP with no IP header printed: IPv4, or IPv6 after
+        # 'eth type=0x86dd' ('gre protocol=0x8847 / mpls label=992').
+        over_ip = ("tcp", "udp", "esp") if inner else ("tcp", "udp", "esp", "gre", "vxlan")
+        if (inner, "ipv4") not in hs and (inner, "ipv6") not in hs and \
+                any((inner, h) in hs for h in over_ip):
+            v6 = num(hs.get((inner, "eth"), {}), "type") == 0x86dd
+            hs.setdefault((inner, "ipv6" if v6 else "ipv4"), {})
         if (inner, "ipv4") in hs:
             f = hs[(inner, "ipv4")]
             proto = num(f, "proto", proto if proto is not None else 253)
@@ -266,6 +413,8 @@ def witness_frame(text):
             head += struct.pack(">HH", 0x8100, num(fields, "tci"))
         return head + struct.pack(">H", num(fields, "type", default_type)) + payload
 
+    if (False, "vxlan") in hs:
+        hs.setdefault((False, "udp"), {})
     # Inside out: the inner packet, the tunnel, the outer packet.
     proto, inner_l4 = l4(True)
     inner_type, inner_ip = ip(True, proto, inner_l4)
@@ -277,7 +426,12 @@ def witness_frame(text):
     if (False, "mpls") in hs:
         f = hs[(False, "mpls")]
         tunnel = struct.pack(">I", (num(f, "label") << 12) | (num(f, "tc") << 9) |
-                             (num(f, "bos") << 8) | num(f, "ttl")) + inner_ip
+                             (num(f, "bos") << 8) | num(f, "ttl"))
+        # An inner packet behind a first entry that is not the bottom of the
+        # stack: a second, bottom entry before it.
+        if inner_ip and not num(f, "bos"):
+            tunnel += struct.pack(">I", (100 << 12) | (1 << 8) | 64)
+        tunnel += inner_ip
         eth_default = 0x8847
     if (False, "gre") in hs:
         f = hs[(False, "gre")]
@@ -321,13 +475,17 @@ def main():
     # fault -> [built, seen on the NIC, refused by the proof, counterexamples
     # tried, counterexamples confirmed on the NIC]
     faults = {f: [0, 0, 0, 0, 0] for f in FAULTS}
+    # new kind -> [rules in policies built, rules in skipped policies, rules
+    # (queues unique to rules) that took a test packet on the NIC, packets
+    # sent, packets traced, packets some rule took on the NIC]
+    news = {kind: [0, 0, 0, 0, 0, 0] for kind in NEW_KINDS}
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
         flow, fbin = os.path.join(tmp, "p.flow"), os.path.join(tmp, "p.fbin")
         faulty = os.path.join(tmp, "faulty.fbin")
         for k in range(args.policies):
             shared = k % 2 == 1
-            text, n = random_policy(r, shared)
+            text, n, kinds = random_policy(r, shared)
             with open(flow, "w") as f:
                 f.write(text)
             check = subprocess.run([args.flowc, "check", flow, "--format=json"],
@@ -354,16 +512,34 @@ def main():
                                    text=True)
             if build.returncode != 0:
                 skipped += 1
+                for kind in kinds:
+                    if kind:
+                        news[kind][1] += 1
                 continue
             checked += 1
             reports += len(shadowed)
             frames = [frame(r, ips, ports) for _ in range(args.packets)]
-            lines = [f"1 {f.hex()}" for f, _ in frames]
+            lines = [f"1 {f.hex()}" for f, _, _ in frames]
             for text_, taker, _ in examples:
                 lines.append(f"1 {witness_frame(text_).hex()}")
             run = subprocess.run([args.sim_run, "--ports", "1", fbin], input="\n".join(lines) + "\n",
                                  capture_output=True, text=True)
             outputs = run.stdout.splitlines()[1:1 + len(lines)]
+            # What the new kinds of rules and packets took part in.
+            took = set()
+            for (_, _, kind), out in zip(frames, outputs):
+                queues = re.findall(r"queue (q\d+)", out)
+                took.update(queues)
+                if kind:
+                    news[kind][3] += 1
+                    news[kind][5] += bool(queues)
+            for _, _, kind in frames[:args.traced]:
+                if kind:
+                    news[kind][4] += 1
+            for i, kind in enumerate(kinds):
+                if kind:
+                    news[kind][0] += 1
+                    news[kind][2] += not shared and f"q{i}" in took
             # The proof against a broken optimizer: each policy gets one of the
             # faults. Where the faulty rules send one of the packets elsewhere
             # on the NIC, the proof must refuse the build; its counterexample
@@ -394,7 +570,7 @@ def main():
                     faults[fault][4] += a != b
             # flowc trace on the same packets: source and compiled agree, and
             # (queues unique to rules) the source says where the NIC sends it.
-            traced = [t for _, t in frames[:args.traced]]
+            traced = [t for _, t, _ in frames[:args.traced]]
             trace = subprocess.run([args.flowc, "trace", flow, "--format=json"] +
                                    [a for t in traced for a in ("--packet", t)],
                                    capture_output=True, text=True)
@@ -420,7 +596,7 @@ def main():
             pcap = os.path.join(tmp, "p.pcap")
             with open(pcap, "wb") as f:
                 f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-                for raw, _ in frames[:args.traced]:
+                for raw, _, _ in frames[:args.traced]:
                     f.write(struct.pack("<IIII", 0, 0, len(raw), len(raw)) + raw)
             from_pcap = subprocess.run([args.flowc, "trace", flow, "--format=json", "--pcap", pcap],
                                        capture_output=True, text=True)
@@ -479,6 +655,15 @@ def main():
               f"counterexamples confirmed on the NIC")
         if refused < seen or confirmed < tried * 9 // 10 or refused == 0:
             failures.append(f"fault {fault}: too few refusals or confirmations")
+    for kind, (built, unbuilt, taking, sent, traced_, taken) in news.items():
+        print(f"shadow_differential: {kind}: {built} rules in policies built ({unbuilt} in "
+              f"skipped ones), {taking} took a test packet on the NIC; {sent} packets, "
+              f"{traced_} traced, {taken} taken by a rule on the NIC")
+        # Enough policies must exercise each new kind of rule and packet.
+        if built < args.policies // 20 or taking < args.policies // 200 or \
+                taken < sent // 10 or traced_ < args.policies // 10:
+            failures.append(f"{kind}: too few rules or packets exercised")
+            print(f"shadow_differential: {failures[-1]}")
     print(f"shadow_differential: {checked} policies built and classified ({skipped} skipped), "
           f"{reports} FL9001, {partly} FL9003 and {reports_redundant} FL9004 reports, "
           f"{witnesses} examples checked, {traces} packets traced, "
