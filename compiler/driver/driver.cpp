@@ -844,8 +844,8 @@ std::optional<int> Build(const CheckOptions &o, const ir::Policy &policy,
     // outcome (a `pass` rule may share its level with a trapping rule after
     // it), so it uses exactly as many levels as the longest such chain
     // (docs/cli.md).
-    // Budget fitting adds its pieces to the expansion; they are counted in
-    // the hardware rules and the split line, not here.
+    // Budget fitting adds its pieces and copies to the expansion; they are
+    // counted in the hardware rules and the fitting line, not here.
     err << "stats: " << policy.rules.size() << " source rule(s), " << hw.expanded
         << " after expansion, " << hw.rules.size() << " hardware rule(s) for " << t->profile->name
         << " (" << hw.removed << " left out: no packet reaches them"

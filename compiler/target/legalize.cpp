@@ -1018,6 +1018,7 @@ private:
     }
     // Each piece must be a legal rule (masks the target takes) and fit.
     std::vector<HwRuleInfo> built;
+    std::vector<expand::TernaryRule> piece_rules;
     std::vector<std::vector<Constraint>> piece_cons;
     std::vector<unsigned> piece_level;
     for (const Cube &piece : pieces) {
@@ -1033,9 +1034,8 @@ private:
       if (!hw) {
         return false;
       }
-      expanded_mut_->rules.push_back(std::move(t));
-      hw->expanded = static_cast<uint32_t>(expanded_mut_->rules.size() - 1);
       built.push_back(std::move(*hw));
+      piece_rules.push_back(std::move(t));
       piece_cons.push_back(std::move(c));
       piece_level.push_back(lv);
     }
@@ -1044,15 +1044,29 @@ private:
     dead_.push_back(self);
     gone_[self] = true;
     for (size_t p = 0; p < built.size(); ++p) {
-      out_.rules.push_back(std::move(built[p]));
-      cons_.push_back(std::move(piece_cons[p]));
-      level_.push_back(piece_level[p]);
-      gone_.push_back(false);
-      chain_.push_back(chain_[self]);
-      made.push_back(out_.rules.size() - 1);
-      refiner_->AddPiece(made.back(), self);
+      made.push_back(AddPiece(std::move(built[p]), std::move(piece_rules[p]),
+                              std::move(piece_cons[p]), piece_level[p], self));
     }
     return true;
+  }
+
+  /// Adds hardware rule `hw` for cube `t` (with constraints `cons`), made
+  /// from hardware rule `from` while fitting, at level `level`: to the
+  /// expansion, the per-rule state and the refiner. Returns its index.
+  size_t AddPiece(HwRuleInfo hw, expand::TernaryRule t, std::vector<Constraint> cons,
+                  unsigned level, size_t from) {
+    expanded_mut_->rules.push_back(std::move(t));
+    hw.expanded = static_cast<uint32_t>(expanded_mut_->rules.size() - 1);
+    hw.rule.priority = static_cast<uint16_t>(level);
+    unsigned chain = chain_[from];
+    out_.rules.push_back(std::move(hw));
+    cons_.push_back(std::move(cons));
+    level_.push_back(level);
+    gone_.push_back(false);
+    chain_.push_back(chain);
+    size_t id = out_.rules.size() - 1;
+    refiner_->AddPiece(id, from);
+    return id;
   }
 
   /// Lets trapping hardware rule `self` stay at level `limit` although
@@ -1071,23 +1085,13 @@ private:
     if (limit == 0) {
       return false;
     }
-    const uint32_t jsource = out_.rules[j].source, jexpanded = out_.rules[j].expanded;
+    const uint32_t jsource = out_.rules[j].source;
+    const expand::TernaryRule &jrule = expanded_mut_->rules[out_.rules[j].expanded];
     const ir::Rule &jr = policy_.rules[jsource];
-    Cube both = ToCube(expanded_mut_->rules[jexpanded]);
-    Cube other = ToCube(expanded_mut_->rules[out_.rules[self].expanded]);
-    for (const auto &[key, vm] : other.fields) {
-      unsigned bits = vm.second.getBitWidth();
-      auto &[value, mask] =
-          both.fields.try_emplace(key, APInt(bits, 0), APInt(bits, 0)).first->second;
-      value |= vm.first;
-      mask |= vm.second;
-    }
-    for (unsigned l = 0; l < ir::kNumLayers; ++l) {
-      both.rule.headers[l] |= other.rule.headers[l];
-      both.vlan[l] = both.vlan[l] || other.vlan[l];
-    }
+    // ToCube() merges the two rules' matches of each field into one.
+    Cube both = ToCube(expand::Meet(jrule, expanded_mut_->rules[out_.rules[self].expanded]));
     std::string key = CubeKey(both);
-    bool whole = key == CubeKey(ToCube(expanded_mut_->rules[jexpanded]));
+    bool whole = key == CubeKey(ToCube(jrule));
     auto known = copies_.find({j, key});
     if (known != copies_.end()) {
       before.insert(before.end(), known->second.begin(), known->second.end());
@@ -1104,43 +1108,30 @@ private:
       if (!hw) {
         return false;
       }
-      expanded_mut_->rules.push_back(std::move(t));
-      hw->expanded = static_cast<uint32_t>(expanded_mut_->rules.size() - 1);
-      c = out_.rules.size();
-      out_.rules.push_back(std::move(*hw));
-      cons_.push_back(ConstraintsOf(expanded_mut_->rules.back()));
-      level_.push_back(0);
-      gone_.push_back(false);
-      chain_.push_back(chain_[j]);
-      refiner_->AddPiece(c, j);
+      std::vector<Constraint> cons = ConstraintsOf(t);
+      c = AddPiece(std::move(*hw), std::move(t), std::move(cons), 0, j);
     }
-
     // Its level: above the earlier rules that compete with it.
     unsigned lv = 0;
-    bool fits = true;
     index.Query(expanded_mut_->rules[out_.rules[c].expanded], [&](uint32_t y) {
       const HwRuleInfo &before = out_.rules[y];
-      if (!fits || gone_[y] || before.source >= jsource ||
-          SameOutcome(policy_, before, out_.rules[c]) || !Overlap(cons_[y], cons_[c]) ||
-          LevelAbove(y, jr) <= lv || !refiner_->Reaches(y, c)) {
+      if (gone_[y] || before.source >= jsource || SameOutcome(policy_, before, out_.rules[c]) ||
+          LevelAbove(y, jr) <= lv || !Overlap(cons_[y], cons_[c]) || !refiner_->Reaches(y, c)) {
         return;
       }
       lv = LevelAbove(y, jr);
-      fits = lv < limit || c != j;
     });
+    if (c == j && lv >= limit) {
+      return false;
+    }
+    level_[c] = lv;
+    out_.rules[c].rule.priority = static_cast<uint16_t>(lv);
     if (c == j) {
-      if (lv >= limit) {
-        return false;
-      }
-      level_[j] = lv;
-      out_.rules[j].rule.priority = static_cast<uint16_t>(lv);
       ++out_.lowered;
       copies_.emplace(std::make_pair(j, std::move(key)), std::vector<size_t>{j});
       before.push_back(j);
       return true; // already in `members` and the index
     }
-    level_[c] = lv;
-    out_.rules[c].rule.priority = static_cast<uint16_t>(lv);
     ++out_.copies;
     members.insert(llvm::find(members, j) + 1, c);
     index.Insert(static_cast<uint32_t>(c), expanded_mut_->rules[out_.rules[c].expanded]);
