@@ -700,7 +700,9 @@ private:
   /// port and direction that overlaps it with a different outcome, so that
   /// hardware order equals policy order wherever it matters; the result is
   /// the length of the longest such chain. Default and sniffer rules live in
-  /// their own tables and take priority 0.
+  /// their own tables and take priority 0. A group whose chains are longer
+  /// than the target's levels is placed a second time, with budget fitting
+  /// (FitGoal).
   void AssignPriorities() {
     std::map<std::pair<int, unsigned>, std::vector<size_t>> groups;
     for (size_t i = 0; i < out_.rules.size(); ++i) {
@@ -713,154 +715,29 @@ private:
     level_.assign(out_.rules.size(), 0);
     gone_.assign(out_.rules.size(), false);
     chain_.assign(out_.rules.size(), 0);
-    unsigned max_priority = target_.MaxPriority();
     for (auto &[key, members] : groups) {
-      expand::OverlapIndex index;
       for (size_t i : members) {
-        const expand::TernaryRule &t = expanded_.rules[out_.rules[i].expanded];
-        cons_[i] = ConstraintsOf(t);
-        index.Plan(t);
+        cons_[i] = ConstraintsOf(expanded_.rules[out_.rules[i].expanded]);
       }
-      bool reported = false;
-      // Once a rule was split to fit, levels are lower than the chains.
-      bool fitted = false;
-      std::vector<uint32_t> candidates;
-      // The hardware rules of one source rule are consecutive; they share an
-      // outcome and are not ordered among themselves, so they go into the
-      // index together, after the last of them.
-      for (size_t k = 0; k < members.size();) {
-        uint32_t source = out_.rules[members[k]].source;
-        size_t end = k + 1;
-        while (end < members.size() && out_.rules[members[end]].source == source) {
-          ++end;
+      unsigned used = out_.levels_used;
+      std::vector<Placed> placed;
+      Overflow overflow;
+      Place(members, nullptr, placed, overflow);
+      if (overflow.rule != nullptr && refiner_ != nullptr && expanded_mut_ != nullptr) {
+        // Too many levels: place the group again, fitting each rule below
+        // the level its chain maps to.
+        std::vector<uint64_t> rules;
+        for (size_t i : members) {
+          rules.resize(std::max<size_t>(rules.size(), chain_[i] + 1));
+          ++rules[chain_[i]];
         }
-        const ir::Rule &r = policy_.rules[source];
-        current_ = &r;
-        auto above = [&](size_t j) { return LevelAbove(j, r); };
-        size_t blocker = members[k];
-        for (size_t b = k; b < end; ++b) {
-          size_t self = members[b];
-          candidates.clear();
-          index.Query(expanded_.rules[out_.rules[self].expanded],
-                      [&](uint32_t j) { candidates.push_back(j); });
-          // Highest first: the first rule that must stay before this one
-          // decides its level.
-          llvm::sort(candidates, [&](uint32_t x, uint32_t y) {
-            unsigned ax = above(x), ay = above(y);
-            return ax != ay ? ax > ay : x < y;
-          });
-          for (uint32_t j : candidates) {
-            if (above(j) <= level_[self]) {
-              break;
-            }
-            if (gone_[j]) {
-              continue; // lowered: its pieces are in the index
-            }
-            const HwRuleInfo &other = out_.rules[j];
-            if (SameOutcome(policy_, other, out_.rules[self]) || !Overlap(cons_[j], cons_[self]) ||
-                (refiner_ != nullptr && !refiner_->Reaches(j, self))) {
-              continue;
-            }
-            level_[self] = above(j);
-            blocker = j;
-            break;
-          }
-          chain_[self] = fitted ? ChainOf(self, candidates, r) : level_[self];
-        }
-        for (size_t b = k; b < end && !r.pass; ++b) {
-          out_.levels_bound = std::max(out_.levels_bound, chain_[members[b]] + 1);
-        }
-        if (refiner_ != nullptr && expanded_mut_ != nullptr && !r.pass) {
-          for (size_t b = k; b < end; ++b) {
-            if (level_[members[b]] <= max_priority) {
-              continue;
-            }
-            size_t self = members[b], before = members.size();
-            std::vector<size_t> pieces;
-            fit_failure_.clear();
-            bool split = Split(members, index, self, max_priority, 0, pieces);
-            // Rules lowered on the way, even if this one then failed, were
-            // replaced by their pieces, all before this rule's block.
-            size_t shift = members.size() - before;
-            k += shift;
-            b += shift;
-            end += shift;
-            if (!split) {
-              continue; // the budget error follows
-            }
-            fitted = true;
-            auto at = static_cast<std::ptrdiff_t>(b);
-            members.erase(members.begin() + at);
-            members.insert(members.begin() + at, pieces.begin(), pieces.end());
-            // b steps to this rule's last piece (back one if it has none).
-            end += pieces.size() - 1;
-            b += pieces.size() - 1;
-          }
-        }
-        if (r.pass) {
-          // A packet must get one copy: expansions of a `pass` rule that
-          // overlap each other have to share a priority.
-          unsigned top = 0, chain = 0;
-          for (size_t b = k; b < end; ++b) {
-            top = std::max(top, level_[members[b]]);
-            chain = std::max(chain, chain_[members[b]]);
-          }
-          for (size_t b = k; b < end; ++b) {
-            level_[members[b]] = top;
-            chain_[members[b]] = chain;
-          }
-          out_.levels_bound = std::max(out_.levels_bound, chain + 1);
-        }
-        for (size_t b = k; b < end; ++b) {
-          HwRuleInfo &hw = out_.rules[members[b]];
-          unsigned level = level_[members[b]];
-          out_.levels_used = std::max(out_.levels_used, level + 1);
-          if (level > max_priority && !reported) {
-            reported = true;
-            Report(Kind::kPriorityBudget, r.range.Start,
-                   llvm::formatv("this rule needs hardware priority {0} to stay after the rules "
-                                 "it overlaps with different outcomes; {1}{2} has priorities "
-                                 "0..{3} ({4})",
-                                 level, Name(),
-                                 max_priority < profile_.max_priority ? " without 'prio16'" : "",
-                                 max_priority, profile_.priority_why))
-                .Range(r.range)
-                .AddNote(llvm::SMLoc(),
-                         r.pass ? std::string("it was not made to fit below the rules before "
-                                              "it: flowc does not split or copy around 'pass' "
-                                              "rules")
-                         : fit_failure_.empty()
-                             ? std::string("it was not made to fit below the rules before it "
-                                           "(that needs the exact model: --optimize-limit)")
-                             : "it cannot be made to fit below the rules before it: " +
-                                   fit_failure_);
-          }
-          hw.rule.priority = static_cast<uint16_t>(std::min<unsigned>(level, 0xffff));
-          index.Insert(static_cast<uint32_t>(members[b]),
-                       expanded_.rules[out_.rules[members[b]].expanded]);
-        }
-        if (profile_.udp_dst_ignores_priority && level_[members[k]] > 0 &&
-            MatchesUdpDst(out_.rules[members[k]])) {
-          const ir::Rule &before = policy_.rules[out_.rules[blocker].source];
-          Report(Kind::kIgnoredPriority, r.range.Start,
-                 llvm::formatv("{0} does not apply the priority of a rule that matches a UDP "
-                               "destination port (verbs-facts §4.4), so this rule may not stay "
-                               "after the rule it overlaps",
-                               Name()))
-              .Range(r.range)
-              .AddNote(before.range.Start, "which is this one", before.range);
-        }
-        if (level_[members[k]] > 0 && r.pass && profile_.dont_trap.sniffer_style) {
-          const ir::Rule &before = policy_.rules[out_.rules[blocker].source];
-          Report(Kind::kTargetRuleKind, r.range.Start,
-                 llvm::formatv("{0} takes 'pass' (DONT_TRAP) only at priority 0, but this rule "
-                               "must come after an overlapping rule",
-                               Name()))
-              .Range(r.range)
-              .AddNote(before.range.Start, "which is this one", before.range);
-        }
-        k = end;
+        FitGoal goal(rules, target_.MaxPriority() + 1);
+        out_.levels_used = used;
+        placed.clear();
+        overflow = Overflow();
+        Place(members, &goal, placed, overflow);
       }
+      ReportPlacement(placed, overflow);
       CheckMulticastOrder(members);
     }
     if (!dead_.empty() || out_.copies > 0) {
@@ -884,6 +761,286 @@ private:
     }
   }
 
+  /// Where budget fitting puts a rule, by the length of its chain (the level
+  /// it would need without fitting). Rules whose chains map to one level
+  /// compete there and need copies or cuts, but two rules with chains of the
+  /// same length never compete (one would be above the other). So the chain
+  /// lengths are cut into runs, one per level, such that as few pairs of
+  /// rules with different chain lengths as possible share a level (a
+  /// stand-in for the pairs that compete). The first kExactLevels keep their
+  /// level, to leave room below for the copies, which are small and low.
+  class FitGoal {
+  public:
+    static constexpr unsigned kExactLevels = 2;
+
+    /// `rules[c]`: how many rules have a chain of length c; more lengths
+    /// than `levels`.
+    FitGoal(const std::vector<uint64_t> &rules, unsigned levels) {
+      unsigned exact = std::min(kExactLevels, levels - 1);
+      level_.resize(rules.size());
+      for (unsigned c = 0; c < exact; ++c) {
+        level_[c] = c;
+      }
+      std::vector<uint64_t> rest(rules.begin() + exact, rules.end());
+      std::vector<unsigned> runs = Runs(rest, levels - exact);
+      for (size_t c = 0; c < rest.size(); ++c) {
+        level_[exact + c] = exact + runs[c];
+      }
+    }
+
+    unsigned LevelFor(unsigned chain) const {
+      return level_[std::min<size_t>(chain, level_.size() - 1)];
+    }
+
+  private:
+    /// Cuts 0..n.size()-1 into at most `parts` runs of consecutive indexes,
+    /// minimizing the sum over runs of (sum of n)^2 - sum of n^2: dynamic
+    /// programming, with divide and conquer over the split points (the cost
+    /// is Monge, so the best split moves right with the run's end). Returns
+    /// each index's run.
+    static std::vector<unsigned> Runs(const std::vector<uint64_t> &n, unsigned parts) {
+      size_t m = n.size();
+      std::vector<double> s(m + 1, 0), q(m + 1, 0);
+      for (size_t i = 0; i < m; ++i) {
+        s[i + 1] = s[i] + static_cast<double>(n[i]);
+        q[i + 1] = q[i] + static_cast<double>(n[i]) * static_cast<double>(n[i]);
+      }
+      auto cost = [&](size_t a, size_t b) { // run [a, b)
+        double sum = s[b] - s[a];
+        return sum * sum - (q[b] - q[a]);
+      };
+      const double inf = std::numeric_limits<double>::infinity();
+      std::vector<double> prev(m + 1, inf), cur(m + 1, inf);
+      // from[p][i]: where the last of p+1 runs covering [0, i) starts.
+      std::vector<std::vector<uint32_t>> from(parts, std::vector<uint32_t>(m + 1, 0));
+      prev[0] = 0;
+      for (unsigned p = 0; p < parts; ++p) {
+        std::vector<uint32_t> &at = from[p];
+        // Fills cur[i] for i in [lo, hi], the split among [jlo, jhi].
+        auto solve = [&](auto &&self, size_t lo, size_t hi, size_t jlo, size_t jhi) -> void {
+          if (lo > hi) {
+            return;
+          }
+          size_t mid = lo + (hi - lo) / 2, best_j = jlo;
+          double best = inf;
+          for (size_t j = jlo; j <= std::min(mid, jhi); ++j) {
+            double v = prev[j] + cost(j, mid);
+            if (v < best) {
+              best = v;
+              best_j = j;
+            }
+          }
+          cur[mid] = best;
+          at[mid] = static_cast<uint32_t>(best_j);
+          if (mid > lo) {
+            self(self, lo, mid - 1, jlo, best_j);
+          }
+          self(self, mid + 1, hi, best_j, jhi);
+        };
+        solve(solve, 0, m, 0, m);
+        std::swap(prev, cur);
+      }
+      std::vector<unsigned> run(m, 0);
+      size_t end = m;
+      for (unsigned p = parts; p-- > 0;) {
+        size_t start = from[p][end];
+        for (size_t i = start; i < end; ++i) {
+          run[i] = p;
+        }
+        end = start;
+      }
+      return run;
+    }
+
+    /// Per chain length, its level.
+    std::vector<unsigned> level_;
+  };
+
+  /// One source rule's block of hardware rules as placed, for the reports
+  /// that follow: its first rule, and the earlier rule that decided its level.
+  struct Placed {
+    const ir::Rule *rule;
+    size_t first, blocker;
+  };
+
+  /// The first rule of a group that needs a level the target lacks.
+  struct Overflow {
+    const ir::Rule *rule = nullptr;
+    unsigned level = 0;
+    std::string why;
+  };
+
+  /// Assigns the levels of one group's rules, in policy order (see
+  /// AssignPriorities); with a `goal`, fits each trapping rule to it by
+  /// Split(). Pieces replace their rules in `members`.
+  void Place(std::vector<size_t> &members, const FitGoal *goal, std::vector<Placed> &placed,
+             Overflow &overflow) {
+    unsigned max_priority = target_.MaxPriority();
+    expand::OverlapIndex index;
+    for (size_t i : members) {
+      index.Plan(expanded_.rules[out_.rules[i].expanded]);
+    }
+    std::vector<uint32_t> candidates;
+    // The hardware rules of one source rule are consecutive; they share an
+    // outcome and are not ordered among themselves, so they go into the
+    // index together, after the last of them.
+    for (size_t k = 0; k < members.size();) {
+      uint32_t source = out_.rules[members[k]].source;
+      size_t end = k + 1;
+      while (end < members.size() && out_.rules[members[end]].source == source) {
+        ++end;
+      }
+      const ir::Rule &r = policy_.rules[source];
+      current_ = &r;
+      auto above = [&](size_t j) { return LevelAbove(j, r); };
+      size_t blocker = members[k];
+      for (size_t b = k; b < end; ++b) {
+        size_t self = members[b];
+        level_[self] = 0;
+        candidates.clear();
+        index.Query(expanded_.rules[out_.rules[self].expanded],
+                    [&](uint32_t j) { candidates.push_back(j); });
+        // Highest first: the first rule that must stay before this one
+        // decides its level.
+        llvm::sort(candidates, [&](uint32_t x, uint32_t y) {
+          unsigned ax = above(x), ay = above(y);
+          return ax != ay ? ax > ay : x < y;
+        });
+        for (uint32_t j : candidates) {
+          if (above(j) <= level_[self]) {
+            break;
+          }
+          if (gone_[j]) {
+            continue; // lowered: its pieces are in the index
+          }
+          const HwRuleInfo &other = out_.rules[j];
+          if (SameOutcome(policy_, other, out_.rules[self]) || !Overlap(cons_[j], cons_[self]) ||
+              (refiner_ != nullptr && !refiner_->Reaches(j, self))) {
+            continue;
+          }
+          level_[self] = above(j);
+          blocker = j;
+          break;
+        }
+        if (goal == nullptr) {
+          chain_[self] = level_[self]; // a fitting pass keeps these
+        }
+      }
+      for (size_t b = k; b < end && !r.pass && goal == nullptr; ++b) {
+        out_.levels_bound = std::max(out_.levels_bound, chain_[members[b]] + 1);
+      }
+      std::string why;
+      for (size_t b = k; b < end && goal != nullptr && !r.pass; ++b) {
+        // Fit to the goal, or failing that to the last level.
+        for (unsigned limit : {goal->LevelFor(chain_[members[b]]), max_priority}) {
+          if (level_[members[b]] <= limit) {
+            break;
+          }
+          size_t self = members[b], before = members.size();
+          std::vector<size_t> pieces;
+          fit_failure_.clear();
+          bool split = Split(members, index, self, limit, 0, pieces);
+          why = fit_failure_;
+          // Rules lowered on the way, even if this one then failed, were
+          // replaced by their pieces, all before this rule's block.
+          size_t shift = members.size() - before;
+          k += shift;
+          b += shift;
+          end += shift;
+          if (!split) {
+            continue; // try the last level, or the budget error follows
+          }
+          auto at = static_cast<std::ptrdiff_t>(b);
+          members.erase(members.begin() + at);
+          members.insert(members.begin() + at, pieces.begin(), pieces.end());
+          // b steps to this rule's last piece (back one if it has none).
+          end += pieces.size() - 1;
+          b += pieces.size() - 1;
+          break;
+        }
+      }
+      if (r.pass) {
+        // A packet must get one copy: expansions of a `pass` rule that
+        // overlap each other have to share a priority.
+        unsigned top = 0, chain = 0;
+        for (size_t b = k; b < end; ++b) {
+          top = std::max(top, level_[members[b]]);
+          chain = std::max(chain, chain_[members[b]]);
+        }
+        for (size_t b = k; b < end; ++b) {
+          level_[members[b]] = top;
+          chain_[members[b]] = chain;
+        }
+        if (goal == nullptr) {
+          out_.levels_bound = std::max(out_.levels_bound, chain + 1);
+        }
+      }
+      for (size_t b = k; b < end; ++b) {
+        HwRuleInfo &hw = out_.rules[members[b]];
+        unsigned level = level_[members[b]];
+        out_.levels_used = std::max(out_.levels_used, level + 1);
+        if (level > max_priority && overflow.rule == nullptr) {
+          overflow = {&r, level, why};
+        }
+        hw.rule.priority = static_cast<uint16_t>(std::min<unsigned>(level, 0xffff));
+        index.Insert(static_cast<uint32_t>(members[b]),
+                     expanded_.rules[out_.rules[members[b]].expanded]);
+      }
+      placed.push_back({&r, members[k], blocker});
+      k = end;
+    }
+  }
+
+  /// The diagnostics of one group's placement: the priority budget, and
+  /// levels the target would not keep.
+  void ReportPlacement(const std::vector<Placed> &placed, const Overflow &overflow) {
+    unsigned max_priority = target_.MaxPriority();
+    if (overflow.rule != nullptr) {
+      const ir::Rule &r = *overflow.rule;
+      current_ = &r;
+      Report(Kind::kPriorityBudget, r.range.Start,
+             llvm::formatv("this rule needs hardware priority {0} to stay after the rules "
+                           "it overlaps with different outcomes; {1}{2} has priorities "
+                           "0..{3} ({4})",
+                           overflow.level, Name(),
+                           max_priority < profile_.max_priority ? " without 'prio16'" : "",
+                           max_priority, profile_.priority_why))
+          .Range(r.range)
+          .AddNote(llvm::SMLoc(),
+                   r.pass ? std::string("it was not made to fit below the rules before "
+                                        "it: flowc does not split or copy around 'pass' "
+                                        "rules")
+                   : overflow.why.empty()
+                       ? std::string("it was not made to fit below the rules before it "
+                                     "(that needs the exact model: --optimize-limit)")
+                       : "it cannot be made to fit below the rules before it: " + overflow.why);
+    }
+    for (const Placed &p : placed) {
+      const ir::Rule &r = *p.rule;
+      current_ = &r;
+      if (profile_.udp_dst_ignores_priority && level_[p.first] > 0 &&
+          MatchesUdpDst(out_.rules[p.first])) {
+        const ir::Rule &before = policy_.rules[out_.rules[p.blocker].source];
+        Report(Kind::kIgnoredPriority, r.range.Start,
+               llvm::formatv("{0} does not apply the priority of a rule that matches a UDP "
+                             "destination port (verbs-facts §4.4), so this rule may not stay "
+                             "after the rule it overlaps",
+                             Name()))
+            .Range(r.range)
+            .AddNote(before.range.Start, "which is this one", before.range);
+      }
+      if (level_[p.first] > 0 && r.pass && profile_.dont_trap.sniffer_style) {
+        const ir::Rule &before = policy_.rules[out_.rules[p.blocker].source];
+        Report(Kind::kTargetRuleKind, r.range.Start,
+               llvm::formatv("{0} takes 'pass' (DONT_TRAP) only at priority 0, but this rule "
+                             "must come after an overlapping rule",
+                             Name()))
+            .Range(r.range)
+            .AddNote(before.range.Start, "which is this one", before.range);
+      }
+    }
+  }
+
   /// The lowest level a rule of `later` may take after hardware rule `j`
   /// that it must stay behind. mlx5 looks up a priority's DONT_TRAP table
   /// before its trapping one (verbs-facts §3.4): a `pass` rule may share a
@@ -895,23 +1052,6 @@ private:
     bool pass_first = policy_.rules[out_.rules[j].source].pass && !later.pass &&
                       !profile_.dont_trap.sniffer_style;
     return pass_first ? 0 : 1;
-  }
-
-  /// The longest chain of rules before hardware rule `self` (of source rule
-  /// `r`) that compete with it for a packet, as written: what its level
-  /// would be without budget fitting. `candidates`: the index's answer.
-  unsigned ChainOf(size_t self, const std::vector<uint32_t> &candidates, const ir::Rule &r) {
-    unsigned chain = 0;
-    for (uint32_t j : candidates) {
-      unsigned above = chain_[j] + Step(j, r);
-      const HwRuleInfo &other = out_.rules[j];
-      if (above <= chain || SameOutcome(policy_, other, out_.rules[self]) ||
-          !Overlap(cons_[j], cons_[self]) || !refiner_->Reaches(j, self)) {
-        continue;
-      }
-      chain = above;
-    }
-    return chain;
   }
 
   /// Makes trapping hardware rule `self` fit at level `limit` or below by
@@ -1260,7 +1400,7 @@ private:
   /// Why the last Split() failed.
   std::string fit_failure_;
   /// Per out_.rules index: the level it would need without budget fitting
-  /// (ChainOf()); pieces have their rule's.
+  /// (Place() without a goal); pieces have their rule's.
   std::vector<unsigned> chain_;
   /// Copy()'s rules: (earlier rule, CubeKey of the packets it shares with a
   /// later one) -> the rule that takes them.
