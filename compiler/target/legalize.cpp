@@ -1090,14 +1090,20 @@ private:
       for (uint32_t j : blockers) {
         const HwRuleInfo &other = out_.rules[j];
         if (gone_[j] || other.source >= original.source || SameOutcome(policy_, other, original) ||
-            !Overlap(cons_[j], cons_[self]) || !refiner_->Reaches(j, self)) {
+            !Overlap(cons_[j], cons_[self])) {
           continue;
         }
-        bool pass = policy_.rules[other.source].pass;
+        // Keeping a rule that leaves room below `limit` costs nothing, so
+        // the exact question (the most expensive part of fitting) is asked
+        // only of the others; the pieces' levels stay at `limit` or below.
         if (LevelAbove(j, r) <= limit) {
           kept_blockers.push_back(j);
           continue;
         }
+        if (!refiner_->Reaches(j, self)) {
+          continue;
+        }
+        bool pass = policy_.rules[other.source].pass;
         if (pass) {
           fit_failure_ = "a 'pass' rule before it that it overlaps is at the last level, and "
                          "flowc does not split or copy around 'pass' rules";
