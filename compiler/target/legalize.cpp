@@ -726,12 +726,7 @@ private:
       if (overflow.rule != nullptr && refiner_ != nullptr && expanded_mut_ != nullptr) {
         // Too many levels: place the group again, fitting each rule below
         // the level its chain maps to.
-        std::vector<uint64_t> rules;
-        for (size_t i : members) {
-          rules.resize(std::max<size_t>(rules.size(), chain_[i] + 1));
-          ++rules[chain_[i]];
-        }
-        FitGoal goal(rules, target_.MaxPriority() + 1);
+        FitGoal goal = GoalFor(members);
         out_.levels_used = used;
         placed.clear();
         overflow = Overflow();
@@ -765,26 +760,28 @@ private:
   /// it would need without fitting). Rules whose chains map to one level
   /// compete there and need copies or cuts, but two rules with chains of the
   /// same length never compete (one would be above the other). So the chain
-  /// lengths are cut into runs, one per level, such that as few pairs of
-  /// rules with different chain lengths as possible share a level (a
-  /// stand-in for the pairs that compete). The first kExactLevels keep their
-  /// level, to leave room below for the copies, which are small and low.
+  /// lengths are cut into runs, one per level, such that as few competing
+  /// pairs of rules as possible share a level. The first kExactLevels keep
+  /// their level, to leave room below for the copies, which are small and
+  /// low.
   class FitGoal {
   public:
     static constexpr unsigned kExactLevels = 2;
 
-    /// `rules[c]`: how many rules have a chain of length c; more lengths
-    /// than `levels`.
-    FitGoal(const std::vector<uint64_t> &rules, unsigned levels) {
+    /// `lengths` chain lengths, more than `levels`; `cost(a, b)`: how many
+    /// pairs of rules compete among those with chain lengths in [a, b).
+    FitGoal(unsigned lengths, unsigned levels,
+            llvm::function_ref<double(unsigned, unsigned)> cost) {
       unsigned exact = std::min(kExactLevels, levels - 1);
-      level_.resize(rules.size());
+      level_.resize(lengths);
       for (unsigned c = 0; c < exact; ++c) {
         level_[c] = c;
       }
-      std::vector<uint64_t> rest(rules.begin() + exact, rules.end());
-      std::vector<unsigned> runs = Runs(rest, levels - exact);
-      for (size_t c = 0; c < rest.size(); ++c) {
-        level_[exact + c] = exact + runs[c];
+      std::vector<unsigned> runs =
+          Runs(lengths - exact, levels - exact,
+               [&](unsigned a, unsigned b) { return cost(exact + a, exact + b); });
+      for (unsigned c = exact; c < lengths; ++c) {
+        level_[c] = exact + runs[c - exact];
       }
     }
 
@@ -793,22 +790,13 @@ private:
     }
 
   private:
-    /// Cuts 0..n.size()-1 into at most `parts` runs of consecutive indexes,
-    /// minimizing the sum over runs of (sum of n)^2 - sum of n^2: dynamic
-    /// programming, with divide and conquer over the split points (the cost
-    /// is Monge, so the best split moves right with the run's end). Returns
-    /// each index's run.
-    static std::vector<unsigned> Runs(const std::vector<uint64_t> &n, unsigned parts) {
-      size_t m = n.size();
-      std::vector<double> s(m + 1, 0), q(m + 1, 0);
-      for (size_t i = 0; i < m; ++i) {
-        s[i + 1] = s[i] + static_cast<double>(n[i]);
-        q[i + 1] = q[i] + static_cast<double>(n[i]) * static_cast<double>(n[i]);
-      }
-      auto cost = [&](size_t a, size_t b) { // run [a, b)
-        double sum = s[b] - s[a];
-        return sum * sum - (q[b] - q[a]);
-      };
+    /// Cuts 0..m-1 into at most `parts` runs of consecutive indexes,
+    /// minimizing the sum of cost(run start, run end): dynamic programming,
+    /// with divide and conquer over the split points (the costs are sums
+    /// over square blocks of a matrix that is not negative, so the best
+    /// split moves right with the run's end). Returns each index's run.
+    static std::vector<unsigned> Runs(unsigned m, unsigned parts,
+                                      llvm::function_ref<double(unsigned, unsigned)> cost) {
       const double inf = std::numeric_limits<double>::infinity();
       std::vector<double> prev(m + 1, inf), cur(m + 1, inf);
       // from[p][i]: where the last of p+1 runs covering [0, i) starts.
@@ -817,13 +805,11 @@ private:
       for (unsigned p = 0; p < parts; ++p) {
         std::vector<uint32_t> &at = from[p];
         // Fills cur[i] for i in [lo, hi], the split among [jlo, jhi].
-        auto solve = [&](auto &&self, size_t lo, size_t hi, size_t jlo, size_t jhi) -> void {
-          if (lo > hi) {
-            return;
-          }
-          size_t mid = lo + (hi - lo) / 2, best_j = jlo;
+        auto solve = [&](auto &&self, unsigned lo, unsigned hi, unsigned jlo,
+                         unsigned jhi) -> void {
+          unsigned mid = lo + (hi - lo) / 2, best_j = jlo;
           double best = inf;
-          for (size_t j = jlo; j <= std::min(mid, jhi); ++j) {
+          for (unsigned j = jlo; j <= std::min(mid, jhi); ++j) {
             double v = prev[j] + cost(j, mid);
             if (v < best) {
               best = v;
@@ -831,20 +817,22 @@ private:
             }
           }
           cur[mid] = best;
-          at[mid] = static_cast<uint32_t>(best_j);
+          at[mid] = best_j;
           if (mid > lo) {
             self(self, lo, mid - 1, jlo, best_j);
           }
-          self(self, mid + 1, hi, best_j, jhi);
+          if (mid < hi) {
+            self(self, mid + 1, hi, best_j, jhi);
+          }
         };
         solve(solve, 0, m, 0, m);
         std::swap(prev, cur);
       }
       std::vector<unsigned> run(m, 0);
-      size_t end = m;
+      unsigned end = m;
       for (unsigned p = parts; p-- > 0;) {
-        size_t start = from[p][end];
-        for (size_t i = start; i < end; ++i) {
+        unsigned start = from[p][end];
+        for (unsigned i = start; i < end; ++i) {
           run[i] = p;
         }
         end = start;
@@ -855,6 +843,73 @@ private:
     /// Per chain length, its level.
     std::vector<unsigned> level_;
   };
+
+  /// The goal levels for a group whose chains (chain_, from a placement
+  /// without fitting) are longer than the target's levels. The pairs of
+  /// rules that overlap with different outcomes are counted per pair of
+  /// chain lengths (without asking the exact model, which would cost as
+  /// much as fitting); past kMaxCounted lengths, where that table would be
+  /// large, every pair of rules with different chain lengths counts.
+  FitGoal GoalFor(const std::vector<size_t> &members) {
+    static constexpr unsigned kMaxCounted = 4096;
+    unsigned lengths = 0;
+    for (size_t i : members) {
+      lengths = std::max(lengths, chain_[i] + 1);
+    }
+    unsigned levels = target_.MaxPriority() + 1;
+    if (lengths > kMaxCounted) {
+      std::vector<double> sum(lengths + 1, 0), squares(lengths + 1, 0);
+      std::vector<double> rules(lengths, 0);
+      for (size_t i : members) {
+        rules[chain_[i]] += 1;
+      }
+      for (unsigned c = 0; c < lengths; ++c) {
+        sum[c + 1] = sum[c] + rules[c];
+        squares[c + 1] = squares[c] + rules[c] * rules[c];
+      }
+      return FitGoal(lengths, levels, [&](unsigned a, unsigned b) {
+        double n = sum[b] - sum[a];
+        return (n * n - (squares[b] - squares[a])) / 2;
+      });
+    }
+    // pairs[x * (lengths + 1) + y]: competing pairs with the earlier rule's
+    // length below x and the later one's below y.
+    size_t side = lengths + 1;
+    std::vector<double> pairs(side * side, 0);
+    expand::OverlapIndex index;
+    for (size_t i : members) {
+      index.Plan(expanded_.rules[out_.rules[i].expanded]);
+    }
+    for (size_t k = 0; k < members.size();) {
+      size_t end = k + 1;
+      while (end < members.size() && out_.rules[members[end]].source == out_.rules[members[k]].source) {
+        ++end;
+      }
+      for (size_t b = k; b < end; ++b) {
+        size_t self = members[b];
+        index.Query(expanded_.rules[out_.rules[self].expanded], [&](uint32_t j) {
+          if (!SameOutcome(policy_, out_.rules[j], out_.rules[self]) &&
+              Overlap(cons_[j], cons_[self])) {
+            pairs[(chain_[j] + 1) * side + chain_[self] + 1] += 1;
+          }
+        });
+      }
+      for (size_t b = k; b < end; ++b) {
+        index.Insert(static_cast<uint32_t>(members[b]),
+                     expanded_.rules[out_.rules[members[b]].expanded]);
+      }
+      k = end;
+    }
+    for (size_t x = 1; x < side; ++x) {
+      for (size_t y = 1; y < side; ++y) {
+        pairs[x * side + y] +=
+            pairs[(x - 1) * side + y] + pairs[x * side + y - 1] - pairs[(x - 1) * side + y - 1];
+      }
+    }
+    return FitGoal(lengths, levels, [&](unsigned a, unsigned b) {
+      return pairs[b * side + b] - pairs[a * side + b] - pairs[b * side + a] + pairs[a * side + a];
+    });
+  }
 
   /// One source rule's block of hardware rules as placed, for the reports
   /// that follow: its first rule, and the earlier rule that decided its level.
