@@ -7,6 +7,9 @@ import sys
 
 
 def main() -> int:
+    if len(sys.argv) < 3:
+        print("usage: check_clean.py FLOWC DIR...", file=sys.stderr)
+        return 2
     flowc, roots = sys.argv[1], sys.argv[2:]
     files = sorted(p for r in roots for p in pathlib.Path(r).rglob("*.flow"))
     if not files:

@@ -357,10 +357,20 @@ public:
     Put(ir::Layer::kTunnel, Field::kMplsTc, (entry >> 9) & 7);
     Put(ir::Layer::kTunnel, Field::kMplsBos, (entry >> 8) & 1);
     Put(ir::Layer::kTunnel, Field::kMplsTtl, entry & 0xff);
-    if ((entry >> 8) & 1) {
-      Ip(b.drop_front(4), ir::Layer::kInner);
+    // The tunnel layer is the first entry (what the NIC's first-MPLS match
+    // compares); the inner packet follows the bottom of the stack, as
+    // libflowrt-sim reads it (up to kMaxMplsDepth entries).
+    for (size_t at = 0, depth = 0; depth < kMaxMplsDepth && b.size() >= at + 4; at += 4, ++depth) {
+      if ((Int(b, at, 4) >> 8) & 1) {
+        Ip(b.drop_front(at + 4), ir::Layer::kInner);
+        return;
+      }
     }
   }
+
+  /// How many label stack entries are walked to find the bottom one; the
+  /// same bound as libflowrt-sim's.
+  static constexpr size_t kMaxMplsDepth = 8;
 
 private:
   static uint64_t Int(llvm::ArrayRef<uint8_t> b, size_t at, size_t n) {

@@ -1180,8 +1180,9 @@ private:
         if (!cut) {
           if (depth >= kMaxLowering || limit == 0) {
             fit_failure_ = llvm::formatv(
-                "it does not match every header the rules before it match, and they cannot be "
-                "split to let it fit below them ({0})",
+                "it does not match every header the rules before it match, so they cannot be "
+                "cut out of it, and neither copying the packets it shares with them nor "
+                "splitting them makes room ({0})",
                 limit == 0
                     ? "they are at the first level"
                     : llvm::formatv("that goes more than {0} rules deep", kMaxLowering).str());

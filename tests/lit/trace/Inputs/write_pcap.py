@@ -45,6 +45,11 @@ FRAMES = [
     # A VLAN-tagged TCP frame (VLAN 200, priority 3).
     eth(HOST, PEER, 0x0800, ipv4("10.20.1.5", "10.20.0.11", 6, tcp(40000, 443)),
         vlan=(3 << 13) | 200),
+    # MPLS over Ethernet, a stack of two entries (label 100, then label 200
+    # at the bottom), IPv4 inside.
+    eth(HOST, PEER, 0x8847,
+        struct.pack(">II", 100 << 12 | 64, 200 << 12 | 1 << 8 | 64) +
+        ipv4("10.9.0.1", "10.9.0.2", 17, udp(1000, 2000))),
 ]
 
 
