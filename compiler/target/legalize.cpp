@@ -726,11 +726,11 @@ private:
       if (overflow.rule != nullptr && refiner_ != nullptr && expanded_mut_ != nullptr) {
         // Too many levels: place the group again, fitting each rule below
         // the level its chain maps to.
-        FitGoal goal = GoalFor(members);
+        std::vector<unsigned> goals = GoalsFor(members);
         out_.levels_used = used;
         placed.clear();
         overflow = Overflow();
-        Place(members, &goal, placed, overflow);
+        Place(members, &goals, placed, overflow);
       }
       ReportPlacement(placed, overflow);
       CheckMulticastOrder(members);
@@ -844,19 +844,24 @@ private:
     std::vector<unsigned> level_;
   };
 
-  /// The goal levels for a group whose chains (chain_, from a placement
-  /// without fitting) are longer than the target's levels. The pairs of
-  /// rules that overlap with different outcomes are counted per pair of
-  /// chain lengths (without asking the exact model, which would cost as
-  /// much as fitting); past kMaxCounted lengths, where that table would be
-  /// large, every pair of rules with different chain lengths counts.
-  FitGoal GoalFor(const std::vector<size_t> &members) {
+  /// The goal level of each rule of a group (by out_.rules index) whose
+  /// chains (chain_, from a placement without fitting) are longer than the
+  /// target's levels. The pairs of rules that overlap with different
+  /// outcomes are counted per pair of chain lengths (without asking the
+  /// exact model, which would cost as much as fitting) for FitGoal; past
+  /// kMaxCounted lengths, where that table would be large, every pair of
+  /// rules with different chain lengths counts instead. A rule may also
+  /// wait up to the level below the first goal of the rules after it that
+  /// it overlaps, and a rule that none overlaps up to the last level: it
+  /// then rarely needs fitting, and none of them has to move for it.
+  std::vector<unsigned> GoalsFor(const std::vector<size_t> &members) {
     static constexpr unsigned kMaxCounted = 4096;
     unsigned lengths = 0;
     for (size_t i : members) {
       lengths = std::max(lengths, chain_[i] + 1);
     }
     unsigned levels = target_.MaxPriority() + 1;
+    std::vector<unsigned> goals(out_.rules.size(), levels - 1);
     if (lengths > kMaxCounted) {
       std::vector<double> sum(lengths + 1, 0), squares(lengths + 1, 0);
       std::vector<double> rules(lengths, 0);
@@ -867,22 +872,30 @@ private:
         sum[c + 1] = sum[c] + rules[c];
         squares[c + 1] = squares[c] + rules[c] * rules[c];
       }
-      return FitGoal(lengths, levels, [&](unsigned a, unsigned b) {
+      FitGoal goal(lengths, levels, [&](unsigned a, unsigned b) {
         double n = sum[b] - sum[a];
         return (n * n - (squares[b] - squares[a])) / 2;
       });
+      for (size_t i : members) {
+        goals[i] = goal.LevelFor(chain_[i]);
+      }
+      return goals;
     }
     // pairs[x * (lengths + 1) + y]: competing pairs with the earlier rule's
     // length below x and the later one's below y.
     size_t side = lengths + 1;
     std::vector<double> pairs(side * side, 0);
+    // Per rule, the shortest chain of a later rule that overlaps it with a
+    // different outcome (`lengths`: none).
+    std::vector<unsigned> next(out_.rules.size(), lengths);
     expand::OverlapIndex index;
     for (size_t i : members) {
       index.Plan(expanded_.rules[out_.rules[i].expanded]);
     }
     for (size_t k = 0; k < members.size();) {
       size_t end = k + 1;
-      while (end < members.size() && out_.rules[members[end]].source == out_.rules[members[k]].source) {
+      while (end < members.size() &&
+             out_.rules[members[end]].source == out_.rules[members[k]].source) {
         ++end;
       }
       for (size_t b = k; b < end; ++b) {
@@ -891,6 +904,7 @@ private:
           if (!SameOutcome(policy_, out_.rules[j], out_.rules[self]) &&
               Overlap(cons_[j], cons_[self])) {
             pairs[(chain_[j] + 1) * side + chain_[self] + 1] += 1;
+            next[j] = std::min(next[j], chain_[self]);
           }
         });
       }
@@ -906,9 +920,18 @@ private:
             pairs[(x - 1) * side + y] + pairs[x * side + y - 1] - pairs[(x - 1) * side + y - 1];
       }
     }
-    return FitGoal(lengths, levels, [&](unsigned a, unsigned b) {
+    FitGoal goal(lengths, levels, [&](unsigned a, unsigned b) {
       return pairs[b * side + b] - pairs[a * side + b] - pairs[b * side + a] + pairs[a * side + a];
     });
+    for (size_t i : members) {
+      goals[i] = goal.LevelFor(chain_[i]);
+      if (next[i] == lengths) {
+        goals[i] = levels - 1;
+      } else if (goal.LevelFor(next[i]) > goals[i]) {
+        goals[i] = goal.LevelFor(next[i]) - 1;
+      }
+    }
+    return goals;
   }
 
   /// One source rule's block of hardware rules as placed, for the reports
@@ -926,9 +949,11 @@ private:
   };
 
   /// Assigns the levels of one group's rules, in policy order (see
-  /// AssignPriorities); with a `goal`, fits each trapping rule to it by
-  /// Split(). Pieces replace their rules in `members`.
-  void Place(std::vector<size_t> &members, const FitGoal *goal, std::vector<Placed> &placed,
+  /// AssignPriorities); with `goal` (per rule, from GoalsFor()), fits each
+  /// trapping rule to its goal by Split(). Pieces replace their rules in
+  /// `members`.
+  void Place(std::vector<size_t> &members, const std::vector<unsigned> *goal,
+             std::vector<Placed> &placed,
              Overflow &overflow) {
     unsigned max_priority = target_.MaxPriority();
     expand::OverlapIndex index;
@@ -987,7 +1012,7 @@ private:
       std::string why;
       for (size_t b = k; b < end && goal != nullptr && !r.pass; ++b) {
         // Fit to the goal, or failing that to the last level.
-        for (unsigned limit : {goal->LevelFor(chain_[members[b]]), max_priority}) {
+        for (unsigned limit : {(*goal)[members[b]], max_priority}) {
           if (level_[members[b]] <= limit) {
             break;
           }
