@@ -702,7 +702,7 @@ private:
   /// the length of the longest such chain. Default and sniffer rules live in
   /// their own tables and take priority 0. A group whose chains are longer
   /// than the target's levels is placed a second time, with budget fitting
-  /// (FitGoal).
+  /// to the goals of GoalsFor().
   void AssignPriorities() {
     std::map<std::pair<int, unsigned>, std::vector<size_t>> groups;
     for (size_t i = 0; i < out_.rules.size(); ++i) {
@@ -848,12 +848,13 @@ private:
   /// chains (chain_, from a placement without fitting) are longer than the
   /// target's levels. The pairs of rules that overlap with different
   /// outcomes are counted per pair of chain lengths (without asking the
-  /// exact model, which would cost as much as fitting) for FitGoal; past
-  /// kMaxCounted lengths, where that table would be large, every pair of
-  /// rules with different chain lengths counts instead. A rule may also
-  /// wait up to the level below the first goal of the rules after it that
-  /// it overlaps, and a rule that none overlaps up to the last level: it
-  /// then rarely needs fitting, and none of them has to move for it.
+  /// exact model, which would cost as much as fitting) for FitGoal. A rule
+  /// may also wait up to the level below the first goal of the rules after
+  /// it that it overlaps, and a rule that none overlaps up to the last
+  /// level: it then rarely needs fitting, and none of them has to move for
+  /// it. Past kMaxCounted lengths, where the table would be large (134 MB
+  /// at the limit), every pair of rules with different chain lengths
+  /// counts instead, and no rule waits.
   std::vector<unsigned> GoalsFor(const std::vector<size_t> &members) {
     static constexpr unsigned kMaxCounted = 4096;
     unsigned lengths = 0;
@@ -953,8 +954,7 @@ private:
   /// trapping rule to its goal by Split(). Pieces replace their rules in
   /// `members`.
   void Place(std::vector<size_t> &members, const std::vector<unsigned> *goal,
-             std::vector<Placed> &placed,
-             Overflow &overflow) {
+             std::vector<Placed> &placed, Overflow &overflow) {
     unsigned max_priority = target_.MaxPriority();
     expand::OverlapIndex index;
     for (size_t i : members) {
