@@ -123,8 +123,9 @@ Options:
   --no-verify               skip the proof that the emitted rules, read back
                             from their bytes, deliver every packet exactly as
                             the source does (on by default)
-  --progress                print the proof's progress on stderr (on a
-                            terminal it is shown once the proof takes a second)
+  --progress                print the progress of budget fitting and of the
+                            proof on stderr (on a terminal each is shown once
+                            it takes a second)
   --inject-fault=KIND       for testing the proof: break the compiled rules
                             before it runs (priority: every rule at priority
                             0; drop-rule: leave out the first normal rule;
@@ -514,8 +515,7 @@ std::optional<int> CheckTarget(const CheckOptions &o, const ir::Policy &policy, 
   return std::nullopt;
 }
 
-/// Opens `path` for writing ("-" or "" is `fallback`), or reports why not.
-/// The progress of a long phase (the proof, the analysis) on stderr:
+/// The progress of a long phase (fitting, the proof, the analysis) on stderr:
 /// "flowc: <what>: N of M <units> (P%)". On a terminal, one line rewritten
 /// in place, shown once the phase has taken a second and cleared at the
 /// end; with --progress, also when stderr is a file or a pipe, one line per
@@ -557,6 +557,7 @@ private:
   bool shown_ = false;
 };
 
+/// Opens `path` for writing, or reports why not.
 std::unique_ptr<llvm::raw_fd_ostream> OpenOutput(const std::string &path, llvm::raw_ostream &err) {
   std::error_code ec;
   auto file = std::make_unique<llvm::raw_fd_ostream>(path, ec, llvm::sys::fs::OF_None);
@@ -834,7 +835,11 @@ std::optional<int> Build(const CheckOptions &o, const ir::Policy &policy,
   {
     // The refiner holds the exact model only while priorities are assigned.
     opt::ExactRefiner refiner(o.optimize);
-    hw = target::ExpandAndLegalize(policy, *t, o.expand, diags, expanded, &refiner);
+    Progress progress(err, o.progress, "fitting", "rules");
+    hw = target::ExpandAndLegalize(
+        policy, *t, o.expand, diags, expanded, &refiner,
+        [&](uint64_t done, uint64_t total) { progress.Show(done, total); });
+    progress.Finish();
     fallback = refiner.fallback();
   }
   timer.Done("expand+legalize+optimize");

@@ -356,9 +356,10 @@ public:
     return std::move(out_);
   }
 
-  void SetRefiner(Refiner *refiner, expand::Expanded *expanded) {
+  void SetRefiner(Refiner *refiner, expand::Expanded *expanded, FitProgress progress) {
     refiner_ = refiner;
     expanded_mut_ = expanded;
+    fit_progress_ = std::move(progress);
   }
 
   /// Legalizes one rule for its diagnostics only.
@@ -961,6 +962,9 @@ private:
       index.Plan(expanded_.rules[out_.rules[i].expanded]);
     }
     std::vector<uint32_t> candidates;
+    // Fitting's progress, in the group's rules before fitting.
+    const uint64_t total = members.size();
+    uint64_t done = 0;
     // The hardware rules of one source rule are consecutive; they share an
     // outcome and are not ordered among themselves, so they go into the
     // index together, after the last of them.
@@ -1010,6 +1014,10 @@ private:
         out_.levels_bound = std::max(out_.levels_bound, chain_[members[b]] + 1);
       }
       std::string why;
+      if (goal != nullptr && fit_progress_) {
+        done += end - k;
+        fit_progress_(done, total);
+      }
       for (size_t b = k; b < end && goal != nullptr && !r.pass; ++b) {
         // Fit to the goal, or failing that to the last level.
         for (unsigned limit : {(*goal)[members[b]], max_priority}) {
@@ -1478,6 +1486,8 @@ private:
   diag::Engine &diags_;
   HwPolicy out_;
   Refiner *refiner_ = nullptr;
+  /// Where budget fitting reports how far it is.
+  FitProgress fit_progress_;
   /// The expansion, when pieces may be added to it (ExpandAndLegalize).
   expand::Expanded *expanded_mut_ = nullptr;
   /// Where Report() sends diagnostics while pieces are built, if not diags_.
@@ -1513,9 +1523,10 @@ HwPolicy Legalize(const ir::Policy &policy, const expand::Expanded &expanded, co
 
 HwPolicy ExpandAndLegalize(const ir::Policy &policy, const Target &target,
                            const expand::Options &options, diag::Engine &diags,
-                           expand::Expanded &expanded, Refiner *refiner) {
+                           expand::Expanded &expanded, Refiner *refiner,
+                           FitProgress progress) {
   Legalizer legalizer(policy, expanded, target, diags);
-  legalizer.SetRefiner(refiner, &expanded);
+  legalizer.SetRefiner(refiner, &expanded, std::move(progress));
   expand::ExpandInto(policy, target, options, diags, [&](expand::TernaryRule &&t) {
     expanded.rules.push_back(std::move(t));
     legalizer.Add(static_cast<uint32_t>(expanded.rules.size() - 1));

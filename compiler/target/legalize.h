@@ -5,6 +5,7 @@
 #define FLOWC_TARGET_LEGALIZE_H
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -90,12 +91,19 @@ public:
 HwPolicy Legalize(const ir::Policy &policy, const expand::Expanded &expanded,
                   const Target &target, diag::Engine &diags);
 
+/// How far budget fitting is: `done` of `total` rules of the port and
+/// direction being fitted.
+using FitProgress = std::function<void(uint64_t done, uint64_t total)>;
+
 /// Expand and Legalize rule by rule, so that each source rule's diagnostics
 /// come together and in source order; `expanded` receives the expansion.
-/// With a `refiner`, its exact answers decide which rules must stay ordered.
+/// With a `refiner`, its exact answers decide which rules must stay ordered,
+/// and rules are split or added to fit the target's levels (reported to
+/// `progress`, if given).
 HwPolicy ExpandAndLegalize(const ir::Policy &policy, const Target &target,
                            const expand::Options &options, diag::Engine &diags,
-                           expand::Expanded &expanded, Refiner *refiner = nullptr);
+                           expand::Expanded &expanded, Refiner *refiner = nullptr,
+                           FitProgress progress = {});
 
 /// The target checks of `flowc check`: what Expand and Legalize report,
 /// except the priority budget (FL8009), one representative expansion per
