@@ -120,6 +120,11 @@ Options:
   --max-rules=N             the most hardware rules the policy may become when
                             rules are split or added to fit the target's
                             priority levels (default 1048576)
+  --table-entries=N         the entries of one flow table on the device: mlx5
+                            holds each priority's rules in a table of
+                            min(65536, 2^log_max_ft_size) entries (default
+                            65536); rules move to later priorities to fit, and
+                            what cannot is FL8017
   --no-verify               skip the proof that the emitted rules, read back
                             from their bytes, deliver every packet exactly as
                             the source does (on by default)
@@ -158,8 +163,8 @@ Options:
   --port=N                  the port it arrives on, or leaves by (default 1)
   --egress                  a packet the host sends (egress rules)
   --format=text|json        how to print the result (default: text)
-  --target=T, --cap=..., --expand-masks, --max-expansion=N, --stdlib-dir=DIR
-                            as for 'flowc build'
+  --target=T, --cap=..., --expand-masks, --max-expansion=N, --table-entries=N,
+  --stdlib-dir=DIR          as for 'flowc build'
 
 Exit status: 0 source and compiled agree on every packet, 1 errors in the
 policy or a packet on which they disagree, 2 bad invocation or packet text.
@@ -178,6 +183,8 @@ struct CheckOptions {
   std::string output;
   enum class Emit { kFbin, kText, kJson, kC } emit = Emit::kFbin;
   std::vector<std::string> caps;
+  /// --table-entries (0: the target's).
+  unsigned table_entries = 0;
   expand::Options expand;
   enum class Format { kText, kJson, kSarif } format = Format::kText;
   enum class Color { kAuto, kAlways, kNever } color = Color::kAuto;
@@ -372,6 +379,13 @@ std::optional<int> ParseCheck(llvm::ArrayRef<llvm::StringRef> args, CheckOptions
         return Usage(err, "--max-rules needs a positive number, got '" + *v + "'");
       }
       o.optimize.max_hw_rules = n;
+    } else if ((o.command == "build" || o.command == "trace") &&
+               TakeValue(args, i, "--table-entries", v)) {
+      unsigned n = 0;
+      if (v->getAsInteger(10, n) || n == 0) {
+        return Usage(err, "--table-entries needs a positive number, got '" + *v + "'");
+      }
+      o.table_entries = n;
     } else if (o.command == "build" && a == "--no-verify") {
       o.verify = false;
     } else if ((o.command == "build" || o.command == "check") && a == "--progress") {
@@ -663,6 +677,7 @@ std::optional<int> Trace(const CheckOptions &o, const ir::Policy &policy, diag::
     llvm::consumeError(generic.takeError());
     return Usage(err, t ? "cannot make the generic target" : llvm::toString(t.takeError()));
   }
+  t->table_entries = o.table_entries;
   expand::Options source_options = o.expand;
   source_options.max_per_rule = std::max<uint64_t>(source_options.max_per_rule, 1u << 16);
   source_options.warn_per_rule = 0;
@@ -829,6 +844,7 @@ std::optional<int> Build(const CheckOptions &o, const ir::Policy &policy,
   if (!t) {
     return Usage(err, llvm::toString(t.takeError()));
   }
+  t->table_entries = o.table_entries;
   expand::Expanded expanded;
   target::HwPolicy hw;
   std::string fallback;
@@ -884,6 +900,10 @@ std::optional<int> Build(const CheckOptions &o, const ir::Policy &policy,
       err << "stats: to fit " << t->MaxPriority() + 1 << " levels, " << llvm::join(how, "; ")
           << " (+" << static_cast<int64_t>(hw.copies) + hw.split_into - hw.split_from
           << " rules)\n";
+    }
+    if (hw.table_moves > 0) {
+      err << "stats: to fit " << t->profile->name << "'s flow tables of " << t->TableEntries()
+          << " entries, " << hw.table_moves << " rule(s) were moved to later priority levels\n";
     }
   }
   if (diags.error_count() > 0) {

@@ -6,7 +6,10 @@
 #include <map>
 
 #include "compiler/expand/overlap_index.h"
+#include "compiler/target/tables.h"
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/StringMap.h"
 #include "llvm/Support/FormatVariadic.h"
 
 namespace flowc::target {
@@ -353,6 +356,9 @@ public:
     }
     out_.expanded = static_cast<uint32_t>(expanded_.rules.size());
     AssignPriorities();
+    if (diags_.error_count() == 0) {
+      FitTables();
+    }
     return std::move(out_);
   }
 
@@ -1126,6 +1132,191 @@ private:
             .Range(r.range)
             .AddNote(before.range.Start, "which is this one", before.range);
       }
+    }
+  }
+
+  /// Keeps every flow table within its entries (mlx5, verbs-facts §3.8).
+  /// Each table is filled in the order flowrt creates the rules (policy
+  /// order). Where one overflows, trapping rules leave it for a later level
+  /// (a higher number) below which no rule they overlap with a different
+  /// outcome sits, a level already used if one has room: such a rule still
+  /// comes after every rule it came after, and before every rule with a
+  /// different outcome that it came before, so every packet keeps its
+  /// outcome. A table that still overflows is an error (FL8017), at the
+  /// first rule the device would refuse.
+  void FitTables() {
+    const unsigned entries = target_.TableEntries(), groups = profile_.table_groups;
+    const size_t n = out_.rules.size();
+    if (entries == 0 || n == 0) {
+      return;
+    }
+    // Tables by (direction, port, level * 2 + trapping), the multicast one
+    // as level -1.
+    using TableKey = std::tuple<int, unsigned, int64_t>;
+    std::map<TableKey, uint32_t> ids;
+    std::vector<TableKey> keys;
+    auto table_id = [&](const HwRuleInfo &hw, int64_t level) {
+      const ir::Rule &r = policy_.rules[hw.source];
+      bool trapping = (hw.rule.flags & emit::kFlagDontTrap) == 0;
+      TableKey key{static_cast<int>(r.direction), r.port, level < 0 ? -1 : level * 2 + trapping};
+      auto [it, added] = ids.emplace(key, static_cast<uint32_t>(keys.size()));
+      if (added) {
+        keys.push_back(key);
+      }
+      return it->second;
+    };
+    constexpr uint32_t kNone = UINT32_MAX;
+    std::vector<uint32_t> table(n, kNone), mask(n);
+    std::vector<bool> multicast(n, false);
+    llvm::StringMap<uint32_t> masks;
+    for (size_t i = 0; i < n; ++i) {
+      const emit::HwRule &hw = out_.rules[i].rule;
+      if (hw.type != emit::AttrType::kNormal) {
+        continue; // the leftovers and sniffer tables hold one rule per port
+      }
+      multicast[i] = profile_.multicast_first_spec && (hw.flags & emit::kFlagDontTrap) == 0 &&
+                     !hw.specs.empty() && MulticastOnly(hw.specs.front());
+      table[i] = table_id(out_.rules[i], multicast[i] ? -1 : int64_t{hw.priority});
+      mask[i] = masks.try_emplace(MaskKey(hw), static_cast<uint32_t>(masks.size())).first->second;
+    }
+    std::vector<TableFill::Slot> slot(n, TableFill::Slot::kGroup);
+    auto fill = [&] {
+      std::vector<TableFill> fills(keys.size(), TableFill(entries, groups));
+      uint64_t full = 0;
+      for (size_t i = 0; i < n; ++i) {
+        if (table[i] != kNone) {
+          slot[i] = fills[table[i]].Add(mask[i]);
+          full += slot[i] == TableFill::Slot::kFull;
+        }
+      }
+      return full;
+    };
+    uint64_t full = fill();
+    if (full == 0) {
+      return;
+    }
+    const uint64_t safe = TableFill::SafeRules(entries, groups);
+    const unsigned max_priority = target_.MaxPriority();
+    std::vector<std::vector<Constraint>> cons(n);
+    std::map<std::pair<int, unsigned>, expand::OverlapIndex> index;
+    for (size_t i = 0; i < n; ++i) {
+      if (table[i] != kNone && !multicast[i]) {
+        const ir::Rule &r = policy_.rules[out_.rules[i].source];
+        index[{static_cast<int>(r.direction), r.port}].Plan(
+            expanded_.rules[out_.rules[i].expanded]);
+      }
+    }
+    for (size_t i = 0; i < n; ++i) {
+      if (table[i] != kNone && !multicast[i]) {
+        const ir::Rule &r = policy_.rules[out_.rules[i].source];
+        cons[i] = ConstraintsOf(expanded_.rules[out_.rules[i].expanded]);
+        index[{static_cast<int>(r.direction), r.port}].Insert(
+            static_cast<uint32_t>(i), expanded_.rules[out_.rules[i].expanded]);
+      }
+    }
+    // A few rounds: a moved rule joins its new table at its place in policy
+    // order, and only a table of at most `safe` rules is sure to take it.
+    for (unsigned round = 0; round < 3 && full > 0; ++round) {
+      std::vector<uint64_t> need(keys.size(), 0), count(keys.size(), 0);
+      for (size_t i = 0; i < n; ++i) {
+        if (table[i] != kNone) {
+          ++count[table[i]];
+          need[table[i]] += slot[i] == TableFill::Slot::kFull;
+        }
+      }
+      // Last rules first: a rule's room depends on the levels of the rules
+      // after it, which are final by then.
+      for (size_t i = n; i-- > 0;) {
+        HwRuleInfo &hw = out_.rules[i];
+        if (table[i] == kNone || multicast[i] || need[table[i]] == 0 ||
+            slot[i] == TableFill::Slot::kGroup || (hw.rule.flags & emit::kFlagDontTrap) != 0) {
+          continue; // moving a rule that shares a group frees no entry
+        }
+        unsigned level = hw.rule.priority, hi = max_priority;
+        const ir::Rule &r = policy_.rules[hw.source];
+        index[{static_cast<int>(r.direction), r.port}].Query(
+            expanded_.rules[hw.expanded], [&](uint32_t c) {
+              unsigned lc = out_.rules[c].rule.priority;
+              if (c == i || lc <= level || lc - 1 >= hi ||
+                  SameOutcome(policy_, out_.rules[c], hw) || !Overlap(cons[c], cons[i])) {
+                return;
+              }
+              hi = lc - 1;
+            });
+        auto room = [&](unsigned l) {
+          auto it = ids.find({static_cast<int>(r.direction), r.port, int64_t{l} * 2 + 1});
+          return it == ids.end() || count[it->second] < safe;
+        };
+        // The highest level already used leaves the most room to the rules
+        // before it; failing that, as few new levels as possible.
+        unsigned to = level;
+        unsigned used = std::max(out_.levels_used, level + 1);
+        for (unsigned l = std::min(hi, used - 1); l > level && to == level; --l) {
+          to = room(l) ? l : level;
+        }
+        for (unsigned l = std::max(level + 1, used); l <= hi && to == level; ++l) {
+          to = room(l) ? l : level;
+        }
+        if (to == level) {
+          continue;
+        }
+        --count[table[i]];
+        --need[table[i]];
+        hw.rule.priority = static_cast<uint16_t>(to);
+        table[i] = table_id(hw, to);
+        if (table[i] >= count.size()) {
+          count.resize(keys.size(), 0);
+          need.resize(keys.size(), 0);
+        }
+        ++count[table[i]];
+        out_.levels_used = std::max(out_.levels_used, to + 1);
+        ++out_.table_moves;
+      }
+      full = fill();
+    }
+    // What still does not fit: the first rule each full table refuses.
+    std::vector<bool> reported(keys.size(), false);
+    for (size_t i = 0; i < n && full > 0; ++i) {
+      if (table[i] == kNone || slot[i] != TableFill::Slot::kFull || reported[table[i]]) {
+        continue;
+      }
+      reported[table[i]] = true;
+      uint64_t rules = 0;
+      llvm::DenseSet<uint32_t> distinct;
+      for (size_t j = 0; j < n; ++j) {
+        if (table[j] == table[i]) {
+          ++rules;
+          distinct.insert(mask[j]);
+        }
+      }
+      const ir::Rule &r = policy_.rules[out_.rules[i].source];
+      current_ = &r;
+      const HwRuleInfo &hw = out_.rules[i];
+      std::string which =
+          multicast[i] ? std::string("multicast table")
+                       : llvm::formatv("{0}table of priority {1}",
+                                       (hw.rule.flags & emit::kFlagDontTrap) != 0 ? "DONT_TRAP "
+                                                                                  : "",
+                                       hw.rule.priority)
+                             .str();
+      Report(Kind::kTableFull, r.range.Start,
+             llvm::formatv("{0}'s {1} would be full before this rule (ENOSPC): it would hold "
+                           "{2} rules with {3} different match masks, and a table has {4} "
+                           "entries in groups of one mask each, the first {5} of {6} entries "
+                           "and the later ones of 1 (verbs-facts §3.8)",
+                           Name(), which, rules, distinct.size(), entries, groups,
+                           entries / (groups + 1)))
+          .Range(r.range)
+          .AddNote(llvm::SMLoc(),
+                   out_.table_moves > 0
+                       ? llvm::formatv("{0} rule(s) were moved to later priorities to fit; the "
+                                       "others must stay before later rules they overlap with "
+                                       "a different outcome, or those priorities are full too",
+                                       out_.table_moves)
+                             .str()
+                       : std::string("none of its rules can move to a later priority: each "
+                                     "must stay before a later rule it overlaps with a "
+                                     "different outcome"));
     }
   }
 

@@ -53,6 +53,9 @@ struct HwPolicy {
   /// Budget fitting: rules added for the packets an earlier rule shares
   /// with a later one, above both, so that the two may share a level.
   uint32_t copies = 0;
+  /// Rules moved to a later level because the flow table of theirs would
+  /// be full (mlx5, verbs-facts §3.8).
+  uint32_t table_moves = 0;
   /// The longest chain of rules that compete for a packet with different
   /// outcomes, before budget fitting: the levels the rules need as written.
   unsigned levels_bound = 0;

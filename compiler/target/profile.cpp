@@ -63,6 +63,7 @@ Profile Generic() {
   p.special_kinds_ignore_specs = false;
   p.all_default_covers_multicast = false;
   p.udp_dst_ignores_priority = p.multicast_eth_to_nic_domain = false;
+  p.table_entries = p.table_groups = 0;
   return p;
 }
 
@@ -122,6 +123,11 @@ Profile Mlx5() {
   p.special_kinds_ignore_specs = true;
   p.all_default_covers_multicast = true;
   p.udp_dst_ignores_priority = p.multicast_eth_to_nic_domain = false;
+  // max_fte = min(65536, 2^log_max_ft_size), auto-grouped with 6 groups
+  // (verbs-facts §3.8); each of them gets max_fte / 7 entries
+  // (mlx5_create_auto_grouped_flow_table).
+  p.table_entries = 65536;
+  p.table_groups = 6;
   return p;
 }
 
@@ -179,6 +185,9 @@ Profile Mlx4() {
   p.udp_dst_ignores_priority = p.multicast_eth_to_nic_domain = false;
   p.udp_dst_ignores_priority = true;
   p.multicast_eth_to_nic_domain = true;
+  // The firmware decides when the MCG table is full (ENOMEM, verbs-facts
+  // §4.4): not modelled.
+  p.table_entries = p.table_groups = 0;
   return p;
 }
 
@@ -243,6 +252,13 @@ const Profile *FindProfile(llvm::StringRef name) {
     }
   }
   return nullptr;
+}
+
+unsigned Target::TableEntries() const {
+  if (profile->table_entries == 0) {
+    return 0;
+  }
+  return table_entries != 0 ? table_entries : profile->table_entries;
 }
 
 unsigned Target::MaxPriority() const {

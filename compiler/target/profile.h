@@ -123,6 +123,14 @@ struct Profile {
   /// mlx5: default and sniffer rules are built from the driver's own specs;
   /// the user's specs, action specs included, are ignored (§3.5, §3.7).
   bool special_kinds_ignore_specs;
+  /// mlx5: each priority's table (per direction, DONT_TRAP or not; one more
+  /// for multicast-only rules) holds at most `table_entries` entries, in
+  /// flow groups the driver creates per match mask: the first
+  /// `table_groups` get table_entries / (table_groups + 1) entries, the
+  /// later ones one; a rule that finds no room fails with ENOSPC
+  /// (verbs-facts §3.8). 0: not modelled.
+  unsigned table_entries;
+  unsigned table_groups;
 
   const SpecRule *FindSpec(emit::SpecKind kind) const;
   /// Whether some spec for header `h` is accepted at that level.
@@ -138,8 +146,13 @@ const Profile *FindProfile(llvm::StringRef name);
 struct Target {
   const Profile *profile = nullptr;
   CapSet caps = 0;
+  /// --table-entries: the entries of one flow table on the device, if not
+  /// the profile's (0: the profile's).
+  unsigned table_entries = 0;
 
   bool Has(Cap c) const { return (caps & CapBit(c)) != 0; }
+  /// The entries of one flow table (0: not modelled).
+  unsigned TableEntries() const;
   /// The highest user priority this target accepts.
   unsigned MaxPriority() const;
   /// "+inner,-sniffer" relative to the profile's defaults, or "".

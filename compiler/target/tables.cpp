@@ -1,0 +1,60 @@
+#include "compiler/target/tables.h"
+
+#include <algorithm>
+
+#include "compiler/emit/layout.h"
+
+namespace flowc::target {
+
+TableFill::Slot TableFill::Add(uint32_t mask) {
+  if (mask >= free_.size()) {
+    free_.resize(mask + 1, 0);
+  }
+  if (free_[mask] > 0) {
+    --free_[mask];
+    ++rules_;
+    return Slot::kGroup;
+  }
+  // Big groups while fewer than `groups_` exist; a table too small for them
+  // makes one-entry groups only.
+  unsigned size = big_ < groups_ && group_size_ > 0 ? group_size_ : 1;
+  if (used_ + size > entries_) {
+    return Slot::kFull;
+  }
+  used_ += size;
+  if (size == group_size_) {
+    ++big_;
+  }
+  free_[mask] += size - 1;
+  ++rules_;
+  return size == 1 ? Slot::kSingle : Slot::kGroup;
+}
+
+uint64_t TableFill::SafeRules(unsigned entries, unsigned groups) {
+  unsigned group_size = entries / (groups + 1);
+  if (group_size <= 1) {
+    return entries;
+  }
+  return uint64_t{entries} - uint64_t{groups} * group_size + groups;
+}
+
+std::string MaskKey(const emit::HwRule &rule) {
+  std::string key;
+  for (const emit::HwSpec &s : rule.specs) {
+    if (emit::IsAction(s.kind)) {
+      continue;
+    }
+    size_t size = emit::GetLayout(s.kind).filter_size;
+    auto mask = llvm::ArrayRef(s.mask).take_front(size);
+    // An ETH spec that matches nothing adds no criteria.
+    if (s.kind == emit::SpecKind::kEth && llvm::all_of(mask, [](uint8_t b) { return b == 0; })) {
+      continue;
+    }
+    key.push_back(static_cast<char>(s.kind));
+    key.push_back(s.inner ? 'i' : 'o');
+    key.append(mask.begin(), mask.end());
+  }
+  return key;
+}
+
+} // namespace flowc::target

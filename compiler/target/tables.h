@@ -1,0 +1,55 @@
+// How full a NIC's flow tables get: mlx5 puts the rules of one priority in a
+// table of a fixed number of entries, grouped by match mask (verbs-facts
+// §3.8). flowc fills a model of each table in installation order, to move
+// rules to other levels before the device would fail with ENOSPC, and to
+// report the tables that still do not fit.
+#ifndef FLOWC_TARGET_TABLES_H
+#define FLOWC_TARGET_TABLES_H
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "compiler/emit/buffer.h"
+
+namespace flowc::target {
+
+/// One auto-grouped flow table (fs_core.c, alloc_auto_flow_group): a rule
+/// joins a group of its match mask that has room, or else a new group is
+/// made at the end: of `entries / (groups + 1)` entries while fewer than
+/// `groups` such groups exist, of one entry after that. A rule that finds
+/// neither fails (ENOSPC) and takes nothing.
+class TableFill {
+public:
+  /// What a rule took.
+  enum class Slot : uint8_t { kGroup, kSingle, kFull };
+
+  TableFill(unsigned entries, unsigned groups)
+      : entries_(entries), groups_(groups), group_size_(entries / (groups + 1)) {}
+
+  /// Adds a rule whose match mask is `mask` (an id from MaskIds).
+  Slot Add(uint32_t mask);
+  uint32_t rules() const { return rules_; }
+
+  /// The most rules any table of this shape takes whatever their masks and
+  /// order: each of the first groups may hold one rule only.
+  static uint64_t SafeRules(unsigned entries, unsigned groups);
+
+private:
+  unsigned entries_, groups_, group_size_;
+  /// Free entries in the groups of each mask.
+  std::vector<uint32_t> free_;
+  unsigned big_ = 0;
+  uint64_t used_ = 0;
+  uint32_t rules_ = 0;
+};
+
+/// The match mask of a hardware rule, as a string: rules with equal strings
+/// share flow groups. Equal spec masks give equal match criteria on the
+/// device; unequal ones are taken to differ (a few differ only in specs the
+/// device folds together), which can only make the model fuller.
+std::string MaskKey(const emit::HwRule &rule);
+
+} // namespace flowc::target
+
+#endif // FLOWC_TARGET_TABLES_H
