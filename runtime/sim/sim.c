@@ -61,7 +61,19 @@ struct sim_flow {
   // it joined an entry another flow created, whose tag it then shares. Unused for non-NORMAL.
   bool entry_tagged;
   uint32_t entry_tag;
+  // mlx5: the flow group of the flow's table entry (§3.8), or NULL.
+  struct sim_group *group;
   struct sim_flow *next;
+};
+
+// One flow group of an mlx5 table (fs_core's auto-grouping, §3.8): entries [start, start+size)
+// of the table of (port, table), for the flows of one match mask; `used` entries taken.
+struct sim_group {
+  uint8_t port;
+  unsigned table;
+  struct sim_flow *mask_of; // a flow of the group, whose match mask the group has
+  uint32_t start, size, used;
+  struct sim_group *next; // the device's groups, by (port, table, start)
 };
 
 struct flowrt_sim_device {
@@ -73,6 +85,7 @@ struct flowrt_sim_device {
   struct sim_qp *qps;
   struct sim_flow *flows;
   struct sim_counters *counters;
+  struct sim_group *groups;
   unsigned num_flows;
   unsigned num_counters;
   unsigned num_calls;
@@ -255,7 +268,9 @@ static int resolve_actions(struct flowrt_sim_device *dev, const unsigned char *a
 
 // Sets f->entry_tag*; returns EEXIST if f duplicates the match of a flow table entry whose
 // actions or tag conflict with f's (§3.8). Defined with the classifier below.
-static int join_entry(const struct flowrt_sim_device *dev, struct sim_flow *f);
+static int join_entry(struct flowrt_sim_device *dev, struct sim_flow *f);
+// Frees f's table entry if no other flow shares it, and its group once empty (§3.8).
+static void leave_group(struct flowrt_sim_device *dev, struct sim_flow *f);
 
 static struct ibv_flow *sim_create_flow(struct ibv_qp *qp, struct ibv_flow_attr *flow_attr) {
   struct flowrt_sim_device *dev = device_of(qp->context);
@@ -329,6 +344,7 @@ static int sim_destroy_flow(struct ibv_flow *flow) {
   if (f == NULL) {
     return EINVAL;
   }
+  leave_group(dev, f);
   free_flow(f);
   return 0;
 }
@@ -559,6 +575,11 @@ void flowrt_sim_close(struct flowrt_sim_device *dev) {
     struct sim_counters *c = dev->counters;
     dev->counters = c->next;
     free_counters(c);
+  }
+  while (dev->groups != NULL) {
+    struct sim_group *g = dev->groups;
+    dev->groups = g->next;
+    free(g);
   }
   while (dev->qps != NULL) {
     struct sim_qp *q = dev->qps;
@@ -1028,7 +1049,10 @@ static unsigned match_items(const struct flowrt_sim_rule *r, struct match_item *
   return n;
 }
 
-static bool same_match(const struct flowrt_sim_rule *a, const struct flowrt_sim_rule *b) {
+// Whether two flows have the same match items (spec order ignored); with `values` false only
+// their types, placements and masks count, as for sharing a flow group.
+static bool same_items(const struct flowrt_sim_rule *a, const struct flowrt_sim_rule *b,
+                       bool values) {
   struct match_item ia[FLOWRT_SIM_MAX_SPECS];
   struct match_item ib[FLOWRT_SIM_MAX_SPECS];
   unsigned na = match_items(a, ia);
@@ -1036,10 +1060,11 @@ static bool same_match(const struct flowrt_sim_rule *a, const struct flowrt_sim_
   if (na != nb) {
     return false;
   }
+  size_t size = values ? sizeof ia[0] : offsetof(struct match_item, val);
   bool used[FLOWRT_SIM_MAX_SPECS] = {false};
   for (unsigned i = 0; i < na; ++i) {
     unsigned j = 0;
-    while (j < nb && (used[j] || memcmp(&ia[i], &ib[j], sizeof ia[i]) != 0)) {
+    while (j < nb && (used[j] || memcmp(&ia[i], &ib[j], size) != 0)) {
       ++j;
     }
     if (j == nb) {
@@ -1048,6 +1073,10 @@ static bool same_match(const struct flowrt_sim_rule *a, const struct flowrt_sim_
     used[j] = true;
   }
   return true;
+}
+
+static bool same_match(const struct flowrt_sim_rule *a, const struct flowrt_sim_rule *b) {
+  return same_items(a, b, true);
 }
 
 static bool normal_ingress(const struct flowrt_sim_rule *r) {
@@ -1108,7 +1137,94 @@ static bool actions_conflict(const struct sim_flow *a, const struct sim_flow *b)
   return false;
 }
 
-static int join_entry(const struct flowrt_sim_device *dev, struct sim_flow *f) {
+// Whether two flows have the same match mask (the values aside): they may share a flow group.
+static bool same_mask(const struct flowrt_sim_rule *a, const struct flowrt_sim_rule *b) {
+  return same_items(a, b, false);
+}
+
+// A new table entry for f (alloc_auto_flow_group, §3.8): a free entry in a group of f's mask, or
+// a new group in the first gap of the table's index range, of entries/7 entries while fewer than
+// 6 such groups exist and of one entry after that. ENOSPC when nothing fits.
+static int take_entry(struct flowrt_sim_device *dev, struct sim_flow *f) {
+  uint8_t port = f->rule.port;
+  unsigned table = hw_table(&f->rule);
+  uint32_t entries = dev->caps.mlx5_table_entries != 0 ? dev->caps.mlx5_table_entries : 65536;
+  uint32_t group_size = entries / 7;
+  unsigned big = 0;
+  for (struct sim_group *g = dev->groups; g != NULL; g = g->next) {
+    if (g->port != port || g->table != table) {
+      continue;
+    }
+    if (g->used < g->size && same_mask(&g->mask_of->rule, &f->rule)) {
+      ++g->used;
+      f->group = g;
+      return 0;
+    }
+    big += g->size == group_size;
+  }
+  uint32_t size = big < 6 && group_size > 0 ? group_size : 1;
+  // The first gap that takes `size` entries, in start order.
+  struct sim_group **link = &dev->groups;
+  uint32_t candidate = 0;
+  for (; *link != NULL; link = &(*link)->next) {
+    struct sim_group *g = *link;
+    if (g->port < port || (g->port == port && g->table < table)) {
+      continue;
+    }
+    if (g->port != port || g->table != table || candidate + size <= g->start) {
+      break;
+    }
+    candidate = g->start + g->size;
+  }
+  if ((uint64_t)candidate + size > entries) {
+    return ENOSPC;
+  }
+  struct sim_group *g = calloc(1, sizeof *g);
+  if (g == NULL) {
+    return ENOMEM;
+  }
+  g->port = port;
+  g->table = table;
+  g->mask_of = f;
+  g->start = candidate;
+  g->size = size;
+  g->used = 1;
+  g->next = *link;
+  *link = g;
+  f->group = g;
+  return 0;
+}
+
+static void leave_group(struct flowrt_sim_device *dev, struct sim_flow *f) {
+  struct sim_group *g = f->group;
+  if (g == NULL) {
+    return;
+  }
+  f->group = NULL;
+  struct sim_flow *heir = NULL;
+  for (struct sim_flow *e = dev->flows; e != NULL; e = e->next) {
+    if (e->group == g) {
+      heir = e;
+      if (same_entry(&e->rule, &f->rule)) {
+        g->mask_of = e;
+        return; // another member keeps the entry
+      }
+    }
+  }
+  if (--g->used > 0) {
+    g->mask_of = heir;
+    return;
+  }
+  for (struct sim_group **link = &dev->groups; *link != NULL; link = &(*link)->next) {
+    if (*link == g) {
+      *link = g->next;
+      break;
+    }
+  }
+  free(g);
+}
+
+static int join_entry(struct flowrt_sim_device *dev, struct sim_flow *f) {
   f->entry_tagged = false;
   f->entry_tag = 0;
   for (unsigned i = 0; i < f->rule.num_specs; ++i) {
@@ -1135,9 +1251,10 @@ static int join_entry(const struct flowrt_sim_device *dev, struct sim_flow *f) {
     }
     f->entry_tagged = e->entry_tagged;
     f->entry_tag = e->entry_tag;
+    f->group = e->group;
     return 0;
   }
-  return 0;
+  return take_entry(dev, f);
 }
 
 static void count_frame(struct sim_flow *f, size_t len) {

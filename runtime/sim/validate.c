@@ -740,6 +740,7 @@ struct flowrt_sim_caps flowrt_sim_default_caps(void) {
   caps.mlx5_sniffer = true;
   caps.mlx4_dont_trap = true;
   caps.managed_flow_steering = true;
+  caps.mlx5_table_entries = 65536;
   return caps;
 }
 

@@ -424,7 +424,61 @@ static void test_mlx4_duplicates(void) {
   flowrt_sim_close(dev);
 }
 
+// IPV4 with dst under a /`len` mask: a match mask per length.
+static void masked_rule(struct rule *r, uint16_t priority, uint32_t dst, unsigned len) {
+  rule_init(r, IBV_FLOW_ATTR_NORMAL, priority, 1, 0);
+  struct ibv_flow_spec_ipv4 s;
+  memset(&s, 0, sizeof s);
+  s.type = IBV_FLOW_SPEC_IPV4;
+  s.size = sizeof s;
+  s.mask.dst_ip = htonl(0xffffffffu << (32 - len));
+  s.val.dst_ip = htonl(dst) & s.mask.dst_ip;
+  rule_add(r, &s, sizeof s);
+}
+
+// A table of 14 entries (§3.8): groups of 14/7 = 2 for the first 6 masks, then one-entry
+// groups. Ten masks: six groups take 12 entries, two singles fill the table, and the next new
+// mask fails with ENOSPC, while a mask with room in its group still fits. Destroying flows
+// frees their entries, and an empty group its range.
+static void test_table_full(void) {
+  struct flowrt_sim_caps caps = flowrt_sim_default_caps();
+  caps.mlx5_table_entries = 14;
+  struct flowrt_sim_device *dev = flowrt_sim_open(FLOWRT_SIM_MLX5, &caps, 1);
+  struct ibv_qp *qp = flowrt_sim_create_qp(dev, IBV_QPT_RAW_PACKET);
+  struct ibv_flow *flows[10];
+  struct rule r;
+  for (unsigned i = 0; i < 8; ++i) {
+    masked_rule(&r, 0, 0x0a000000 + (i << 8), 20 + i);
+    flows[i] = install(qp, &r);
+  }
+  masked_rule(&r, 0, 0x0a000900, 28);
+  REFUSED(dev, qp, &r, ENOSPC);
+  // The /20 group has a free entry; the same match again joins the entry and takes none.
+  masked_rule(&r, 0, 0x0b000000, 20);
+  flows[8] = install(qp, &r);
+  masked_rule(&r, 0, 0x0b000000, 20);
+  flows[9] = install(qp, &r);
+  // Another priority is another table.
+  masked_rule(&r, 1, 0x0a000900, 28);
+  struct ibv_flow *other = install(qp, &r);
+  // The /27 flow's single entry goes; a new mask then fits, and a second one does not.
+  CHECK(ibv_destroy_flow(flows[7]) == 0);
+  masked_rule(&r, 0, 0x0a000900, 28);
+  struct ibv_flow *again = install(qp, &r);
+  masked_rule(&r, 0, 0x0a000a00, 29);
+  REFUSED(dev, qp, &r, ENOSPC);
+  // Emptying the /20 group (three flows, two entries) frees its two entries.
+  CHECK(ibv_destroy_flow(flows[0]) == 0);
+  CHECK(ibv_destroy_flow(flows[8]) == 0);
+  REFUSED(dev, qp, &r, ENOSPC);
+  CHECK(ibv_destroy_flow(flows[9]) == 0);
+  struct ibv_flow *after = install(qp, &r);
+  CHECK(after != NULL && again != NULL && other != NULL);
+  flowrt_sim_close(dev);
+}
+
 int main(void) {
+  test_table_full();
   test_drop_conflict();
   test_tag_conflict();
   test_replication();

@@ -56,6 +56,10 @@ struct flowrt_sim_caps {
   bool mlx5_sniffer;
   /// mlx4: DMFS_UC_MC_SNIFFER (and not A0 static DMFS), needed by DONT_TRAP rules (§4.2).
   bool mlx4_dont_trap;
+  /// mlx5: the entries of one flow table, min(65536, 2^log_max_ft_size); 0 means 65536. Each
+  /// table is auto-grouped by match mask: 6 groups of entries/7, then one-entry groups; a flow
+  /// that finds no room fails with ENOSPC (§3.8).
+  uint32_t mlx5_table_entries;
   /// The device reports IBV_DEVICE_MANAGED_FLOW_STEERING in ibv_query_device_ex() (§1.7); the
   /// flow ops work either way, as the kernel does not test the bit.
   bool managed_flow_steering;
