@@ -1175,6 +1175,11 @@ int Targets(llvm::ArrayRef<llvm::StringRef> args, llvm::raw_ostream &out, llvm::
     }
     out << "; at most " << p.max_specs << " specs per rule; egress " << (p.egress ? "yes" : "no")
         << "\n";
+    if (p.table_entries != 0) {
+      out << "  flow tables of " << p.table_entries << " entries (--table-entries), "
+          << p.table_groups << " groups of " << p.table_entries / (p.table_groups + 1)
+          << " by match mask, then single entries (verbs-facts §3.8)\n";
+    }
     bool any = false;
     for (unsigned c = 0; c < target::kNumCaps; ++c) {
       const target::CapInfo &info = target::GetCapInfo(static_cast<target::Cap>(c));

@@ -556,19 +556,6 @@ private:
     });
   }
 
-  static bool MulticastOnly(const HwSpec &s) {
-    if (s.inner) {
-      return false;
-    }
-    if (s.kind == SpecKind::kEth) {
-      return (s.val[0] & 1) != 0 && (s.mask[0] & 1) != 0;
-    }
-    if (s.kind == SpecKind::kIpv4 || s.kind == SpecKind::kIpv4Ext) {
-      return (s.val[4] & 0xf0) == 0xe0; // dst_ip in 224.0.0.0/4
-    }
-    return false;
-  }
-
   /// The match specs, in protocol-stack order per layer: outer, tunnel (MPLS
   /// right after the UDP, GRE or ETH it is carried in), inner.
   bool BuildMatch(const expand::TernaryRule &t, const ir::Rule &r, emit::HwRule &hw) {
@@ -1150,15 +1137,14 @@ private:
     if (entries == 0 || n == 0) {
       return;
     }
-    // Tables by (direction, port, level * 2 + trapping), the multicast one
-    // as level -1.
-    using TableKey = std::tuple<int, unsigned, int64_t>;
+    // Tables by (direction, port, TableOf()).
+    using TableKey = std::tuple<int, unsigned, uint64_t>;
     std::map<TableKey, uint32_t> ids;
     std::vector<TableKey> keys;
-    auto table_id = [&](const HwRuleInfo &hw, int64_t level) {
+    auto table_id = [&](const HwRuleInfo &hw) {
       const ir::Rule &r = policy_.rules[hw.source];
-      bool trapping = (hw.rule.flags & emit::kFlagDontTrap) == 0;
-      TableKey key{static_cast<int>(r.direction), r.port, level < 0 ? -1 : level * 2 + trapping};
+      TableKey key{static_cast<int>(r.direction), r.port,
+                   TableOf(hw.rule, profile_.multicast_first_spec)};
       auto [it, added] = ids.emplace(key, static_cast<uint32_t>(keys.size()));
       if (added) {
         keys.push_back(key);
@@ -1174,9 +1160,8 @@ private:
       if (hw.type != emit::AttrType::kNormal) {
         continue; // the leftovers and sniffer tables hold one rule per port
       }
-      multicast[i] = profile_.multicast_first_spec && (hw.flags & emit::kFlagDontTrap) == 0 &&
-                     !hw.specs.empty() && MulticastOnly(hw.specs.front());
-      table[i] = table_id(out_.rules[i], multicast[i] ? -1 : int64_t{hw.priority});
+      table[i] = table_id(out_.rules[i]);
+      multicast[i] = std::get<2>(keys[table[i]]) == kMulticastTable;
       mask[i] = masks.try_emplace(MaskKey(hw), static_cast<uint32_t>(masks.size())).first->second;
     }
     std::vector<TableFill::Slot> slot(n, TableFill::Slot::kGroup);
@@ -1214,9 +1199,10 @@ private:
             static_cast<uint32_t>(i), expanded_.rules[out_.rules[i].expanded]);
       }
     }
-    // A few rounds: a moved rule joins its new table at its place in policy
-    // order, and only a table of at most `safe` rules is sure to take it.
-    for (unsigned round = 0; round < 3 && full > 0; ++round) {
+    // Rounds while rules move: a rule moved late in a round widens the room
+    // of the earlier rules it overlaps only in the next one.
+    for (uint32_t moved = 1; moved > 0 && full > 0;) {
+      moved = 0;
       std::vector<uint64_t> need(keys.size(), 0), count(keys.size(), 0);
       for (size_t i = 0; i < n; ++i) {
         if (table[i] != kNone) {
@@ -1244,7 +1230,7 @@ private:
               hi = lc - 1;
             });
         auto room = [&](unsigned l) {
-          auto it = ids.find({static_cast<int>(r.direction), r.port, int64_t{l} * 2 + 1});
+          auto it = ids.find({static_cast<int>(r.direction), r.port, 2ull * l + 1});
           return it == ids.end() || count[it->second] < safe;
         };
         // The highest level already used leaves the most room to the rules
@@ -1263,15 +1249,16 @@ private:
         --count[table[i]];
         --need[table[i]];
         hw.rule.priority = static_cast<uint16_t>(to);
-        table[i] = table_id(hw, to);
+        table[i] = table_id(hw);
         if (table[i] >= count.size()) {
           count.resize(keys.size(), 0);
           need.resize(keys.size(), 0);
         }
         ++count[table[i]];
         out_.levels_used = std::max(out_.levels_used, to + 1);
-        ++out_.table_moves;
+        ++moved;
       }
+      out_.table_moves += moved;
       full = fill();
     }
     // What still does not fit: the first rule each full table refuses.

@@ -38,6 +38,28 @@ uint64_t TableFill::SafeRules(unsigned entries, unsigned groups) {
   return uint64_t{entries} - uint64_t{groups} * group_size + groups;
 }
 
+bool MulticastOnly(const emit::HwSpec &s) {
+  if (s.inner) {
+    return false;
+  }
+  if (s.kind == emit::SpecKind::kEth) {
+    return (s.val[0] & 1) != 0 && (s.mask[0] & 1) != 0;
+  }
+  if (s.kind == emit::SpecKind::kIpv4 || s.kind == emit::SpecKind::kIpv4Ext) {
+    return (s.val[4] & 0xf0) == 0xe0; // dst_ip in 224.0.0.0/4
+  }
+  return false;
+}
+
+uint64_t TableOf(const emit::HwRule &rule, bool multicast_first_spec) {
+  bool trapping = (rule.flags & emit::kFlagDontTrap) == 0;
+  if (multicast_first_spec && trapping && !rule.specs.empty() &&
+      MulticastOnly(rule.specs.front())) {
+    return kMulticastTable;
+  }
+  return 2ull * rule.priority + (trapping ? 1 : 0);
+}
+
 std::string MaskKey(const emit::HwRule &rule) {
   std::string key;
   for (const emit::HwSpec &s : rule.specs) {

@@ -44,6 +44,20 @@ private:
   uint32_t rules_ = 0;
 };
 
+/// verbs-facts §3.3: a first spec that matches only multicast (an IPv4
+/// multicast destination, or a destination MAC whose value and mask both
+/// have the group bit) sends a trapping normal rule to mlx5's multicast
+/// priority, after every other. INNER specs never count.
+bool MulticastOnly(const emit::HwSpec &spec);
+
+/// mlx5's table for a NORMAL rule of one port and direction, in lookup
+/// order: 2 * priority for DONT_TRAP rules, 2 * priority + 1 for trapping
+/// ones (verbs-facts §3.4), and kMulticastTable, after all of them, for a
+/// trapping rule whose first spec matches only multicast when
+/// `multicast_first_spec` (the profile's flag, §3.3).
+inline constexpr uint64_t kMulticastTable = UINT64_MAX;
+uint64_t TableOf(const emit::HwRule &rule, bool multicast_first_spec);
+
 /// The match mask of a hardware rule, as a string: rules with equal strings
 /// share flow groups. Equal spec masks give equal match criteria on the
 /// device; unequal ones are taken to differ (a few differ only in specs the

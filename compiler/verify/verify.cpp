@@ -11,6 +11,7 @@
 #include "compiler/emit/buffer.h"
 #include "compiler/expand/expand.h"
 #include "compiler/expand/overlap_index.h"
+#include "compiler/target/tables.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FormatVariadic.h"
 
@@ -40,7 +41,7 @@ bool HasDrop(const Outcome &o) {
 /// A DONT_TRAP table (2 x priority), as opposed to a trapping one or mlx5's
 /// multicast priority.
 bool IsDontTrapTable(uint64_t table) {
-  return (table & 1) == 0 && table != UINT64_MAX;
+  return (table & 1) == 0 && table != target::kMulticastTable;
 }
 
 Outcome SourceOutcome(const ir::Rule &r) {
@@ -140,28 +141,6 @@ expand::TernaryRule MatchOf(const emit::HwRule &rule, uint32_t index) {
     return std::make_pair(a.layer, a.field) < std::make_pair(b.layer, b.field);
   });
   return t;
-}
-
-/// verbs-facts §3.3: a first spec that matches only multicast (an IPv4
-/// multicast destination, or a destination MAC whose value and mask both
-/// have the group bit) sends a trapping normal rule to mlx5's multicast
-/// priority, after every other.
-bool MulticastFirstSpec(const emit::HwRule &rule) {
-  if (rule.specs.empty()) {
-    return false;
-  }
-  const emit::HwSpec &s = rule.specs.front();
-  if (s.inner) {
-    return false; // the kernel compares the spec type, INNER flag included
-  }
-  if (s.kind == SpecKind::kEth) {
-    return (s.val[0] & 0x01) != 0 && (s.mask[0] & 0x01) != 0;
-  }
-  if (s.kind == SpecKind::kIpv4 || s.kind == SpecKind::kIpv4Ext) {
-    auto [value, mask] = emit::GetField(s, Field::kIpv4Dst);
-    return (value.getZExtValue() >> 28) == 0xe;
-  }
-  return false;
 }
 
 /// The copies a packet gets, per outcome, as threshold sets: `at_least[i]`
@@ -305,10 +284,9 @@ private:
         }
       }
       llvm::sort(e.outcome);
-      bool multicast = target_.profile->multicast_first_spec &&
-                       e.rule.type == emit::AttrType::kNormal && !e.dont_trap &&
-                       MulticastFirstSpec(e.rule);
-      e.table = multicast ? UINT64_MAX : 2ull * e.rule.priority + (e.dont_trap ? 0 : 1);
+      e.table = e.rule.type == emit::AttrType::kNormal
+                    ? target::TableOf(e.rule, target_.profile->multicast_first_spec)
+                    : 2ull * e.rule.priority + (e.dont_trap ? 0 : 1);
       emitted_.push_back(std::move(e));
     }
     return true;
@@ -768,7 +746,7 @@ private:
   }
 
   static std::string TableName(uint64_t table) {
-    if (table == UINT64_MAX) {
+    if (table == target::kMulticastTable) {
       return "mlx5's multicast priority";
     }
     return llvm::formatv("priority {0}, {1}", table / 2,
