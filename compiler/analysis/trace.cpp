@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "compiler/base/value_parse.h"
+#include "compiler/target/tables.h"
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/raw_ostream.h"
@@ -509,38 +510,36 @@ Fate TraceSource(const ir::Policy &policy, const expand::Expanded &expanded,
   return fate;
 }
 
-Fate TraceCompiled(const target::HwPolicy &hw, const expand::Expanded &expanded,
-                   ast::Direction direction, uint8_t port, const TracePacket &packet) {
+Fate TraceCompiled(llvm::ArrayRef<emit::HwRule> rules, llvm::ArrayRef<expand::TernaryRule> matches,
+                   bool multicast_first_spec, ast::Direction direction, uint8_t port,
+                   const TracePacket &packet) {
   bool egress = direction == ast::Direction::kEgress;
-  auto here = [&](const target::HwRuleInfo &r) {
-    return r.rule.port == port && ((r.rule.flags & emit::kFlagEgress) != 0) == egress;
+  auto here = [&](const emit::HwRule &r) {
+    return r.port == port && ((r.flags & emit::kFlagEgress) != 0) == egress;
   };
   Fate fate;
   // Tables in order; within a table, the first rule in policy order.
   std::vector<uint32_t> normal;
-  for (uint32_t i = 0; i < hw.rules.size(); ++i) {
-    if (hw.rules[i].rule.type == emit::AttrType::kNormal && here(hw.rules[i])) {
+  for (uint32_t i = 0; i < rules.size(); ++i) {
+    if (rules[i].type == emit::AttrType::kNormal && here(rules[i])) {
       normal.push_back(i);
     }
   }
-  auto table = [&](uint32_t i) {
-    const emit::HwRule &r = hw.rules[i].rule;
-    return 2u * r.priority + ((r.flags & emit::kFlagDontTrap) != 0 ? 0u : 1u);
-  };
+  auto table = [&](uint32_t i) { return target::TableOf(rules[i], multicast_first_spec); };
   std::stable_sort(normal.begin(), normal.end(),
                    [&](uint32_t a, uint32_t b) { return table(a) < table(b); });
   for (size_t k = 0; k < normal.size() && !fate.taker;) {
-    unsigned t = table(normal[k]);
+    uint64_t t = table(normal[k]);
     size_t end = k;
     while (end < normal.size() && table(normal[end]) == t) {
       ++end;
     }
     for (size_t j = k; j < end; ++j) {
       uint32_t i = normal[j];
-      if (!Matches(expanded.rules[hw.rules[i].expanded], packet)) {
+      if (!Matches(matches[i], packet)) {
         continue;
       }
-      if ((hw.rules[i].rule.flags & emit::kFlagDontTrap) != 0) {
+      if ((rules[i].flags & emit::kFlagDontTrap) != 0) {
         fate.copies.push_back(i);
       } else {
         fate.taker = i;
@@ -550,16 +549,16 @@ Fate TraceCompiled(const target::HwPolicy &hw, const expand::Expanded &expanded,
     k = end;
   }
   std::optional<uint32_t> all, mc;
-  for (uint32_t i = 0; i < hw.rules.size(); ++i) {
-    const target::HwRuleInfo &r = hw.rules[i];
+  for (uint32_t i = 0; i < rules.size(); ++i) {
+    const emit::HwRule &r = rules[i];
     if (!here(r)) {
       continue;
     }
-    if (r.rule.type == emit::AttrType::kSniffer) {
+    if (r.type == emit::AttrType::kSniffer) {
       fate.copies.push_back(i);
-    } else if (r.rule.type == emit::AttrType::kAllDefault && !all) {
+    } else if (r.type == emit::AttrType::kAllDefault && !all) {
       all = i;
-    } else if (r.rule.type == emit::AttrType::kMcDefault && !mc) {
+    } else if (r.type == emit::AttrType::kMcDefault && !mc) {
       mc = i;
     }
   }

@@ -71,11 +71,16 @@ struct Fate {
 Fate TraceSource(const ir::Policy &policy, const expand::Expanded &expanded,
                  ast::Direction direction, uint8_t port, const TracePacket &packet);
 
-/// The packet on the hardware rules, as mlx5 orders them (verbs-facts §3.4):
-/// tables 2 x priority (DONT_TRAP) and 2 x priority + 1, the first matching
-/// rule of the first table that has one; DONT_TRAP rules copy and go on.
-Fate TraceCompiled(const target::HwPolicy &hw, const expand::Expanded &expanded,
-                   ast::Direction direction, uint8_t port, const TracePacket &packet);
+/// The packet on the hardware rules `rules` (as decoded from their bytes),
+/// whose matches are `matches` (one per rule), as mlx5 orders them
+/// (verbs-facts §3.4): tables 2 x priority (DONT_TRAP) and 2 x priority + 1,
+/// the first matching rule of the first table that has one; DONT_TRAP rules
+/// copy and go on. With `multicast_first_spec` (the profile's flag, §3.3), a
+/// trapping rule whose first spec matches only multicast is looked up after
+/// all of them.
+Fate TraceCompiled(llvm::ArrayRef<emit::HwRule> rules, llvm::ArrayRef<expand::TernaryRule> matches,
+                   bool multicast_first_spec, ast::Direction direction, uint8_t port,
+                   const TracePacket &packet);
 
 } // namespace flowc::analysis
 

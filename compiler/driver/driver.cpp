@@ -21,6 +21,7 @@
 #include "compiler/sema/sema.h"
 #include "compiler/target/legalize.h"
 #include "compiler/target/profile.h"
+#include "compiler/target/tables.h"
 #include "compiler/verify/verify.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
@@ -691,6 +692,25 @@ std::optional<int> Trace(const CheckOptions &o, const ir::Policy &policy, diag::
     hw = target::ExpandAndLegalize(policy, *t, o.expand, build_diags, target_expanded, &refiner);
   }
   bool compiled = build_diags.error_count() == 0;
+  // The compiled side reads the rules back from the bytes flowc build
+  // emits, as the proof does.
+  std::vector<emit::HwRule> decoded;
+  std::vector<expand::TernaryRule> matches;
+  for (size_t i = 0; compiled && i < hw.rules.size(); ++i) {
+    llvm::Expected<emit::HwRule> back = emit::Decode(emit::Encode(hw.rules[i].rule));
+    if (!back) {
+      err << "flowc: internal error: hardware rule " << i
+          << " does not decode: " << llvm::toString(back.takeError()) << "\n";
+      return kExitErrors;
+    }
+    matches.push_back(verify::MatchOf(*back, static_cast<uint32_t>(i)));
+    decoded.push_back(std::move(*back));
+  }
+  // mlx5 looks the rule up after every other (verbs-facts §3.3).
+  auto multicast_table = [&](uint32_t i) {
+    return decoded[i].type == emit::AttrType::kNormal &&
+           target::TableOf(decoded[i], t->profile->multicast_first_spec) == target::kMulticastTable;
+  };
   ast::Direction direction = o.egress ? ast::Direction::kEgress : ast::Direction::kIngress;
   llvm::SourceMgr &sources = diags.sources();
   bool json = o.format == CheckOptions::Format::kJson;
@@ -701,7 +721,8 @@ std::optional<int> Trace(const CheckOptions &o, const ir::Policy &policy, diag::
     analysis::Fate src = analysis::TraceSource(policy, source, direction, o.port, p);
     analysis::Fate hwf;
     if (compiled) {
-      hwf = analysis::TraceCompiled(hw, target_expanded, direction, o.port, p);
+      hwf = analysis::TraceCompiled(decoded, matches, t->profile->multicast_first_spec, direction,
+                                    o.port, p);
     }
     // Agreement: the same outcome (actions) for the taker, and copies from
     // the same source rules.
@@ -757,6 +778,7 @@ std::optional<int> Trace(const CheckOptions &o, const ir::Policy &policy, diag::
           llvm::json::Object c = rule_json(source_of(*hwf.taker));
           c["hardware_rule"] = static_cast<int64_t>(*hwf.taker);
           c["priority"] = static_cast<int64_t>(hw.rules[*hwf.taker].rule.priority);
+          c["multicast_table"] = multicast_table(*hwf.taker);
           taker = std::move(c);
         }
         result["compiled"] = llvm::json::Object{
@@ -790,9 +812,11 @@ std::optional<int> Trace(const CheckOptions &o, const ir::Policy &policy, diag::
           << ")\n";
     }
     if (hwf.taker) {
-      out << "  " << t->profile->name << ":     taken by hardware rule " << *hwf.taker
-          << " (priority " << hw.rules[*hwf.taker].rule.priority << ", from "
-          << ir::RuleTitle(policy.rules[source_of(*hwf.taker)]) << ")\n";
+      out << "  " << t->profile->name << ":     taken by hardware rule " << *hwf.taker << " ("
+          << (multicast_table(*hwf.taker)
+                  ? "multicast priority, after every other"
+                  : "priority " + std::to_string(hw.rules[*hwf.taker].rule.priority))
+          << ", from " << ir::RuleTitle(policy.rules[source_of(*hwf.taker)]) << ")\n";
     } else {
       out << "  " << t->profile->name << ":     " << nothing << "\n";
     }

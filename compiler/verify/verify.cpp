@@ -109,40 +109,6 @@ std::optional<Header> HeaderOfSpec(SpecKind kind) {
   }
 }
 
-/// The packets a decoded rule matches, as the NIC reads its specs: each
-/// match spec requires its header, at the inner level when flagged INNER
-/// (verbs-facts §1.5, §3.3); the tunnel specs (VXLAN, GRE, an outer MPLS)
-/// describe the tunnel layer; each field with a non-zero mask is compared
-/// under it. Sub-fields are read through their containers.
-expand::TernaryRule MatchOf(const emit::HwRule &rule, uint32_t index) {
-  expand::TernaryRule t;
-  t.source = index;
-  for (const emit::HwSpec &spec : rule.specs) {
-    std::optional<Header> h = HeaderOfSpec(spec.kind);
-    if (!h) {
-      continue;
-    }
-    ir::Layer layer = spec.inner ? ir::Layer::kInner
-                      : (*h == Header::kVxlan || *h == Header::kGre || *h == Header::kMpls)
-                          ? ir::Layer::kTunnel
-                          : ir::Layer::kOuter;
-    t.headers[static_cast<unsigned>(layer)] |= ir::Bit(*h);
-    for (const FieldInfo &f : AllFields()) {
-      if (f.header != *h || f.container != Field::kNone || !emit::PlacementOf(f.field, spec.kind)) {
-        continue;
-      }
-      auto [value, mask] = emit::GetField(spec, f.field);
-      if (!mask.isZero()) {
-        t.matches.push_back({layer, f.field, value & mask, mask});
-      }
-    }
-  }
-  llvm::sort(t.matches, [](const expand::TernaryMatch &a, const expand::TernaryMatch &b) {
-    return std::make_pair(a.layer, a.field) < std::make_pair(b.layer, b.field);
-  });
-  return t;
-}
-
 /// The copies a packet gets, per outcome, as threshold sets: `at_least[i]`
 /// holds the packets that get at least i + 1 copies with that outcome.
 struct Copies {
@@ -835,6 +801,35 @@ private:
 };
 
 } // namespace
+
+expand::TernaryRule MatchOf(const emit::HwRule &rule, uint32_t index) {
+  expand::TernaryRule t;
+  t.source = index;
+  for (const emit::HwSpec &spec : rule.specs) {
+    std::optional<Header> h = HeaderOfSpec(spec.kind);
+    if (!h) {
+      continue;
+    }
+    ir::Layer layer = spec.inner ? ir::Layer::kInner
+                      : (*h == Header::kVxlan || *h == Header::kGre || *h == Header::kMpls)
+                          ? ir::Layer::kTunnel
+                          : ir::Layer::kOuter;
+    t.headers[static_cast<unsigned>(layer)] |= ir::Bit(*h);
+    for (const FieldInfo &f : AllFields()) {
+      if (f.header != *h || f.container != Field::kNone || !emit::PlacementOf(f.field, spec.kind)) {
+        continue;
+      }
+      auto [value, mask] = emit::GetField(spec, f.field);
+      if (!mask.isZero()) {
+        t.matches.push_back({layer, f.field, value & mask, mask});
+      }
+    }
+  }
+  llvm::sort(t.matches, [](const expand::TernaryMatch &a, const expand::TernaryMatch &b) {
+    return std::make_pair(a.layer, a.field) < std::make_pair(b.layer, b.field);
+  });
+  return t;
+}
 
 Result Verify(const ir::Policy &policy, const target::Target &target,
               llvm::ArrayRef<emit::OutputRule> rules, const Options &options) {

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "compiler/emit/outputs.h"
+#include "compiler/expand/expand.h"
 #include "compiler/ir/ir.h"
 #include "compiler/target/profile.h"
 #include "llvm/ADT/ArrayRef.h"
@@ -62,6 +63,14 @@ struct Result {
 /// outcome on both sides.
 Result Verify(const ir::Policy &policy, const target::Target &target,
               llvm::ArrayRef<emit::OutputRule> rules, const Options &options);
+
+/// The packets a decoded rule matches, as the NIC reads its specs: each
+/// match spec requires its header, at the inner level when flagged INNER
+/// (verbs-facts §1.5, §3.3); the tunnel specs (VXLAN, GRE, an outer MPLS)
+/// describe the tunnel layer; each field with a non-zero mask is compared
+/// under it. Sub-fields are read through their containers. `index` becomes
+/// the result's `source`.
+expand::TernaryRule MatchOf(const emit::HwRule &rule, uint32_t index);
 
 } // namespace flowc::verify
 
