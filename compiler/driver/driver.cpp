@@ -925,9 +925,16 @@ std::optional<int> Build(const CheckOptions &o, const ir::Policy &policy,
           << " (+" << static_cast<int64_t>(hw.copies) + hw.split_into - hw.split_from
           << " rules)\n";
     }
-    if (hw.table_moves > 0) {
+    if (hw.table_moves > 0 || hw.tables_reordered > 0) {
       err << "stats: to fit " << t->profile->name << "'s flow tables of " << t->TableEntries()
-          << " entries, " << hw.table_moves << " rule(s) were moved to later priority levels\n";
+          << " entries, ";
+      if (hw.tables_reordered > 0) {
+        err << hw.tables_reordered << " table(s) get their rules most frequent match mask first"
+            << (hw.table_moves > 0 ? " and " : "\n");
+      }
+      if (hw.table_moves > 0) {
+        err << hw.table_moves << " rule(s) were moved to later priority levels\n";
+      }
     }
   }
   if (diags.error_count() > 0) {

@@ -4,11 +4,14 @@
 
 #include <algorithm>
 #include <map>
+#include <numeric>
+#include <tuple>
 
 #include "compiler/expand/overlap_index.h"
 #include "compiler/target/tables.h"
-#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/Support/FormatVariadic.h"
 
@@ -1122,6 +1125,32 @@ private:
     }
   }
 
+  /// The rules of each table (`table`, kNone for none), most frequent
+  /// match mask first, then by the mask's first rule and in policy order.
+  /// Installed so, the masks with the most rules take a table's big groups
+  /// (verbs-facts §3.8): a mask that appears first in policy order with one
+  /// rule no longer takes a group of 9,362 entries from the mask of the
+  /// next thousands.
+  static std::vector<uint32_t> ByMaskFrequency(const std::vector<uint32_t> &table,
+                                               const std::vector<uint32_t> &mask) {
+    llvm::DenseMap<uint64_t, std::pair<uint32_t, uint32_t>> seen; // count, first rule
+    auto key = [&](uint32_t i) { return (uint64_t{table[i]} << 32) | mask[i]; };
+    for (uint32_t i = 0; i < table.size(); ++i) {
+      ++seen.try_emplace(key(i), 0, i).first->second.first;
+    }
+    std::vector<std::pair<uint32_t, uint32_t>> of(table.size());
+    for (uint32_t i = 0; i < table.size(); ++i) {
+      of[i] = seen.find(key(i))->second;
+    }
+    std::vector<uint32_t> order(table.size());
+    std::iota(order.begin(), order.end(), 0);
+    llvm::sort(order, [&](uint32_t a, uint32_t b) {
+      return std::make_tuple(table[a], of[b].first, of[a].second, a) <
+             std::make_tuple(table[b], of[a].first, of[b].second, b);
+    });
+    return order;
+  }
+
   /// Keeps every flow table within its entries (mlx5, verbs-facts §3.8).
   /// Each table is filled in the order flowrt creates the rules (policy
   /// order). Where one overflows, trapping rules leave it for a later level
@@ -1165,10 +1194,15 @@ private:
       mask[i] = masks.try_emplace(MaskKey(hw), static_cast<uint32_t>(masks.size())).first->second;
     }
     std::vector<TableFill::Slot> slot(n, TableFill::Slot::kGroup);
+    // The order flowrt creates each table's rules in: policy order, or, once
+    // that overflows, ByMaskFrequency().
+    std::vector<uint32_t> order;
+    std::vector<TableFill> fills;
     auto fill = [&] {
-      std::vector<TableFill> fills(keys.size(), TableFill(entries, groups));
+      fills.assign(keys.size(), TableFill(entries, groups));
       uint64_t full = 0;
-      for (size_t i = 0; i < n; ++i) {
+      for (size_t k = 0; k < n; ++k) {
+        size_t i = order.empty() ? k : order[k];
         if (table[i] != kNone) {
           slot[i] = fills[table[i]].Add(mask[i]);
           full += slot[i] == TableFill::Slot::kFull;
@@ -1178,6 +1212,50 @@ private:
     };
     uint64_t full = fill();
     if (full == 0) {
+      return;
+    }
+    order = ByMaskFrequency(table, mask);
+    full = fill();
+    // Emits each table's rules in `order`, in the places its rules had:
+    // rules of different tables never compete for a packet.
+    auto reorder = [&] {
+      std::vector<uint32_t> perm(n);
+      std::iota(perm.begin(), perm.end(), 0);
+      std::vector<std::vector<uint32_t>> places(keys.size());
+      for (uint32_t i = 0; i < n; ++i) {
+        if (table[i] != kNone) {
+          places[table[i]].push_back(i);
+        }
+      }
+      std::vector<size_t> next(keys.size(), 0);
+      std::vector<bool> changed(keys.size(), false);
+      for (uint32_t i : order) {
+        if (table[i] != kNone) {
+          uint32_t place = places[table[i]][next[table[i]]++];
+          perm[place] = i;
+          changed[table[i]] = changed[table[i]] || place != i;
+        }
+      }
+      out_.tables_reordered = static_cast<uint32_t>(llvm::count(changed, true));
+      std::vector<HwRuleInfo> rules(n);
+      for (size_t p = 0; p < n; ++p) {
+        rules[p] = std::move(out_.rules[perm[p]]);
+      }
+      out_.rules = std::move(rules);
+      auto apply = [&](auto &v) {
+        auto old = v;
+        for (size_t p = 0; p < n; ++p) {
+          v[p] = old[perm[p]];
+        }
+      };
+      apply(table);
+      apply(mask);
+      apply(slot);
+      apply(multicast);
+      order.clear();
+    };
+    if (full == 0) {
+      reorder();
       return;
     }
     const uint64_t safe = TableFill::SafeRules(entries, groups);
@@ -1229,9 +1307,12 @@ private:
               }
               hi = lc - 1;
             });
+        // Room for one more rule: any mix of masks fits up to `safe` rules;
+        // beyond, its mask's groups or a free entry (as the table fills
+        // now, which the next fill() checks again).
         auto room = [&](unsigned l) {
           auto it = ids.find({static_cast<int>(r.direction), r.port, 2ull * l + 1});
-          return it == ids.end() || count[it->second] < safe;
+          return it == ids.end() || count[it->second] < safe || fills[it->second].Fits(mask[i]);
         };
         // The highest level already used leaves the most room to the rules
         // before it; failing that, as few new levels as possible.
@@ -1253,14 +1334,20 @@ private:
         if (table[i] >= count.size()) {
           count.resize(keys.size(), 0);
           need.resize(keys.size(), 0);
+          fills.resize(keys.size(), TableFill(entries, groups));
         }
         ++count[table[i]];
+        fills[table[i]].Add(mask[i]);
         out_.levels_used = std::max(out_.levels_used, to + 1);
         ++moved;
       }
       out_.table_moves += moved;
-      full = fill();
+      if (moved > 0) {
+        order = ByMaskFrequency(table, mask);
+        full = fill();
+      }
     }
+    reorder();
     // What still does not fit: the first rule each full table refuses.
     std::vector<bool> reported(keys.size(), false);
     for (size_t i = 0; i < n && full > 0; ++i) {
@@ -1280,12 +1367,12 @@ private:
       current_ = &r;
       const HwRuleInfo &hw = out_.rules[i];
       std::string which =
-          multicast[i] ? std::string("multicast table")
-                       : llvm::formatv("{0}table of priority {1}",
-                                       (hw.rule.flags & emit::kFlagDontTrap) != 0 ? "DONT_TRAP "
-                                                                                  : "",
-                                       hw.rule.priority)
-                             .str();
+          multicast[i]
+              ? std::string("multicast table")
+              : llvm::formatv("{0}table of priority {1}",
+                              (hw.rule.flags & emit::kFlagDontTrap) != 0 ? "DONT_TRAP " : "",
+                              hw.rule.priority)
+                    .str();
       Report(Kind::kTableFull, r.range.Start,
              llvm::formatv("{0}'s {1} would be full before this rule (ENOSPC): it would hold "
                            "{2} rules with {3} different match masks, and a table has {4} "
@@ -1701,8 +1788,7 @@ HwPolicy Legalize(const ir::Policy &policy, const expand::Expanded &expanded, co
 
 HwPolicy ExpandAndLegalize(const ir::Policy &policy, const Target &target,
                            const expand::Options &options, diag::Engine &diags,
-                           expand::Expanded &expanded, Refiner *refiner,
-                           FitProgress progress) {
+                           expand::Expanded &expanded, Refiner *refiner, FitProgress progress) {
   Legalizer legalizer(policy, expanded, target, diags);
   legalizer.SetRefiner(refiner, &expanded, std::move(progress));
   expand::ExpandInto(policy, target, options, diags, [&](expand::TernaryRule &&t) {

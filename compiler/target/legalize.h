@@ -56,6 +56,9 @@ struct HwPolicy {
   /// Rules moved to a later level because the flow table of theirs would
   /// be full (mlx5, verbs-facts §3.8).
   uint32_t table_moves = 0;
+  /// Flow tables whose rules are emitted most frequent match mask first,
+  /// not in policy order, so that those masks take the big groups.
+  uint32_t tables_reordered = 0;
   /// The longest chain of rules that compete for a packet with different
   /// outcomes, before budget fitting: the levels the rules need as written.
   unsigned levels_bound = 0;
@@ -91,8 +94,8 @@ public:
 /// Turns the expanded policy into hardware rules for `target` and assigns
 /// hardware priorities. Rules with a problem are reported (FL8001-FL8014)
 /// and left out; the result is usable only if `diags` has no errors.
-HwPolicy Legalize(const ir::Policy &policy, const expand::Expanded &expanded,
-                  const Target &target, diag::Engine &diags);
+HwPolicy Legalize(const ir::Policy &policy, const expand::Expanded &expanded, const Target &target,
+                  diag::Engine &diags);
 
 /// How far budget fitting is: `done` of `total` rules of the port and
 /// direction being fitted.
@@ -111,8 +114,8 @@ HwPolicy ExpandAndLegalize(const ir::Policy &policy, const Target &target,
 /// The target checks of `flowc check`: what Expand and Legalize report,
 /// except the priority budget (FL8009), one representative expansion per
 /// source rule at a time, keeping nothing, so that memory stays flat.
-void CheckForTarget(const ir::Policy &policy, const Target &target,
-                    const expand::Options &options, diag::Engine &diags);
+void CheckForTarget(const ir::Policy &policy, const Target &target, const expand::Options &options,
+                    diag::Engine &diags);
 
 } // namespace flowc::target
 

@@ -15,9 +15,8 @@ TableFill::Slot TableFill::Add(uint32_t mask) {
     ++rules_;
     return Slot::kGroup;
   }
-  // Big groups while fewer than `groups_` exist; a table too small for them
-  // makes one-entry groups only.
-  unsigned size = big_ < groups_ && group_size_ > 0 ? group_size_ : 1;
+  // A table too small for big groups makes one-entry groups only.
+  unsigned size = NextGroupSize();
   if (used_ + size > entries_) {
     return Slot::kFull;
   }
@@ -28,6 +27,13 @@ TableFill::Slot TableFill::Add(uint32_t mask) {
   free_[mask] += size - 1;
   ++rules_;
   return size == 1 ? Slot::kSingle : Slot::kGroup;
+}
+
+bool TableFill::Fits(uint32_t mask) const {
+  if (mask < free_.size() && free_[mask] > 0) {
+    return true;
+  }
+  return used_ + NextGroupSize() <= entries_;
 }
 
 uint64_t TableFill::SafeRules(unsigned entries, unsigned groups) {

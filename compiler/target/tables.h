@@ -27,8 +27,10 @@ public:
   TableFill(unsigned entries, unsigned groups)
       : entries_(entries), groups_(groups), group_size_(entries / (groups + 1)) {}
 
-  /// Adds a rule whose match mask is `mask` (an id from MaskIds).
+  /// Adds a rule whose match mask is `mask` (a small id per MaskKey()).
   Slot Add(uint32_t mask);
+  /// Whether Add(mask) would find room.
+  bool Fits(uint32_t mask) const;
   uint32_t rules() const { return rules_; }
 
   /// The most rules any table of this shape takes whatever their masks and
@@ -36,6 +38,10 @@ public:
   static uint64_t SafeRules(unsigned entries, unsigned groups);
 
 private:
+  /// The size of the group a new mask (or a mask whose groups are full)
+  /// gets: big while fewer than `groups_` big ones exist, then one entry.
+  unsigned NextGroupSize() const { return big_ < groups_ && group_size_ > 0 ? group_size_ : 1; }
+
   unsigned entries_, groups_, group_size_;
   /// Free entries in the groups of each mask.
   std::vector<uint32_t> free_;

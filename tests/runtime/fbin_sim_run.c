@@ -1,7 +1,8 @@
-/* fbin-sim-run [--profile mlx5|mlx4] [--ports N] FILE.fbin < script: loads a
+/* fbin-sim-run [--profile mlx5|mlx4] [--ports N] [--table-entries N] FILE.fbin < script: loads a
  * compiled policy onto a simulated device with libflowrt, as a program would
  * (one QP per queue, an anchor QP, handles bound to stand-ins, counters
- * created by the runtime), then follows the script on standard input, one
+ * created by the runtime; --table-entries sets the entries of an mlx5 flow
+ * table), then follows the script on standard input, one
  * command per line:
  *   PORT HEXBYTES   classify a frame received on PORT; prints where it went:
  *                   "queue NAME [tag N]", "dropped", or "untaken"
@@ -157,21 +158,27 @@ static void classify(unsigned port, const char *hex, int sending) {
 int main(int argc, char **argv) {
   enum flowrt_sim_profile profile = FLOWRT_SIM_MLX5;
   unsigned ports = 2;
+  uint32_t table_entries = 0;
   int a = 1;
   for (; a + 1 < argc && strncmp(argv[a], "--", 2) == 0; a += 2) {
     if (strcmp(argv[a], "--profile") == 0) {
       profile = strcmp(argv[a + 1], "mlx4") == 0 ? FLOWRT_SIM_MLX4 : FLOWRT_SIM_MLX5;
     } else if (strcmp(argv[a], "--ports") == 0) {
       ports = (unsigned)atoi(argv[a + 1]);
+    } else if (strcmp(argv[a], "--table-entries") == 0) {
+      table_entries = (uint32_t)strtoul(argv[a + 1], NULL, 10);
     } else {
       break;
     }
   }
   if (a + 1 != argc) {
-    fprintf(stderr, "usage: fbin-sim-run [--profile mlx5|mlx4] [--ports N] FILE.fbin < script\n");
+    fprintf(stderr, "usage: fbin-sim-run [--profile mlx5|mlx4] [--ports N] [--table-entries N] "
+                    "FILE.fbin < script\n");
     return 2;
   }
-  dev = flowrt_sim_open(profile, NULL, (uint8_t)ports);
+  struct flowrt_sim_caps caps = flowrt_sim_default_caps();
+  caps.mlx5_table_entries = table_entries;
+  dev = flowrt_sim_open(profile, &caps, (uint8_t)ports);
   if (dev == NULL) {
     fprintf(stderr, "fbin-sim-run: cannot open the simulated device\n");
     return 2;

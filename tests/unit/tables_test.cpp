@@ -29,9 +29,15 @@ TEST(TableFill, OneMaskFillsItsGroupsAndThenSingles) {
   unsigned group = 0, single = 0, full = 0;
   for (unsigned i = 0; i < 20; ++i) {
     switch (t.Add(0)) {
-    case Slot::kGroup: ++group; break;
-    case Slot::kSingle: ++single; break;
-    case Slot::kFull: ++full; break;
+    case Slot::kGroup:
+      ++group;
+      break;
+    case Slot::kSingle:
+      ++single;
+      break;
+    case Slot::kFull:
+      ++full;
+      break;
     }
   }
   // 6 groups of 2 (12 rules, 6 of them making a group), then 2 singles.
@@ -50,6 +56,23 @@ TEST(TableFill, SafeRulesFitWhateverTheMasks) {
     EXPECT_EQ(t.Add(static_cast<uint32_t>(safe)), Slot::kFull) << entries;
   }
   EXPECT_EQ(TableFill::SafeRules(65536, 6), 9370u);
+}
+
+TEST(TableFill, FitsSaysWhetherAddFindsRoom) {
+  TableFill t(14, 6); // groups of 2
+  for (uint32_t m = 0; m < 6; ++m) {
+    ASSERT_TRUE(t.Fits(m));
+    t.Add(m); // 12 entries in groups, each with one free
+  }
+  EXPECT_TRUE(t.Fits(7)); // a single entry
+  t.Add(7);
+  t.Add(8);
+  // Every entry is taken; masks 0..5 still have room in their groups.
+  EXPECT_FALSE(t.Fits(9));
+  EXPECT_EQ(t.Add(9), Slot::kFull);
+  EXPECT_TRUE(t.Fits(5));
+  EXPECT_EQ(t.Add(5), Slot::kGroup);
+  EXPECT_FALSE(t.Fits(5));
 }
 
 TEST(TableFill, SmallTablesMakeOneEntryGroups) {
