@@ -3,6 +3,7 @@
 #include "flowrt/sim.h"
 
 #include <errno.h>
+#include <search.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -61,19 +62,58 @@ struct sim_flow {
   // it joined an entry another flow created, whose tag it then shares. Unused for non-NORMAL.
   bool entry_tagged;
   uint32_t entry_tag;
-  // mlx5: the flow group of the flow's table entry (§3.8), or NULL.
-  struct sim_group *group;
+  // mlx5 NORMAL ingress: the flow table entry the flow is a member of (§3.8), or NULL, and
+  // the next member.
+  struct sim_entry *entry;
+  struct sim_flow *entry_next;
   struct sim_flow *next;
 };
 
-// One flow group of an mlx5 table (fs_core's auto-grouping, §3.8): entries [start, start+size)
-// of the table of (port, table), for the flows of one match mask; `used` entries taken.
-struct sim_group {
+// A flow's match as mlx5 compares it (see "Flow table entries" below): port, hardware table
+// and the match items sorted, with their values (an entry's key) or with the values zeroed
+// (a flow group's key), so that equal matches have equal bytes.
+struct sim_key {
   uint8_t port;
   unsigned table;
-  struct sim_flow *mask_of; // a flow of the group, whose match mask the group has
+  unsigned num_items;
+  struct match_item *items;
+};
+
+// One flow table entry: the flows of one match in one table; they never conflict (§3.8).
+struct sim_entry {
+  struct sim_key key;
+  struct sim_flow *members; // through entry_next
+  struct sim_group *group;
+};
+
+// One mlx5 flow table of a port (fs_core's auto-grouping, §3.8): its groups in index order,
+// how many of them are big, and the end of the last one. `holes` says a group before the last
+// was freed, so a new group may fit in a gap.
+struct sim_table {
+  uint8_t port;
+  unsigned table;
+  unsigned big;
+  uint32_t end;
+  bool holes;
+  struct sim_group *first, *last;
+  struct sim_table *next;
+};
+
+// The groups of one match mask in one table, and those of them with a free entry.
+struct sim_mask {
+  struct sim_key key;
+  unsigned num_groups;
+  struct sim_group *open; // through open_next
+};
+
+// One flow group: entries [start, start + size) of its table for the flows of one match mask;
+// `used` of them taken.
+struct sim_group {
+  struct sim_table *table;
+  struct sim_mask *mask;
   uint32_t start, size, used;
-  struct sim_group *next; // the device's groups, by (port, table, start)
+  struct sim_group *prev, *next;           // the table's groups by start
+  struct sim_group *open_prev, *open_next; // the mask's groups with room
 };
 
 struct flowrt_sim_device {
@@ -85,7 +125,11 @@ struct flowrt_sim_device {
   struct sim_qp *qps;
   struct sim_flow *flows;
   struct sim_counters *counters;
-  struct sim_group *groups;
+  // mlx5's flow tables (§3.8): tsearch() trees of the entries (struct sim_entry *) and masks
+  // (struct sim_mask *) by key, and the tables.
+  void *entries;
+  void *masks;
+  struct sim_table *tables;
   unsigned num_flows;
   unsigned num_counters;
   unsigned num_calls;
@@ -270,7 +314,7 @@ static int resolve_actions(struct flowrt_sim_device *dev, const unsigned char *a
 // actions or tag conflict with f's (§3.8). Defined with the classifier below.
 static int join_entry(struct flowrt_sim_device *dev, struct sim_flow *f);
 // Frees f's table entry if no other flow shares it, and its group once empty (§3.8).
-static void leave_group(struct flowrt_sim_device *dev, struct sim_flow *f);
+static void leave_entry(struct flowrt_sim_device *dev, struct sim_flow *f);
 
 static struct ibv_flow *sim_create_flow(struct ibv_qp *qp, struct ibv_flow_attr *flow_attr) {
   struct flowrt_sim_device *dev = device_of(qp->context);
@@ -344,7 +388,7 @@ static int sim_destroy_flow(struct ibv_flow *flow) {
   if (f == NULL) {
     return EINVAL;
   }
-  leave_group(dev, f);
+  leave_entry(dev, f);
   free_flow(f);
   return 0;
 }
@@ -569,17 +613,13 @@ void flowrt_sim_close(struct flowrt_sim_device *dev) {
   while (dev->flows != NULL) {
     struct sim_flow *f = dev->flows;
     dev->flows = f->next;
+    leave_entry(dev, f); // the last member frees the entry, its group, mask and table
     free_flow(f);
   }
   while (dev->counters != NULL) {
     struct sim_counters *c = dev->counters;
     dev->counters = c->next;
     free_counters(c);
-  }
-  while (dev->groups != NULL) {
-    struct sim_group *g = dev->groups;
-    dev->groups = g->next;
-    free(g);
   }
   while (dev->qps != NULL) {
     struct sim_qp *q = dev->qps;
@@ -631,6 +671,7 @@ void flowrt_sim_destroy_qp(struct ibv_qp *qp) {
     }
     *link = f->next;
     --dev->num_flows;
+    leave_entry(dev, f);
     free_flow(f);
   }
   free(q);
@@ -983,9 +1024,10 @@ static bool flow_has(const struct flowrt_sim_rule *r, uint32_t type) {
 // (hw_table(): priority, DONT_TRAP, multicast-only placement), joins that entry: its QP is
 // appended as one more destination (the same QP again only takes a reference), and the frame
 // goes to every QP of the entry. fs_core refuses the join with EEXIST when the actions conflict
-// or the tags differ (check_conflicting_ftes). The sim keeps one sim_flow per ibv_flow and finds
-// an entry's members by comparing matches; members never conflict, so any member stands for the
-// entry's actions, and each carries the entry's tag in entry_tag.
+// or the tags differ (check_conflicting_ftes). The sim keeps one sim_flow per ibv_flow, and one
+// sim_entry per entry, found by its key (port, table and the sorted match items) in a tsearch()
+// tree; members never conflict, so any member stands for the entry's actions, and each carries
+// the entry's tag in entry_tag. Flow groups are found by the key with the values zeroed.
 //
 // "Identical match" here (a conservative version of mlx5's equal match criteria and value):
 // the two flows have the same multiset of match items, spec order ignored, where every match
@@ -1049,10 +1091,8 @@ static unsigned match_items(const struct flowrt_sim_rule *r, struct match_item *
   return n;
 }
 
-// Whether two flows have the same match items (spec order ignored); with `values` false only
-// their types, placements and masks count, as for sharing a flow group.
-static bool same_items(const struct flowrt_sim_rule *a, const struct flowrt_sim_rule *b,
-                       bool values) {
+// Whether two flows have the same match items (spec order ignored).
+static bool same_match(const struct flowrt_sim_rule *a, const struct flowrt_sim_rule *b) {
   struct match_item ia[FLOWRT_SIM_MAX_SPECS];
   struct match_item ib[FLOWRT_SIM_MAX_SPECS];
   unsigned na = match_items(a, ia);
@@ -1060,11 +1100,10 @@ static bool same_items(const struct flowrt_sim_rule *a, const struct flowrt_sim_
   if (na != nb) {
     return false;
   }
-  size_t size = values ? sizeof ia[0] : offsetof(struct match_item, val);
   bool used[FLOWRT_SIM_MAX_SPECS] = {false};
   for (unsigned i = 0; i < na; ++i) {
     unsigned j = 0;
-    while (j < nb && (used[j] || memcmp(&ia[i], &ib[j], size) != 0)) {
+    while (j < nb && (used[j] || memcmp(&ia[i], &ib[j], sizeof ia[0]) != 0)) {
       ++j;
     }
     if (j == nb) {
@@ -1073,10 +1112,6 @@ static bool same_items(const struct flowrt_sim_rule *a, const struct flowrt_sim_
     used[j] = true;
   }
   return true;
-}
-
-static bool same_match(const struct flowrt_sim_rule *a, const struct flowrt_sim_rule *b) {
-  return same_items(a, b, true);
 }
 
 static bool normal_ingress(const struct flowrt_sim_rule *r) {
@@ -1137,91 +1172,254 @@ static bool actions_conflict(const struct sim_flow *a, const struct sim_flow *b)
   return false;
 }
 
-// Whether two flows have the same match mask (the values aside): they may share a flow group.
-static bool same_mask(const struct flowrt_sim_rule *a, const struct flowrt_sim_rule *b) {
-  return same_items(a, b, false);
+static int compare_items(const void *a, const void *b) {
+  return memcmp(a, b, sizeof(struct match_item));
 }
 
-// A new table entry for f (alloc_auto_flow_group, §3.8): a free entry in a group of f's mask, or
-// a new group in the first gap of the table's index range, of entries/7 entries while fewer than
-// 6 such groups exist and of one entry after that. ENOSPC when nothing fits.
-static int take_entry(struct flowrt_sim_device *dev, struct sim_flow *f) {
-  uint8_t port = f->rule.port;
-  unsigned table = hw_table(&f->rule);
-  uint32_t entries = dev->caps.mlx5_table_entries != 0 ? dev->caps.mlx5_table_entries : 65536;
-  uint32_t group_size = entries / 7;
-  unsigned big = 0;
-  for (struct sim_group *g = dev->groups; g != NULL; g = g->next) {
-    if (g->port != port || g->table != table) {
-      continue;
-    }
-    if (g->used < g->size && same_mask(&g->mask_of->rule, &f->rule)) {
-      ++g->used;
-      f->group = g;
-      return 0;
-    }
-    big += g->size == group_size;
+// Makes f's key (sim_key): with `values` false the values are zeroed before sorting, so flows
+// whose masks are equal get equal keys. Returns ENOMEM or 0.
+static int make_key(const struct sim_flow *f, bool values, struct sim_key *key) {
+  struct match_item items[FLOWRT_SIM_MAX_SPECS];
+  unsigned n = match_items(&f->rule, items);
+  for (unsigned i = 0; i < n && !values; ++i) {
+    memset(items[i].val, 0, sizeof items[i].val);
   }
-  uint32_t size = big < 6 && group_size > 0 ? group_size : 1;
-  // The first gap that takes `size` entries, in start order.
-  struct sim_group **link = &dev->groups;
-  uint32_t candidate = 0;
-  for (; *link != NULL; link = &(*link)->next) {
-    struct sim_group *g = *link;
-    if (g->port < port || (g->port == port && g->table < table)) {
-      continue;
-    }
-    if (g->port != port || g->table != table || candidate + size <= g->start) {
-      break;
-    }
-    candidate = g->start + g->size;
-  }
-  if ((uint64_t)candidate + size > entries) {
-    return ENOSPC;
-  }
-  struct sim_group *g = calloc(1, sizeof *g);
-  if (g == NULL) {
+  qsort(items, n, sizeof items[0], compare_items);
+  key->port = f->rule.port;
+  key->table = hw_table(&f->rule);
+  key->num_items = n;
+  key->items = malloc(n > 0 ? n * sizeof items[0] : 1);
+  if (key->items == NULL) {
     return ENOMEM;
   }
-  g->port = port;
-  g->table = table;
-  g->mask_of = f;
-  g->start = candidate;
-  g->size = size;
-  g->used = 1;
-  g->next = *link;
-  *link = g;
-  f->group = g;
+  memcpy(key->items, items, n * sizeof items[0]);
   return 0;
 }
 
-static void leave_group(struct flowrt_sim_device *dev, struct sim_flow *f) {
-  struct sim_group *g = f->group;
-  if (g == NULL) {
-    return;
+static int compare_keys(const struct sim_key *a, const struct sim_key *b) {
+  if (a->port != b->port) {
+    return a->port < b->port ? -1 : 1;
   }
-  f->group = NULL;
-  struct sim_flow *heir = NULL;
-  for (struct sim_flow *e = dev->flows; e != NULL; e = e->next) {
-    if (e->group == g) {
-      heir = e;
-      if (same_entry(&e->rule, &f->rule)) {
-        g->mask_of = e;
-        return; // another member keeps the entry
-      }
+  if (a->table != b->table) {
+    return a->table < b->table ? -1 : 1;
+  }
+  if (a->num_items != b->num_items) {
+    return a->num_items < b->num_items ? -1 : 1;
+  }
+  return memcmp(a->items, b->items, a->num_items * sizeof a->items[0]);
+}
+
+// tsearch() comparators: entries and masks both start with their key.
+static int compare_keyed(const void *a, const void *b) {
+  return compare_keys((const struct sim_key *)a, (const struct sim_key *)b);
+}
+
+static struct sim_table *find_table(struct flowrt_sim_device *dev, uint8_t port, unsigned table,
+                                    bool create) {
+  for (struct sim_table *t = dev->tables; t != NULL; t = t->next) {
+    if (t->port == port && t->table == table) {
+      return t;
     }
   }
-  if (--g->used > 0) {
-    g->mask_of = heir;
-    return;
+  struct sim_table *t = create ? calloc(1, sizeof *t) : NULL;
+  if (t != NULL) {
+    t->port = port;
+    t->table = table;
+    t->next = dev->tables;
+    dev->tables = t;
   }
-  for (struct sim_group **link = &dev->groups; *link != NULL; link = &(*link)->next) {
-    if (*link == g) {
-      *link = g->next;
+  return t;
+}
+
+static void free_table(struct flowrt_sim_device *dev, struct sim_table *t) {
+  for (struct sim_table **link = &dev->tables; *link != NULL; link = &(*link)->next) {
+    if (*link == t) {
+      *link = t->next;
       break;
     }
   }
+  free(t);
+}
+
+static void open_group(struct sim_group *g) {
+  g->open_prev = NULL;
+  g->open_next = g->mask->open;
+  if (g->open_next != NULL) {
+    g->open_next->open_prev = g;
+  }
+  g->mask->open = g;
+}
+
+static void close_group(struct sim_group *g) {
+  if (g->open_prev != NULL) {
+    g->open_prev->open_next = g->open_next;
+  } else {
+    g->mask->open = g->open_next;
+  }
+  if (g->open_next != NULL) {
+    g->open_next->open_prev = g->open_prev;
+  }
+  g->open_prev = g->open_next = NULL;
+}
+
+// The mask of `key` (a group key), made if new; takes `key`'s items either way. NULL when out
+// of memory.
+static struct sim_mask *find_mask(struct flowrt_sim_device *dev, struct sim_key *key) {
+  struct sim_mask probe = {.key = *key};
+  void *found = tfind(&probe, &dev->masks, compare_keyed);
+  if (found != NULL) {
+    free(key->items);
+    return *(struct sim_mask **)found;
+  }
+  struct sim_mask *m = calloc(1, sizeof *m);
+  if (m != NULL) {
+    m->key = *key; // tsearch() compares by it
+  }
+  if (m == NULL || tsearch(m, &dev->masks, compare_keyed) == NULL) {
+    free(m);
+    free(key->items);
+    return NULL;
+  }
+  return m;
+}
+
+static void drop_mask_if_unused(struct flowrt_sim_device *dev, struct sim_mask *m) {
+  if (m->num_groups == 0) {
+    tdelete(m, &dev->masks, compare_keyed);
+    free(m->key.items);
+    free(m);
+  }
+}
+
+// A table entry for a new match of f (alloc_auto_flow_group, §3.8): a free entry in a group of
+// f's mask, or a new group in the first gap of the table's index range, of entries/7 entries
+// while fewer than 6 such groups exist and of one entry after that. ENOSPC when nothing fits.
+static int take_entry(struct flowrt_sim_device *dev, const struct sim_flow *f,
+                      struct sim_group **out) {
+  struct sim_key mask_key;
+  if (make_key(f, false, &mask_key) != 0) {
+    return ENOMEM;
+  }
+  struct sim_mask *m = find_mask(dev, &mask_key);
+  if (m == NULL) {
+    return ENOMEM;
+  }
+  struct sim_group *g = m->open;
+  if (g != NULL) {
+    if (++g->used == g->size) {
+      close_group(g);
+    }
+    *out = g;
+    return 0;
+  }
+  uint32_t entries = dev->caps.mlx5_table_entries != 0 ? dev->caps.mlx5_table_entries : 65536;
+  uint32_t group_size = entries / 7;
+  struct sim_table *t = find_table(dev, m->key.port, m->key.table, true);
+  g = t != NULL ? calloc(1, sizeof *g) : NULL;
+  if (g == NULL) {
+    drop_mask_if_unused(dev, m);
+    return ENOMEM;
+  }
+  uint32_t size = t->big < 6 && group_size > 0 ? group_size : 1;
+  // The first gap that takes `size` entries, in index order; without holes, the end.
+  struct sim_group *after = t->last;
+  uint32_t candidate = t->end;
+  if (t->holes) {
+    candidate = 0;
+    after = NULL;
+    for (struct sim_group *e = t->first; e != NULL && candidate + size > e->start; e = e->next) {
+      candidate = e->start + e->size;
+      after = e;
+    }
+  }
+  if ((uint64_t)candidate + size > entries) {
+    free(g);
+    drop_mask_if_unused(dev, m);
+    if (t->first == NULL) {
+      free_table(dev, t);
+    }
+    return ENOSPC;
+  }
+  g->table = t;
+  g->mask = m;
+  g->start = candidate;
+  g->size = size;
+  g->used = 1;
+  g->prev = after;
+  g->next = after != NULL ? after->next : t->first;
+  if (g->next != NULL) {
+    g->next->prev = g;
+  } else {
+    t->last = g;
+    t->end = candidate + size;
+  }
+  if (after != NULL) {
+    after->next = g;
+  } else {
+    t->first = g;
+  }
+  t->big += size == group_size;
+  ++m->num_groups;
+  if (g->used < g->size) {
+    open_group(g);
+  }
+  *out = g;
+  return 0;
+}
+
+// Gives back one entry of g; frees g when it is empty, and its mask and table with it.
+static void release_entry(struct flowrt_sim_device *dev, struct sim_group *g) {
+  if (g->used-- == g->size) {
+    open_group(g);
+  }
+  if (g->used > 0) {
+    return;
+  }
+  close_group(g);
+  struct sim_table *t = g->table;
+  uint32_t entries = dev->caps.mlx5_table_entries != 0 ? dev->caps.mlx5_table_entries : 65536;
+  t->big -= g->size == entries / 7;
+  if (g->prev != NULL) {
+    g->prev->next = g->next;
+  } else {
+    t->first = g->next;
+  }
+  if (g->next != NULL) {
+    g->next->prev = g->prev;
+    t->holes = true;
+  } else {
+    t->last = g->prev;
+    t->end = g->prev != NULL ? g->prev->start + g->prev->size : 0;
+  }
+  struct sim_mask *m = g->mask;
+  --m->num_groups;
   free(g);
+  drop_mask_if_unused(dev, m);
+  if (t->first == NULL) {
+    free_table(dev, t);
+  }
+}
+
+static void leave_entry(struct flowrt_sim_device *dev, struct sim_flow *f) {
+  struct sim_entry *e = f->entry;
+  if (e == NULL) {
+    return;
+  }
+  f->entry = NULL;
+  for (struct sim_flow **link = &e->members; *link != NULL; link = &(*link)->entry_next) {
+    if (*link == f) {
+      *link = f->entry_next;
+      break;
+    }
+  }
+  f->entry_next = NULL;
+  if (e->members != NULL) {
+    return; // another member keeps the entry
+  }
+  tdelete(e, &dev->entries, compare_keyed);
+  release_entry(dev, e->group);
+  free(e->key.items);
+  free(e);
 }
 
 static int join_entry(struct flowrt_sim_device *dev, struct sim_flow *f) {
@@ -1237,24 +1435,49 @@ static int join_entry(struct flowrt_sim_device *dev, struct sim_flow *f) {
   if (dev->profile != FLOWRT_SIM_MLX5 || !normal_ingress(&f->rule)) {
     return 0;
   }
-  for (const struct sim_flow *e = dev->flows; e != NULL; e = e->next) {
-    if (!same_entry(&e->rule, &f->rule)) {
-      continue;
-    }
-    if (actions_conflict(e, f)) {
+  struct sim_entry probe;
+  if (make_key(f, true, &probe.key) != 0) {
+    return ENOMEM;
+  }
+  void *found = tfind(&probe, &dev->entries, compare_keyed);
+  if (found != NULL) {
+    free(probe.key.items);
+    struct sim_entry *e = *(struct sim_entry **)found;
+    const struct sim_flow *m = e->members;
+    if (actions_conflict(m, f)) {
       return EEXIST;
     }
     // check_conflicting_ftes: only a flow with a TAG is checked, against the entry's tag (0 if
     // the entry has none); a flow without one joins and shares the entry's tag.
-    if (f->entry_tagged && f->entry_tag != e->entry_tag) {
+    if (f->entry_tagged && f->entry_tag != m->entry_tag) {
       return EEXIST;
     }
-    f->entry_tagged = e->entry_tagged;
-    f->entry_tag = e->entry_tag;
-    f->group = e->group;
+    f->entry_tagged = m->entry_tagged;
+    f->entry_tag = m->entry_tag;
+    f->entry = e;
+    f->entry_next = e->members;
+    e->members = f;
     return 0;
   }
-  return take_entry(dev, f);
+  struct sim_entry *e = calloc(1, sizeof *e);
+  struct sim_group *g = NULL;
+  int err = e != NULL ? take_entry(dev, f, &g) : ENOMEM;
+  if (err == 0) {
+    e->key = probe.key; // tsearch() compares by it
+    if (tsearch(e, &dev->entries, compare_keyed) == NULL) {
+      release_entry(dev, g);
+      err = ENOMEM;
+    }
+  }
+  if (err != 0) {
+    free(probe.key.items);
+    free(e);
+    return err;
+  }
+  e->members = f;
+  e->group = g;
+  f->entry = e;
+  return 0;
 }
 
 static void count_frame(struct sim_flow *f, size_t len) {

@@ -477,8 +477,39 @@ static void test_table_full(void) {
   flowrt_sim_close(dev);
 }
 
+// Destroying a QP destroys its flows, and with them their table entries: the table is empty
+// again afterwards.
+static void test_destroy_qp_frees_entries(void) {
+  struct flowrt_sim_caps caps = flowrt_sim_default_caps();
+  caps.mlx5_table_entries = 14;
+  struct flowrt_sim_device *dev = flowrt_sim_open(FLOWRT_SIM_MLX5, &caps, 1);
+  struct ibv_qp *first = flowrt_sim_create_qp(dev, IBV_QPT_RAW_PACKET);
+  struct ibv_qp *second = flowrt_sim_create_qp(dev, IBV_QPT_RAW_PACKET);
+  struct rule r;
+  for (unsigned i = 0; i < 8; ++i) {
+    masked_rule(&r, 0, 0x0a000000 + (i << 8), 20 + i);
+    install(first, &r);
+  }
+  // The second QP shares the /20 entry; the table is full for new masks.
+  masked_rule(&r, 0, 0x0a000000, 20);
+  install(second, &r);
+  masked_rule(&r, 0, 0x0c000000, 30);
+  REFUSED(dev, second, &r, ENOSPC);
+  flowrt_sim_destroy_qp(first);
+  CHECK(flowrt_sim_num_flows(dev) == 1);
+  // Everything but the shared /20 entry is free: five masks take groups, two take singles.
+  for (unsigned i = 1; i < 8; ++i) {
+    masked_rule(&r, 0, 0x0d000000 + (i << 8), 20 + i);
+    install(second, &r);
+  }
+  masked_rule(&r, 0, 0x0e000000, 30);
+  REFUSED(dev, second, &r, ENOSPC);
+  flowrt_sim_close(dev);
+}
+
 int main(void) {
   test_table_full();
+  test_destroy_qp_frees_entries();
   test_drop_conflict();
   test_tag_conflict();
   test_replication();
