@@ -730,6 +730,10 @@ private:
         Place(members, &goals, placed, overflow);
       }
       ReportPlacement(placed, overflow);
+      // Copies went in before the block that needed them (Copy()).
+      std::stable_sort(members.begin(), members.end(), [&](size_t a, size_t b) {
+        return out_.rules[a].source < out_.rules[b].source;
+      });
       CheckMulticastOrder(members);
     }
     if (!dead_.empty() || out_.copies > 0) {
@@ -1023,6 +1027,7 @@ private:
           size_t self = members[b], before = members.size();
           std::vector<size_t> pieces;
           fit_failure_.clear();
+          copies_at_ = k;
           bool split = Split(members, index, self, limit, 0, pieces);
           why = fit_failure_;
           // Rules lowered on the way, even if this one then failed, were
@@ -1633,7 +1638,9 @@ private:
       return true; // already in `members` and the index
     }
     ++out_.copies;
-    members.insert(llvm::find(members, j) + 1, c);
+    // Before the block being placed: no later step of Place() looks there,
+    // and the group is put back in policy order once placed.
+    members.insert(members.begin() + static_cast<std::ptrdiff_t>(copies_at_), c);
     index.Insert(static_cast<uint32_t>(c), expanded_mut_->rules[out_.rules[c].expanded]);
     std::vector<size_t> made{c};
     if (lv >= limit) {
@@ -1761,6 +1768,9 @@ private:
   std::vector<size_t> dead_;
   /// Why the last Split() failed.
   std::string fit_failure_;
+  /// Where Copy() puts copies in the group's members: the start of the
+  /// block Place() is fitting.
+  size_t copies_at_ = 0;
   /// Per out_.rules index: the level it would need without budget fitting
   /// (Place() without a goal); pieces have their rule's.
   std::vector<unsigned> chain_;
