@@ -1157,8 +1157,10 @@ private:
   }
 
   /// Keeps every flow table within its entries (mlx5, verbs-facts §3.8).
-  /// Each table is filled in the order flowrt creates the rules (policy
-  /// order). Where one overflows, trapping rules leave it for a later level
+  /// Each table is filled in the order flowrt creates the rules: policy
+  /// order, or, once that overflows, each table's rules most frequent mask
+  /// first (ByMaskFrequency()), the order they are then emitted in. Where
+  /// one still overflows, trapping rules leave it for a later level
   /// (a higher number) below which no rule they overlap with a different
   /// outcome sits, a level already used if one has room: such a rule still
   /// comes after every rule it came after, and before every rule with a
