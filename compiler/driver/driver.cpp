@@ -770,14 +770,14 @@ std::optional<int> Trace(const CheckOptions &o, const ir::Policy &policy, diag::
         for (uint32_t i : hwf.copies) {
           llvm::json::Object c = rule_json(source_of(i));
           c["hardware_rule"] = static_cast<int64_t>(i);
-          c["priority"] = static_cast<int64_t>(hw.rules[i].rule.priority);
+          c["priority"] = static_cast<int64_t>(decoded[i].priority);
           hc.push_back(std::move(c));
         }
         llvm::json::Value taker = nullptr;
         if (hwf.taker) {
           llvm::json::Object c = rule_json(source_of(*hwf.taker));
           c["hardware_rule"] = static_cast<int64_t>(*hwf.taker);
-          c["priority"] = static_cast<int64_t>(hw.rules[*hwf.taker].rule.priority);
+          c["priority"] = static_cast<int64_t>(decoded[*hwf.taker].priority);
           c["multicast_table"] = multicast_table(*hwf.taker);
           taker = std::move(c);
         }
@@ -808,14 +808,13 @@ std::optional<int> Trace(const CheckOptions &o, const ir::Policy &policy, diag::
     }
     for (uint32_t i : hwf.copies) {
       out << "  " << t->profile->name << ":     copy by hardware rule " << i << " (priority "
-          << hw.rules[i].rule.priority << ", from " << ir::RuleTitle(policy.rules[source_of(i)])
-          << ")\n";
+          << decoded[i].priority << ", from " << ir::RuleTitle(policy.rules[source_of(i)]) << ")\n";
     }
     if (hwf.taker) {
       out << "  " << t->profile->name << ":     taken by hardware rule " << *hwf.taker << " ("
           << (multicast_table(*hwf.taker)
                   ? "multicast priority, after every other"
-                  : "priority " + std::to_string(hw.rules[*hwf.taker].rule.priority))
+                  : "priority " + std::to_string(decoded[*hwf.taker].priority))
           << ", from " << ir::RuleTitle(policy.rules[source_of(*hwf.taker)]) << ")\n";
     } else {
       out << "  " << t->profile->name << ":     " << nothing << "\n";

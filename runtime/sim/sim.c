@@ -1172,6 +1172,15 @@ static bool actions_conflict(const struct sim_flow *a, const struct sim_flow *b)
   return false;
 }
 
+// The entries of one mlx5 flow table, and the size of its big groups (§3.8).
+static uint32_t table_entries(const struct flowrt_sim_device *dev) {
+  return dev->caps.mlx5_table_entries != 0 ? dev->caps.mlx5_table_entries : 65536;
+}
+
+static uint32_t big_group_size(const struct flowrt_sim_device *dev) {
+  return table_entries(dev) / 7;
+}
+
 static int compare_items(const void *a, const void *b) {
   return memcmp(a, b, sizeof(struct match_item));
 }
@@ -1312,8 +1321,8 @@ static int take_entry(struct flowrt_sim_device *dev, const struct sim_flow *f,
     *out = g;
     return 0;
   }
-  uint32_t entries = dev->caps.mlx5_table_entries != 0 ? dev->caps.mlx5_table_entries : 65536;
-  uint32_t group_size = entries / 7;
+  uint32_t entries = table_entries(dev);
+  uint32_t group_size = big_group_size(dev);
   struct sim_table *t = find_table(dev, m->key.port, m->key.table, true);
   g = t != NULL ? calloc(1, sizeof *g) : NULL;
   if (g == NULL) {
@@ -1377,8 +1386,7 @@ static void release_entry(struct flowrt_sim_device *dev, struct sim_group *g) {
   }
   close_group(g);
   struct sim_table *t = g->table;
-  uint32_t entries = dev->caps.mlx5_table_entries != 0 ? dev->caps.mlx5_table_entries : 65536;
-  t->big -= g->size == entries / 7;
+  t->big -= g->size == big_group_size(dev);
   if (g->prev != NULL) {
     g->prev->next = g->next;
   } else {
