@@ -351,14 +351,25 @@ Packet PacketSpace::Pick(const bdd &set) const {
   return p;
 }
 
-Packet PacketSpace::Sample(const bdd &set, uint64_t seed) const {
-  // splitmix64: a fixed sequence per seed, so results do not vary by run.
-  auto next = [&seed]() {
-    uint64_t z = (seed += 0x9e3779b97f4a7c15ull);
+namespace {
+/// splitmix64: a fixed sequence per seed, so results do not vary by run.
+class SplitMix {
+public:
+  explicit SplitMix(uint64_t seed) : state_(seed) {}
+  uint64_t operator()() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
-  };
+  }
+
+private:
+  uint64_t state_;
+};
+} // namespace
+
+Packet PacketSpace::Sample(const bdd &set, uint64_t seed) const {
+  SplitMix next(seed);
   Packet p;
   p.bits.resize(static_cast<size_t>(bdd_varnum()));
   for (uint8_t &bit : p.bits) {
@@ -373,6 +384,53 @@ Packet PacketSpace::Sample(const bdd &set, uint64_t seed) const {
     node = up ? high : low;
   }
   return p;
+}
+
+bool PacketSpace::PickInCube(const Literals &cube, uint64_t seed,
+                             std::vector<uint8_t> &bits) const {
+  SplitMix next(seed);
+  auto vars = static_cast<size_t>(bdd_varnum());
+  bits.resize(vars);
+  for (uint8_t &bit : bits) {
+    bit = seed == 0 ? 0 : static_cast<uint8_t>(next() & 1);
+  }
+  std::vector<uint8_t> fixed(vars, 0);
+  for (const CubeWord &w : cube) {
+    for (uint64_t care = w.care; care != 0; care &= care - 1) {
+      auto bit = static_cast<unsigned>(llvm::countTrailingZeros(care));
+      size_t var = static_cast<size_t>(w.word) * 64 + bit;
+      fixed[var] = 1;
+      bits[var] = static_cast<uint8_t>((w.value >> bit) & 1);
+    }
+  }
+  // A path of Universe() to true that agrees with the cube. Variables the
+  // path skips are free in Universe(), so they keep the cube's value or the
+  // drawn one. Nodes found to have no such path below are not walked again,
+  // so the walk visits each node of Universe() at most once.
+  std::vector<int> dead;
+  const int yes = bddtrue.id(), no = bddfalse.id();
+  auto walk = [&](auto &self, int node) -> bool {
+    if (node == yes || node == no) {
+      return node == yes;
+    }
+    if (llvm::is_contained(dead, node)) {
+      return false;
+    }
+    auto var = static_cast<size_t>(bdd_var(node));
+    uint8_t first = bits[var];
+    for (uint8_t b : {first, static_cast<uint8_t>(first ^ 1)}) {
+      if (b != first && fixed[var] != 0) {
+        break;
+      }
+      if (self(self, b != 0 ? bdd_high(node) : bdd_low(node))) {
+        bits[var] = b;
+        return true;
+      }
+    }
+    dead.push_back(node);
+    return false;
+  };
+  return walk(walk, universe_.id());
 }
 
 bool PacketSpace::InCube(const Literals &cube, const std::vector<uint8_t> &bits) {
@@ -403,6 +461,26 @@ bool PacketSpace::CubeContains(const Literals &outer, const Literals &inner) {
   return true;
 }
 
+llvm::APInt PacketSpace::BlockValue(const Block &block, const std::vector<uint8_t> &bits) {
+  llvm::APInt v(block.bits, 0);
+  for (unsigned i = 0; i < block.bits; ++i) {
+    if (bits[static_cast<size_t>(block.first_var + static_cast<int>(block.bits - 1 - i))]) {
+      v.setBit(i);
+    }
+  }
+  return v;
+}
+
+expand::TernaryRule PacketSpace::PointOf(const std::vector<uint8_t> &bits) const {
+  expand::TernaryRule point;
+  point.source = 0;
+  for (const auto &[key, b] : blocks_) {
+    point.matches.push_back(
+        {key.first, key.second, BlockValue(b, bits), llvm::APInt::getAllOnes(b.bits)});
+  }
+  return point;
+}
+
 void PacketSpace::Decode(Packet &p) const {
   for (const auto &[key, var] : header_vars_) {
     p.headers[key] = p.bits[static_cast<size_t>(var)] != 0;
@@ -411,12 +489,7 @@ void PacketSpace::Decode(Packet &p) const {
     p.vlan_tag[static_cast<unsigned>(layer)] = p.bits[static_cast<size_t>(var)] != 0;
   }
   for (const auto &[key, b] : blocks_) {
-    llvm::APInt v(b.bits, 0);
-    for (unsigned i = 0; i < b.bits; ++i) {
-      if (p.bits[static_cast<size_t>(b.first_var + static_cast<int>(b.bits - 1 - i))]) {
-        v.setBit(i);
-      }
-    }
+    llvm::APInt v = BlockValue(b, p.bits);
     p.fields.emplace(key, v);
     // The sub-fields of a container, for Format() of rules that name them.
     for (const FieldInfo &sub : AllFields()) {

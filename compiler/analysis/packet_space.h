@@ -90,11 +90,20 @@ public:
   /// Another packet of a non-empty `set`, its free bits and branches drawn
   /// from `seed`.
   Packet Sample(const bdd &set, uint64_t seed) const;
+  /// Sets `bits` (as Packet::bits) to a packet of `cube` that can exist
+  /// (one of Universe()), without building a set; false if there is none.
+  /// Seed 0 leaves free bits 0 and takes low branches first, like Pick();
+  /// other seeds draw them, like Sample().
+  bool PickInCube(const Literals &cube, uint64_t seed, std::vector<uint8_t> &bits) const;
   /// Whether the packet `bits` (Packet::bits) lies in `cube`.
   static bool InCube(const Literals &cube, const std::vector<uint8_t> &bits);
   /// Whether every packet of `inner` lies in `outer` (each literal of
   /// `outer` is one of `inner`'s).
   static bool CubeContains(const Literals &outer, const Literals &inner);
+  /// The packet `bits` as a rule that fixes every field block to its value
+  /// (full masks): a query for OverlapIndex whose candidates include every
+  /// rule whose cube holds the packet.
+  expand::TernaryRule PointOf(const std::vector<uint8_t> &bits) const;
   /// Fills the headers, vlan_tag and fields of `packet` from its bits.
   void Decode(Packet &packet) const;
   /// A packet as `flowc trace --packet` reads it: "eth dst=... type=0x800 /
@@ -111,6 +120,8 @@ private:
     int first_var;
     unsigned bits;
   };
+  /// The value of `block` in the packet `bits`.
+  static llvm::APInt BlockValue(const Block &block, const std::vector<uint8_t> &bits);
   bdd Present(ir::Layer layer, Header header) const;
   bdd FieldIs(ir::Layer layer, Field field, const llvm::APInt &value,
               const llvm::APInt &mask) const;

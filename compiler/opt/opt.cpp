@@ -30,26 +30,36 @@ std::vector<uint32_t> ExactRefiner::Before(const Group &group, const expand::Ter
   return before;
 }
 
+bool ExactRefiner::TakenBefore(const Group &group, const std::vector<uint8_t> &bits,
+                               uint32_t pos) const {
+  bool taken = false;
+  group.index.Query(space_->PointOf(bits), [&](uint32_t id) {
+    uint32_t h = group.trapping[id];
+    taken = taken || (pos_[h] < pos && PacketSpace::InCube(*literals_[h], bits));
+  });
+  return taken;
+}
+
 bool ExactRefiner::Reachable(const Group &group, const expand::TernaryRule &rule,
                              const PacketSpace::Literals &literals, uint32_t pos) const {
+  // Most answers are "yes", and a packet of the rule that no earlier rule
+  // takes shows it: the index finds the few rules that hold one packet,
+  // where listing every earlier rule that meets the rule can take thousands.
+  std::vector<uint8_t> bits;
+  for (uint64_t seed = 0; seed < kSamples; ++seed) {
+    if (!space_->PickInCube(literals, seed, bits)) {
+      return false; // no packet of it can exist
+    }
+    if (!TakenBefore(group, bits, pos)) {
+      return true;
+    }
+  }
   bool covered = false;
   std::vector<uint32_t> before = Before(group, rule, literals, pos, covered);
   if (covered) {
     return false; // one earlier rule takes all of it
   }
   bdd left = space_->Match(literals) & space_->Universe();
-  if (left == bddfalse || before.empty()) {
-    return left != bddfalse;
-  }
-  // Most answers are "yes", and a packet that no earlier rule matches shows
-  // it without building their union: try a few before the exact answer.
-  for (uint64_t seed = 0; seed < 4; ++seed) {
-    analysis::Packet p = seed == 0 ? space_->Pick(left) : space_->Sample(left, seed);
-    if (llvm::none_of(before,
-                      [&](uint32_t h) { return PacketSpace::InCube(*literals_[h], p.bits); })) {
-      return true;
-    }
-  }
   llvm::sort(before);
   for (uint32_t h : before) {
     left = bdd_apply(left, space_->Match(*literals_[h]), bddop_diff);
@@ -153,42 +163,61 @@ uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
     }
     const expand::TernaryRule &rule = expanded_->rules[kept[k].expanded];
     const PacketSpace::Literals &lit = *literals_[k];
+    const expand::OverlapIndex &after = all[group];
+    auto alike = [&](uint32_t j) {
+      return !policy.rules[kept[j].source].pass && target::SameOutcome(policy, kept[k], kept[j]);
+    };
+    // Cheap first: a packet that reaches it and meets another outcome (or
+    // no rule) first settles it. The index finds the rules that hold one
+    // packet; listing every later rule that meets this one can take
+    // thousands.
+    bool differs = false;
+    std::vector<uint8_t> bits;
+    for (uint64_t seed = 0; seed < kSamples && !differs; ++seed) {
+      if (!space_->PickInCube(lit, seed, bits)) {
+        break; // not reached: the sets below say so
+      }
+      if (TakenBefore(*group, bits, pos_[k])) {
+        continue;
+      }
+      auto next = static_cast<uint32_t>(kept.size());
+      after.Query(space_->PointOf(bits), [&](uint32_t j) {
+        if (j > k && j < next && !gone[j] && PacketSpace::InCube(*literals_[j], bits)) {
+          next = j;
+        }
+      });
+      differs = next == kept.size() || !alike(next);
+    }
+    if (differs) {
+      continue;
+    }
     std::vector<uint32_t> later;
-    all[group].Query(rule, [&](uint32_t j) {
+    after.Query(rule, [&](uint32_t j) {
       if (j > k && !gone[j] && PacketSpace::MayOverlap(lit, *literals_[j])) {
         later.push_back(j);
       }
     });
-    auto alike = [&](uint32_t j) {
-      return !policy.rules[kept[j].source].pass && target::SameOutcome(policy, kept[k], kept[j]);
-    };
-    // Cheap first: without a later rule of its outcome that meets it, some
-    // packet ends elsewhere.
+    // Without a later rule of its outcome that meets it, some packet ends
+    // elsewhere.
     if (llvm::none_of(later, alike)) {
       continue;
     }
     llvm::sort(later);
+    // Literals settle the common case: the first later rule that contains
+    // it is alike, and so is every later rule before that one that may meet
+    // it. Each packet that reaches it then goes on to one of those.
+    auto whole = llvm::find_if(
+        later, [&](uint32_t j) { return PacketSpace::CubeContains(*literals_[j], lit); });
+    if (whole != later.end() && std::all_of(later.begin(), std::next(whole), alike)) {
+      gone[k] = true;
+      ++count;
+      continue;
+    }
     // The packets that reach it: its cube less the earlier trapping rules
     // that meet it (a kept rule is reached, so none contains it).
     bool covered = false;
     std::vector<uint32_t> before = Before(*group, rule, lit, pos_[k], covered);
     bdd reach = space_->Match(lit) & space_->Universe();
-    // A packet that reaches it and meets another outcome (or no rule) first
-    // settles it without a set.
-    bool differs = false;
-    for (uint64_t seed = 0; seed < 4 && !differs && reach != bddfalse; ++seed) {
-      analysis::Packet p = seed == 0 ? space_->Pick(reach) : space_->Sample(reach, seed);
-      if (llvm::any_of(before,
-                       [&](uint32_t h) { return PacketSpace::InCube(*literals_[h], p.bits); })) {
-        continue;
-      }
-      auto next = llvm::find_if(
-          later, [&](uint32_t j) { return PacketSpace::InCube(*literals_[j], p.bits); });
-      differs = next == later.end() || !alike(*next);
-    }
-    if (differs) {
-      continue;
-    }
     llvm::sort(before);
     for (uint32_t h : before) {
       if (reach == bddfalse) {

@@ -61,6 +61,12 @@ private:
   std::vector<uint32_t> Before(const Group &group, const expand::TernaryRule &rule,
                                const analysis::PacketSpace::Literals &literals, uint32_t pos,
                                bool &covered) const;
+  /// Whether a trapping rule of `group` before place `pos` takes the packet
+  /// `bits` (analysis::Packet::bits).
+  bool TakenBefore(const Group &group, const std::vector<uint8_t> &bits, uint32_t pos) const;
+  /// Packets tried before an exact answer from sets: enough that most
+  /// answers need no set, few enough to cost little when none settles it.
+  static constexpr uint64_t kSamples = 4;
   /// Whether some packet of `rule` (with `literals`, its cube) is taken by
   /// no trapping rule of `group` before place `pos`.
   bool Reachable(const Group &group, const expand::TernaryRule &rule,

@@ -985,12 +985,16 @@ private:
         index.Query(expanded_.rules[out_.rules[self].expanded],
                     [&](uint32_t j) { candidates.push_back(j); });
         // Highest first: the first rule that must stay before this one
-        // decides its level.
-        llvm::sort(candidates, [&](uint32_t x, uint32_t y) {
+        // decides its level. Most answers come from the first few, so the
+        // candidates go into a heap rather than being sorted.
+        auto lower = [&](uint32_t x, uint32_t y) {
           unsigned ax = above(x), ay = above(y);
-          return ax != ay ? ax > ay : x < y;
-        });
-        for (uint32_t j : candidates) {
+          return ax != ay ? ax < ay : x > y;
+        };
+        std::make_heap(candidates.begin(), candidates.end(), lower);
+        for (auto end = candidates.end(); end != candidates.begin(); --end) {
+          std::pop_heap(candidates.begin(), end, lower);
+          uint32_t j = end[-1];
           if (above(j) <= level_[self]) {
             break;
           }

@@ -1,0 +1,126 @@
+// Unit tests for the packet model's set-free answers: packets picked from a
+// cube within Universe(), and point queries of the overlap index.
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include "compiler/analysis/packet_space.h"
+#include "compiler/expand/expand.h"
+#include "compiler/expand/overlap_index.h"
+#include "tests/unit/policy_fixture.h"
+
+namespace flowc {
+namespace {
+
+using analysis::PacketSpace;
+
+// Rules over every kind of header, so that Universe() has its prerequisites
+// (ethertypes, IP protocols, the VXLAN and MPLS ports) to say no with.
+constexpr const char *kPolicy = R"(
+queue q0, q1;
+ingress port 1 {
+  rule a: ipv4 src 10.0.0.0/8, tcp dst 80 -> steer q0;
+  rule b: ipv6 dst 2001:db8::/32, udp src 53 -> steer q1;
+  rule c: udp dst 4789 -> drop;
+  rule d: ipv4 dst 192.168.1.0/24, vxlan vni 7, inner { ipv4 src 1.2.3.4 } -> steer q1;
+  rule e: ipv4, gre protocol 0x8847, mpls label 100 -> steer q0;
+  rule f: ipv6, esp spi 9 -> drop;
+  rule g: eth type 0x86dd -> steer q0;
+  rule h: ipv4 proto 17 -> steer q1;
+  rule i: tcp src 1000..2000 -> drop;
+  rule j: udp dst 6635, mpls label 5 -> steer q1;
+}
+)";
+
+struct Space {
+  Checked checked;
+  expand::Expanded expanded;
+  std::unique_ptr<PacketSpace> space;
+
+  Space() : checked(CheckSource(kPolicy)) {
+    EXPECT_TRUE(checked.diags.empty()) << checked.diags.front().second;
+    auto target = target::MakeTarget("generic", {});
+    EXPECT_TRUE(bool(target));
+    if (!target) {
+      llvm::consumeError(target.takeError());
+      return;
+    }
+    llvm::SourceMgr sources;
+    Collect collect;
+    diag::Engine engine(sources, {}, collect);
+    expanded = expand::Expand(checked.policy, *target, {}, engine);
+    space = std::make_unique<PacketSpace>(expanded.rules, 1 << 20);
+  }
+
+  /// Whether the packet `bits` is one of Universe()'s, by walking its BDD.
+  bool Exists(const std::vector<uint8_t> &bits) const {
+    bdd node = space->Universe();
+    while (node != bddtrue && node != bddfalse) {
+      node = bits[static_cast<size_t>(bdd_var(node))] != 0 ? bdd_high(node) : bdd_low(node);
+    }
+    return node == bddtrue;
+  }
+};
+
+TEST(PacketSpace, PickInCubeFindsAPacketExactlyWhenTheSetHasOne) {
+  Space s;
+  ASSERT_TRUE(s.space);
+  const auto &rules = s.expanded.rules;
+  ASSERT_GE(rules.size(), 9u);
+  unsigned empty = 0, found = 0;
+  // Every rule and every meet of two: meets of IPv4 and IPv6 rules, or of
+  // a VXLAN rule and a UDP port other than 4789, are cubes no packet has.
+  for (size_t a = 0; a < rules.size(); ++a) {
+    for (size_t b = a; b < rules.size(); ++b) {
+      const PacketSpace::Literals &la = s.space->CubeOfRule(a), &lb = s.space->CubeOfRule(b);
+      if (!PacketSpace::MayOverlap(la, lb)) {
+        continue;
+      }
+      PacketSpace::Literals cube = PacketSpace::Meet(la, lb);
+      bool exists = (s.space->Match(cube) & s.space->Universe()) != bddfalse;
+      for (uint64_t seed = 0; seed < 4; ++seed) {
+        std::vector<uint8_t> bits;
+        bool picked = s.space->PickInCube(cube, seed, bits);
+        ASSERT_EQ(picked, exists) << a << " " << b << " seed " << seed;
+        if (picked) {
+          EXPECT_TRUE(PacketSpace::InCube(cube, bits)) << a << " " << b << " seed " << seed;
+          EXPECT_TRUE(s.Exists(bits)) << a << " " << b << " seed " << seed;
+        }
+      }
+      (exists ? found : empty) += 1;
+    }
+  }
+  // Both answers are exercised.
+  EXPECT_GT(empty, 0u);
+  EXPECT_GT(found, 0u);
+}
+
+TEST(PacketSpace, PointQueriesFindEveryRuleThatHoldsThePacket) {
+  Space s;
+  ASSERT_TRUE(s.space);
+  const auto &rules = s.expanded.rules;
+  expand::OverlapIndex index;
+  for (const expand::TernaryRule &r : rules) {
+    index.Plan(r);
+  }
+  for (size_t i = 0; i < rules.size(); ++i) {
+    index.Insert(static_cast<uint32_t>(i), rules[i]);
+  }
+  for (size_t i = 0; i < rules.size(); ++i) {
+    for (uint64_t seed = 0; seed < 8; ++seed) {
+      std::vector<uint8_t> bits;
+      ASSERT_TRUE(s.space->PickInCube(s.space->CubeOfRule(i), seed, bits)) << i;
+      std::vector<bool> candidate(rules.size(), false);
+      index.Query(s.space->PointOf(bits), [&](uint32_t id) { candidate[id] = true; });
+      EXPECT_TRUE(candidate[i]) << i << " seed " << seed;
+      for (size_t j = 0; j < rules.size(); ++j) {
+        if (PacketSpace::InCube(s.space->CubeOfRule(j), bits)) {
+          EXPECT_TRUE(candidate[j]) << "rule " << j << " holds a packet of " << i;
+        }
+      }
+    }
+  }
+}
+
+} // namespace
+} // namespace flowc
