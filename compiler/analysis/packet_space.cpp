@@ -386,6 +386,24 @@ Packet PacketSpace::Sample(const bdd &set, uint64_t seed) const {
   return p;
 }
 
+namespace {
+/// Calls `fn(var, value)` for each literal of `cube`.
+template <typename Fn> void ForLiterals(const PacketSpace::Literals &cube, Fn &&fn) {
+  for (const PacketSpace::CubeWord &w : cube) {
+    for (uint64_t care = w.care; care != 0; care &= care - 1) {
+      auto bit = static_cast<unsigned>(llvm::countTrailingZeros(care));
+      fn(static_cast<size_t>(w.word) * 64 + bit, static_cast<uint8_t>((w.value >> bit) & 1));
+    }
+  }
+}
+} // namespace
+
+std::vector<uint8_t> PacketSpace::CornerOf(const Literals &cube) const {
+  std::vector<uint8_t> bits(static_cast<size_t>(bdd_varnum()), 0);
+  ForLiterals(cube, [&](size_t var, uint8_t value) { bits[var] = value; });
+  return bits;
+}
+
 bool PacketSpace::PickInCube(const Literals &cube, uint64_t seed,
                              std::vector<uint8_t> &bits) const {
   SplitMix next(seed);
@@ -395,14 +413,10 @@ bool PacketSpace::PickInCube(const Literals &cube, uint64_t seed,
     bit = seed == 0 ? 0 : static_cast<uint8_t>(next() & 1);
   }
   std::vector<uint8_t> fixed(vars, 0);
-  for (const CubeWord &w : cube) {
-    for (uint64_t care = w.care; care != 0; care &= care - 1) {
-      auto bit = static_cast<unsigned>(llvm::countTrailingZeros(care));
-      size_t var = static_cast<size_t>(w.word) * 64 + bit;
-      fixed[var] = 1;
-      bits[var] = static_cast<uint8_t>((w.value >> bit) & 1);
-    }
-  }
+  ForLiterals(cube, [&](size_t var, uint8_t value) {
+    fixed[var] = 1;
+    bits[var] = value;
+  });
   // A path of Universe() to true that agrees with the cube. Variables the
   // path skips are free in Universe(), so they keep the cube's value or the
   // drawn one. Nodes found to have no such path below are not walked again,

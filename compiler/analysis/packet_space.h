@@ -90,6 +90,9 @@ public:
   /// Another packet of a non-empty `set`, its free bits and branches drawn
   /// from `seed`.
   Packet Sample(const bdd &set, uint64_t seed) const;
+  /// The packet of `cube` whose other bits are all 0 (as Packet::bits),
+  /// whether or not it can exist.
+  std::vector<uint8_t> CornerOf(const Literals &cube) const;
   /// Sets `bits` (as Packet::bits) to a packet of `cube` that can exist
   /// (one of Universe()), without building a set; false if there is none.
   /// Seed 0 leaves free bits 0 and takes low branches first, like Pick();

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "llvm/Support/MathExtras.h"
+
 namespace flowc::expand {
 
 void OverlapIndex::Plan(const TernaryRule &rule) {
@@ -62,44 +64,76 @@ OverlapIndex::Prefix OverlapIndex::PrefixOf(const TernaryRule &rule, unsigned wh
   return p;
 }
 
+template <typename T> T &OverlapIndex::PrefixMap<T>::operator[](Prefix p) {
+  uint64_t key = Pack(p.bits, p.top);
+  lengths_ |= uint64_t{1} << p.bits;
+  if (slots_.empty()) {
+    auto it = std::lower_bound(keys_.begin(), keys_.end(), key);
+    auto at = static_cast<size_t>(it - keys_.begin());
+    if (it != keys_.end() && *it == key) {
+      return values_[at];
+    }
+    if (keys_.size() < kSmall) {
+      keys_.insert(it, key);
+      return *values_.emplace(values_.begin() + static_cast<std::ptrdiff_t>(at));
+    }
+    // Grown: slots by hash and in order from now on.
+    for (uint32_t slot = 0; slot < keys_.size(); ++slot) {
+      slots_[keys_[slot]] = slot;
+      ordered_.emplace(keys_[slot], slot);
+    }
+    keys_.clear();
+  }
+  auto [it, added] = slots_.try_emplace(key, static_cast<uint32_t>(values_.size()));
+  if (added) {
+    ordered_.emplace(key, it->second);
+    values_.emplace_back();
+  }
+  return values_[it->second];
+}
+
+template <typename T>
+template <typename Fn>
+void OverlapIndex::PrefixMap<T>::Visit(Prefix q, Fn &&fn) const {
+  if (slots_.empty()) {
+    for (size_t slot = 0; slot < keys_.size(); ++slot) {
+      auto bits = static_cast<unsigned>(keys_[slot] >> 56);
+      uint64_t top = keys_[slot] & ((uint64_t{1} << 56) - 1);
+      bool agree = bits <= q.bits ? (bits == 0 || q.top >> (q.bits - bits) == top)
+                                  : (q.bits == 0 || top >> (bits - q.bits) == q.top);
+      if (agree) {
+        fn(values_[slot]);
+      }
+    }
+    return;
+  }
+  for (uint64_t lengths = lengths_; lengths != 0; lengths &= lengths - 1) {
+    auto bits = static_cast<unsigned>(llvm::countTrailingZeros(lengths));
+    if (bits <= q.bits) {
+      auto it = slots_.find(Pack(bits, bits == 0 ? 0 : q.top >> (q.bits - bits)));
+      if (it != slots_.end()) {
+        fn(values_[it->second]);
+      }
+      continue;
+    }
+    unsigned extra = bits - q.bits;
+    uint64_t lo = q.top << extra, hi = lo | ((uint64_t{1} << extra) - 1);
+    for (auto it = ordered_.lower_bound(Pack(bits, lo)), end = ordered_.upper_bound(Pack(bits, hi));
+         it != end; ++it) {
+      fn(values_[it->second]);
+    }
+  }
+}
+
 void OverlapIndex::Insert(uint32_t id, const TernaryRule &rule) {
   if (!chosen_) {
     Choose();
   }
   Prefix p[2] = {PrefixOf(rule, 0), PrefixOf(rule, 1)};
   for (unsigned o = 0; o < (nkeys_ > 1 ? 2u : 1u); ++o) {
-    const Prefix &a = p[o], &b = p[1 - o];
-    Inner &inner = outer_[o][{a.bits, a.top}];
-    inner.rules[{b.bits, b.top}].push_back(id);
-    inner.lengths |= uint64_t{1} << b.bits;
-    lengths_[o] |= uint64_t{1} << a.bits;
+    outer_[o][p[o]][p[1 - o]].push_back(id);
   }
   ++size_;
-}
-
-/// Calls `fn` on the entries of `map` whose prefix and `q` agree on their
-/// common leading bits: the shorter prefixes of q, and the longer prefixes
-/// that start with q.
-template <typename T, typename Fn>
-void OverlapIndex::Visit(const std::map<Key, T> &map, uint64_t lengths, Prefix q, Fn &&fn) {
-  for (unsigned bits = 0; bits <= kMaxBits; ++bits) {
-    if ((lengths >> bits & 1) == 0) {
-      continue;
-    }
-    if (bits <= q.bits) {
-      auto it = map.find({bits, bits == 0 ? 0 : q.top >> (q.bits - bits)});
-      if (it != map.end()) {
-        fn(it->second);
-      }
-      continue;
-    }
-    unsigned extra = bits - q.bits;
-    uint64_t lo = q.top << extra, hi = lo | ((uint64_t{1} << extra) - 1);
-    for (auto it = map.lower_bound({bits, lo}); it != map.end() && it->first <= Key{bits, hi};
-         ++it) {
-      fn(it->second);
-    }
-  }
 }
 
 void OverlapIndex::Query(const TernaryRule &rule, llvm::function_ref<void(uint32_t)> fn) const {
@@ -108,8 +142,8 @@ void OverlapIndex::Query(const TernaryRule &rule, llvm::function_ref<void(uint32
   }
   Prefix p[2] = {PrefixOf(rule, 0), PrefixOf(rule, 1)};
   unsigned o = nkeys_ > 1 && p[1].bits > p[0].bits ? 1 : 0;
-  Visit(outer_[o], lengths_[o], p[o], [&](const Inner &inner) {
-    Visit(inner.rules, inner.lengths, p[1 - o], [&](const std::vector<uint32_t> &ids) {
+  outer_[o].Visit(p[o], [&](const PrefixMap<std::vector<uint32_t>> &inner) {
+    inner.Visit(p[1 - o], [&](const std::vector<uint32_t> &ids) {
       for (uint32_t id : ids) {
         fn(id);
       }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "compiler/expand/expand.h"
+#include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/STLFunctionalExtras.h"
 
 namespace flowc::expand {
@@ -37,18 +38,30 @@ private:
   /// At most this many leading bits are indexed; longer prefixes are cut,
   /// which makes the answers only coarser.
   static constexpr unsigned kMaxBits = 56;
-  using Key = std::pair<unsigned, uint64_t>; // (bits, top)
+
+  /// Values by prefix. Visit() finds the entries a prefix agrees with: its
+  /// shorter prefixes by hash, the longer ones under it in key order. A
+  /// map of a few entries is a sorted vector, scanned whole.
+  template <typename T> class PrefixMap {
+  public:
+    T &operator[](Prefix p);
+    /// Calls `fn` on the entries whose prefix and `q` agree on their common
+    /// leading bits, in (bits, top) order.
+    template <typename Fn> void Visit(Prefix q, Fn &&fn) const;
+
+  private:
+    /// (bits, top) as one number in the same order: bits in the top byte.
+    static uint64_t Pack(unsigned bits, uint64_t top) { return uint64_t{bits} << 56 | top; }
+    static constexpr size_t kSmall = 8;
+    std::vector<uint64_t> keys_; ///< sorted, while small
+    std::vector<T> values_;      ///< by slot
+    llvm::DenseMap<uint64_t, uint32_t> slots_;
+    std::map<uint64_t, uint32_t> ordered_;
+    uint64_t lengths_ = 0; ///< bit n set: some entry has an n-bit prefix
+  };
 
   void Choose();
   Prefix PrefixOf(const TernaryRule &rule, unsigned which) const;
-
-  /// Rules by their prefix in the second field.
-  struct Inner {
-    std::map<Key, std::vector<uint32_t>> rules;
-    uint64_t lengths = 0; ///< bit n set: some rule has an n-bit prefix
-  };
-  template <typename T, typename Fn>
-  static void Visit(const std::map<Key, T> &map, uint64_t lengths, Prefix q, Fn &&fn);
 
   /// (layer, container field) -> leading mask bits summed over Plan()'s rules.
   std::map<std::pair<ir::Layer, Field>, uint64_t> score_;
@@ -58,8 +71,7 @@ private:
   /// Rules by their prefix in the first field, then in the second; and the
   /// other way round. A query walks the one whose outer field it narrows
   /// most, so that a rule open in one field does not visit every entry.
-  std::map<Key, Inner> outer_[2];
-  uint64_t lengths_[2] = {0, 0};
+  PrefixMap<PrefixMap<std::vector<uint32_t>>> outer_[2];
   size_t size_ = 0;
 };
 

@@ -359,6 +359,21 @@ private:
         fn(id);
       }
     }
+    /// Whether an entry before place `before` that takes packets contains
+    /// `cube`; if so, `cover` is set to its place. Only the entries that
+    /// hold one packet of the cube can, so a point query finds them.
+    bool CoveredBefore(size_t before, const PacketSpace::Literals &cube, const PacketSpace &space,
+                       uint32_t &cover) const {
+      bool covered = false;
+      stops.Query(space.PointOf(space.CornerOf(cube)), [&](uint32_t j) {
+        if (!covered && j < before &&
+            PacketSpace::CubeContains(space.CubeOfRule(entries[j].rule), cube)) {
+          covered = true;
+          cover = j;
+        }
+      });
+      return covered;
+    }
     /// The rules (all_ indexes) of the entries before place `before` that
     /// take packets and may share one with `rule`; `contained` says whether
     /// one of them contains it (the list stops there: nothing is left).
@@ -598,6 +613,7 @@ private:
           }
         }
       }
+      uint32_t cover = UINT32_MAX; // the last earlier source rule that covered a pair
       for (uint32_t j : met) {
         const Entry &h = hw.entries[j];
         if (h.outcome_id == e.outcome_id || origin[j] < id ||
@@ -605,9 +621,17 @@ private:
           continue;
         }
         // Packets both take, less what earlier source rules and the compiled
-        // entries of earlier tables take, must be none.
-        expand::TernaryRule both = expand::Meet(all_[e.rule], all_[h.rule]);
+        // entries of earlier tables take, must be none. Most pairs share
+        // only packets one earlier source rule takes, often the one that
+        // took the last pair's; the rules that hold one packet of the pair
+        // are few, where those that meet it can be many.
         PacketSpace::Literals lits = PacketSpace::Meet(lit, Lit(h.rule));
+        if ((cover != UINT32_MAX &&
+             PacketSpace::CubeContains(Lit(src.entries[cover].rule), lits)) ||
+            src.CoveredBefore(id, lits, *space_, cover)) {
+          continue;
+        }
+        expand::TernaryRule both = expand::Meet(all_[e.rule], all_[h.rule]);
         bool covered = false;
         std::vector<size_t> earlier = src.Before(id, both, lits, *space_, covered);
         if (covered) {
