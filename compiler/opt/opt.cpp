@@ -213,34 +213,49 @@ uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
       ++count;
       continue;
     }
-    // The packets that reach it: its cube less the earlier trapping rules
-    // that meet it (a kept rule is reached, so none contains it).
+    // Sets for the rest, walking the later rules in order. `left` is its
+    // packets that no later rule walked so far holds, the earlier trapping
+    // rules not taken out: they are many for a wide rule, and only the
+    // packets it shares with a later rule of another outcome, or that no
+    // later rule holds, need them. A kept rule is reached, so none of them
+    // contains it.
     bool covered = false;
     std::vector<uint32_t> before = Before(*group, rule, lit, pos_[k], covered);
-    bdd reach = space_->Match(lit) & space_->Universe();
     llvm::sort(before);
-    for (uint32_t h : before) {
-      if (reach == bddfalse) {
-        break;
+    // `set` less the earlier trapping rules that may meet `cube` (a cube
+    // that holds `set`).
+    auto unreached = [&](bdd set, const PacketSpace::Literals &cube) {
+      for (uint32_t h : before) {
+        if (set == bddfalse) {
+          break;
+        }
+        if (PacketSpace::MayOverlap(*literals_[h], cube)) {
+          set = bdd_apply(set, space_->Match(*literals_[h]), bddop_diff);
+        }
       }
-      reach = bdd_apply(reach, space_->Match(*literals_[h]), bddop_diff);
-    }
-    bool redundant = reach != bddfalse;
+      return set;
+    };
+    bdd left = space_->Match(lit) & space_->Universe();
+    bool redundant = true;
     for (uint32_t j : later) {
-      if (reach == bddfalse) {
+      if (left == bddfalse) {
         break;
       }
       bdd cube = space_->Match(*literals_[j]);
-      if ((reach & cube) == bddfalse) {
+      bdd shared = left & cube;
+      if (shared == bddfalse) {
         continue;
       }
-      if (!alike(j)) {
+      // Packets that reach it and go on to `j` first must not exist where
+      // `j` has another outcome.
+      if (!alike(j) && unreached(shared, PacketSpace::Meet(lit, *literals_[j])) != bddfalse) {
         redundant = false;
         break;
       }
-      reach = bdd_apply(reach, cube, bddop_diff);
+      left = bdd_apply(left, cube, bddop_diff);
     }
-    if (redundant && reach == bddfalse && !PacketSpace::Overflowed()) {
+    // Packets no later rule holds would go to the default rules.
+    if (redundant && unreached(left, lit) == bddfalse && !PacketSpace::Overflowed()) {
       gone[k] = true;
       ++count;
     }
