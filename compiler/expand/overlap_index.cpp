@@ -125,27 +125,44 @@ void OverlapIndex::PrefixMap<T>::Visit(Prefix q, Fn &&fn) const {
   }
 }
 
-void OverlapIndex::Insert(uint32_t id, const TernaryRule &rule) {
+void OverlapIndex::Insert(uint32_t id, const TernaryRule &rule, uint32_t key) {
   if (!chosen_) {
     Choose();
   }
   Prefix p[2] = {PrefixOf(rule, 0), PrefixOf(rule, 1)};
   for (unsigned o = 0; o < (nkeys_ > 1 ? 2u : 1u); ++o) {
-    outer_[o][p[o]][p[1 - o]].push_back(id);
+    Inner &inner = outer_[o][p[o]];
+    inner.max_key = std::max(inner.max_key, key);
+    Bucket &bucket = inner.buckets[p[1 - o]];
+    bucket.max_key = std::max(bucket.max_key, key);
+    bucket.ids.push_back(id);
   }
+  ascending_ = ascending_ && (size_ == 0 || id > last_id_);
+  last_id_ = id;
   ++size_;
 }
 
-void OverlapIndex::Query(const TernaryRule &rule, llvm::function_ref<void(uint32_t)> fn) const {
+void OverlapIndex::Query(const TernaryRule &rule, llvm::function_ref<void(uint32_t)> fn,
+                         uint32_t below, uint32_t min_key) const {
   if (size_ == 0) {
     return;
   }
   Prefix p[2] = {PrefixOf(rule, 0), PrefixOf(rule, 1)};
   unsigned o = nkeys_ > 1 && p[1].bits > p[0].bits ? 1 : 0;
-  outer_[o].Visit(p[o], [&](const PrefixMap<std::vector<uint32_t>> &inner) {
-    inner.Visit(p[1 - o], [&](const std::vector<uint32_t> &ids) {
-      for (uint32_t id : ids) {
-        fn(id);
+  outer_[o].Visit(p[o], [&](const Inner &inner) {
+    if (inner.max_key < min_key) {
+      return;
+    }
+    inner.buckets.Visit(p[1 - o], [&](const Bucket &bucket) {
+      if (bucket.max_key < min_key) {
+        return;
+      }
+      for (uint32_t id : bucket.ids) {
+        if (id < below) {
+          fn(id);
+        } else if (ascending_) {
+          break; // the rest of the bucket is larger still
+        }
       }
     });
   });

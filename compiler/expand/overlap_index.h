@@ -22,11 +22,17 @@ public:
   /// Counts the fields `rule` narrows, to choose the index's fields; call
   /// for the rules (or a sample of them) before the first Insert().
   void Plan(const TernaryRule &rule);
-  /// Adds `rule` under the caller's `id`.
-  void Insert(uint32_t id, const TernaryRule &rule);
+  /// Adds `rule` under the caller's `id`, with a `key` that queries can
+  /// bound from below.
+  void Insert(uint32_t id, const TernaryRule &rule, uint32_t key = 0);
   /// Calls `fn` with the id of every inserted rule that may overlap `rule`
-  /// (a superset of those that do), each once.
-  void Query(const TernaryRule &rule, llvm::function_ref<void(uint32_t)> fn) const;
+  /// (a superset of those that do), each once. Only ids below `below` are
+  /// given; when the ids were inserted in ascending order, each bucket's
+  /// scan stops at the first one that is not. Rules inserted with a key
+  /// below `min_key` may be left out: groups whose largest key is smaller
+  /// are skipped whole.
+  void Query(const TernaryRule &rule, llvm::function_ref<void(uint32_t)> fn,
+             uint32_t below = UINT32_MAX, uint32_t min_key = 0) const;
   size_t size() const { return size_; }
 
 private:
@@ -68,11 +74,25 @@ private:
   bool chosen_ = false;
   std::array<std::pair<ir::Layer, Field>, 2> keys_{};
   unsigned nkeys_ = 0;
+  /// Ids with one pair of prefixes, in insertion order, and the largest key
+  /// among them.
+  struct Bucket {
+    std::vector<uint32_t> ids;
+    uint32_t max_key = 0;
+  };
+  struct Inner {
+    PrefixMap<Bucket> buckets;
+    uint32_t max_key = 0;
+  };
   /// Rules by their prefix in the first field, then in the second; and the
   /// other way round. A query walks the one whose outer field it narrows
   /// most, so that a rule open in one field does not visit every entry.
-  PrefixMap<PrefixMap<std::vector<uint32_t>>> outer_[2];
+  PrefixMap<Inner> outer_[2];
   size_t size_ = 0;
+  /// Whether every Insert() so far had a larger id than the one before, so
+  /// that each bucket is sorted.
+  bool ascending_ = true;
+  uint32_t last_id_ = 0;
 };
 
 } // namespace flowc::expand

@@ -343,17 +343,20 @@ private:
   struct Side {
     std::vector<Entry> entries;
     expand::OverlapIndex stops;
-    /// Calls `fn` with the places of the entries that take packets and may
-    /// share one with `rule`, in order.
+    /// Calls `fn` with the places below `below` of the entries that take
+    /// packets and may share one with `rule`, in order.
     template <typename Fn>
     void ForStops(const expand::TernaryRule &rule, const PacketSpace::Literals &literals,
-                  const PacketSpace &space, Fn &&fn) const {
+                  const PacketSpace &space, uint32_t below, Fn &&fn) const {
       std::vector<uint32_t> found;
-      stops.Query(rule, [&](uint32_t id) {
-        if (PacketSpace::MayOverlap(literals, space.CubeOfRule(entries[id].rule))) {
-          found.push_back(id);
-        }
-      });
+      stops.Query(
+          rule,
+          [&](uint32_t id) {
+            if (PacketSpace::MayOverlap(literals, space.CubeOfRule(entries[id].rule))) {
+              found.push_back(id);
+            }
+          },
+          below);
       llvm::sort(found);
       for (uint32_t id : found) {
         fn(id);
@@ -365,13 +368,15 @@ private:
     bool CoveredBefore(size_t before, const PacketSpace::Literals &cube, const PacketSpace &space,
                        uint32_t &cover) const {
       bool covered = false;
-      stops.Query(space.PointOf(space.CornerOf(cube)), [&](uint32_t j) {
-        if (!covered && j < before &&
-            PacketSpace::CubeContains(space.CubeOfRule(entries[j].rule), cube)) {
-          covered = true;
-          cover = j;
-        }
-      });
+      stops.Query(
+          space.PointOf(space.CornerOf(cube)),
+          [&](uint32_t j) {
+            if (!covered && PacketSpace::CubeContains(space.CubeOfRule(entries[j].rule), cube)) {
+              covered = true;
+              cover = j;
+            }
+          },
+          static_cast<uint32_t>(before));
       return covered;
     }
     /// The rules (all_ indexes) of the entries before place `before` that
@@ -382,8 +387,8 @@ private:
                                bool &contained) const {
       std::vector<size_t> out;
       contained = false;
-      ForStops(rule, literals, space, [&](uint32_t j) {
-        if (j < before && !contained) {
+      ForStops(rule, literals, space, static_cast<uint32_t>(before), [&](uint32_t j) {
+        if (!contained) {
           out.push_back(entries[j].rule);
           contained = PacketSpace::CubeContains(space.CubeOfRule(entries[j].rule), literals);
         }
@@ -419,9 +424,56 @@ private:
     return set;
   }
 
+  /// The rules (all_ indexes) that hold the packet `bits`, added to `out`.
+  using Holders =
+      llvm::function_ref<void(const std::vector<uint8_t> &bits, std::vector<size_t> &out)>;
+
+  /// Whether a packet of `cube` that can exist is held by none of the rules
+  /// `holders` names; if so, `packet` is the least such packet (the one
+  /// Pick() gives for the cube's packets less all those rules). The rules
+  /// are found lazily: the least packet left is picked and the rules
+  /// holding it are taken out, until none is left or one no rule holds is
+  /// found. Each round takes out at least one rule not taken out before, so
+  /// the answer is exact; but only the few rules that cover the cube are
+  /// touched, not every rule that meets it. Most cubes hold no packet that
+  /// can exist, or one rule holds them all: no set is built for those.
+  bool Uncovered(const PacketSpace::Literals &cube, Holders holders, Packet &packet) const {
+    Packet p;
+    if (!space_->PickInCube(cube, 0, p.bits)) {
+      return false;
+    }
+    std::vector<size_t> found;
+    bdd set;
+    for (bool first = true;; first = false) {
+      found.clear();
+      holders(p.bits, found);
+      if (found.empty()) {
+        packet = std::move(p);
+        return true;
+      }
+      if (first) {
+        for (size_t r : found) {
+          if (PacketSpace::CubeContains(Lit(r), cube)) {
+            return false;
+          }
+        }
+        set = space_->Match(cube) & space_->Universe();
+      }
+      for (size_t r : found) {
+        set = bdd_apply(set, space_->Match(Lit(r)), bddop_diff);
+      }
+      if (Empty(set)) {
+        return false;
+      }
+      p = space_->Pick(set);
+    }
+  }
+
   /// Reports `set` (not empty) as the counterexample of a different outcome.
   bool Differ(GroupKey group, const bdd &set, Result &result) {
-    Packet p = space_->Pick(set);
+    return Differ(group, space_->Pick(set), result);
+  }
+  bool Differ(GroupKey group, Packet p, Result &result) {
     space_->Decode(p);
     result.status = Result::Status::kFailed;
     result.counterexample = Format(p);
@@ -432,7 +484,8 @@ private:
 
   /// Compares the source and the compiled rules of `group` rule by rule:
   /// each rule is compared only with the rules whose cubes meet it (found
-  /// by an overlap index), so no set grows with the whole policy.
+  /// by an overlap index), and what earlier rules take is found packet by
+  /// packet (Uncovered()), so no set grows with the whole policy.
   ///  1. Two compiled entries of one table with different outcomes must not
   ///     both match a packet that reaches the table.
   ///  2. Each packet's first trapping source rule and first compiled entry
@@ -457,23 +510,81 @@ private:
       for (const Entry &e : side->entries) {
         side->stops.Plan(all_[e.rule]);
       }
-      for (size_t id = 0; id < side->entries.size(); ++id) {
-        if (side->entries[id].stops) {
-          side->stops.Insert(static_cast<uint32_t>(id), all_[side->entries[id].rule]);
-        }
+    }
+    for (size_t id = 0; id < src.entries.size(); ++id) {
+      if (src.entries[id].stops) {
+        src.stops.Insert(static_cast<uint32_t>(id), all_[src.entries[id].rule]);
       }
     }
+    std::unordered_map<const PacketSpace::Literals *, uint32_t, CubeHash, CubeEq> src_cubes;
+    std::unordered_map<const PacketSpace::Literals *, std::vector<uint32_t>, CubeHash, CubeEq>
+        hw_cubes;
+    for (size_t id = 0; id < src.entries.size(); ++id) {
+      if (src.entries[id].stops) {
+        src_cubes.try_emplace(&Lit(src.entries[id].rule), static_cast<uint32_t>(id));
+      }
+    }
+    for (size_t id = 0; id < hw.entries.size(); ++id) {
+      if (hw.entries[id].stops) {
+        hw_cubes[&Lit(hw.entries[id].rule)].push_back(static_cast<uint32_t>(id));
+      }
+    }
+    // o(j) of each compiled entry that stops packets: any source rule that
+    // contains the entry holds its corner packet. It is the entry's key in
+    // the index, so that check 2 can skip groups of entries whose o(j)
+    // comes before the source rule it compares.
+    std::vector<uint32_t> origin(hw.entries.size(), UINT32_MAX); // a place in src
+    for (size_t id = 0; id < hw.entries.size(); ++id) {
+      const Entry &e = hw.entries[id];
+      if (!e.stops) {
+        continue;
+      }
+      const PacketSpace::Literals &lit = Lit(e.rule);
+      if (auto it = src_cubes.find(&lit); it != src_cubes.end()) {
+        origin[id] = it->second;
+      } else {
+        src.stops.Query(space_->PointOf(space_->CornerOf(lit)), [&](uint32_t r) {
+          if (r < origin[id] && PacketSpace::CubeContains(Lit(src.entries[r].rule), lit)) {
+            origin[id] = r;
+          }
+        });
+      }
+      hw.stops.Insert(static_cast<uint32_t>(id), all_[e.rule], origin[id]);
+    }
     const bdd &u = space_->Universe();
+    // The place of the first compiled entry in each entry's table: the
+    // entries are in lookup order, so those of earlier tables come before it.
+    std::vector<uint32_t> table_start(hw.entries.size());
+    for (size_t id = 0; id < hw.entries.size(); ++id) {
+      table_start[id] = id > 0 && hw.entries[id].table == hw.entries[id - 1].table
+                            ? table_start[id - 1]
+                            : static_cast<uint32_t>(id);
+    }
+    // The rules that hold a packet: the source rules before place
+    // `src_below` and the compiled entries before place `hw_below` that take
+    // packets.
+    auto held_by = [&](uint32_t src_below, uint32_t hw_below) {
+      return [&, src_below, hw_below](const std::vector<uint8_t> &bits, std::vector<size_t> &out) {
+        expand::TernaryRule point = space_->PointOf(bits);
+        for (auto [side, below] : {std::pair(&src, src_below), std::pair(&hw, hw_below)}) {
+          side->stops.Query(
+              point,
+              [&](uint32_t k) {
+                if (PacketSpace::InCube(Lit(side->entries[k].rule), bits)) {
+                  out.push_back(side->entries[k].rule);
+                }
+              },
+              below);
+        }
+      };
+    };
     // The compiled entries that stop packets in tables before entry `id`'s
     // and may meet `rule`.
     auto stopped_before = [&](size_t id, const expand::TernaryRule &rule,
                               const PacketSpace::Literals &literals) {
       std::vector<size_t> out;
-      hw.ForStops(rule, literals, *space_, [&](uint32_t j) {
-        if (hw.entries[j].table < hw.entries[id].table) {
-          out.push_back(hw.entries[j].rule);
-        }
-      });
+      hw.ForStops(rule, literals, *space_, table_start[id],
+                  [&](uint32_t j) { out.push_back(hw.entries[j].rule); });
       return out;
     };
 
@@ -499,14 +610,9 @@ private:
       });
       table_index->Insert(static_cast<uint32_t>(id), all_[e.rule]);
       for (uint32_t j : clash) {
-        expand::TernaryRule both = expand::Meet(all_[e.rule], all_[hw.entries[j].rule]);
         PacketSpace::Literals lits = PacketSpace::Meet(lit, Lit(hw.entries[j].rule));
-        bdd left = space_->Match(lits) & u;
-        if (!Empty(left)) {
-          left = Less(left, stopped_before(id, both, lits));
-        }
-        if (!Empty(left)) {
-          Packet p = space_->Pick(left);
+        Packet p;
+        if (Uncovered(lits, held_by(0, table_start[id]), p)) {
           space_->Decode(p);
           result.status = Result::Status::kFailed;
           result.counterexample = Format(p);
@@ -531,46 +637,19 @@ private:
     //    is one in the same table with another outcome (check 1 gave the
     //    packets both meet to earlier tables).
     // So (j, r) with different outcomes can share a first packet only if r
-    // is not after o(j) and h(r) is missing or in a later table than j. Those
-    // pairs, and rules without o(j) or h(r), are settled with sets.
-    std::unordered_map<const PacketSpace::Literals *, uint32_t, CubeHash, CubeEq> src_cubes;
-    std::unordered_map<const PacketSpace::Literals *, std::vector<uint32_t>, CubeHash, CubeEq>
-        hw_cubes;
-    for (size_t id = 0; id < src.entries.size(); ++id) {
-      if (src.entries[id].stops) {
-        src_cubes.try_emplace(&Lit(src.entries[id].rule), static_cast<uint32_t>(id));
-      }
-    }
-    for (size_t id = 0; id < hw.entries.size(); ++id) {
-      if (hw.entries[id].stops) {
-        hw_cubes[&Lit(hw.entries[id].rule)].push_back(static_cast<uint32_t>(id));
-      }
-    }
-    std::vector<uint32_t> origin(hw.entries.size(), UINT32_MAX); // o(j): a place in src
+    // is not after o(j) and h(r) is missing or in a later table than j. The
+    // index lists only such j: its scan stops at h(r)'s table, and it skips
+    // groups of entries whose o(j) all come before r (o(j) is their key).
+    // A rule with no h(r) that an earlier source rule contains is no
+    // packet's first and has no pairs. The pairs left, and rules without
+    // o(j) or h(r), are settled by Uncovered(): the packets they share, less
+    // those that earlier rules take, must be none.
     for (size_t id = 0; id < hw.entries.size(); ++id) {
       Tick();
-      const Entry &e = hw.entries[id];
-      if (!e.stops) {
-        continue;
-      }
-      const PacketSpace::Literals &lit = Lit(e.rule);
-      if (auto it = src_cubes.find(&lit); it != src_cubes.end()) {
-        origin[id] = it->second;
-        continue;
-      }
-      std::vector<size_t> takers;
-      src.ForStops(all_[e.rule], lit, *space_, [&](uint32_t r) {
-        if (origin[id] == UINT32_MAX && PacketSpace::CubeContains(Lit(src.entries[r].rule), lit)) {
-          origin[id] = r;
-        }
-        takers.push_back(src.entries[r].rule);
-      });
-      if (origin[id] == UINT32_MAX) {
-        bdd left =
-            Less(Less(space_->Match(lit) & u, stopped_before(id, all_[e.rule], lit)), takers);
-        if (!Empty(left)) {
-          return Differ(group, left, result); // taken by no source rule
-        }
+      Packet p;
+      if (hw.entries[id].stops && origin[id] == UINT32_MAX &&
+          Uncovered(Lit(hw.entries[id].rule), held_by(UINT32_MAX, table_start[id]), p)) {
+        return Differ(group, std::move(p), result); // taken by no source rule
       }
     }
     for (size_t id = 0; id < src.entries.size(); ++id) {
@@ -589,35 +668,61 @@ private:
           }
         }
       }
-      std::vector<uint32_t> met; // compiled entries that stop packets and may meet it
-      hw.stops.Query(all_[e.rule], [&](uint32_t j) {
-        if (PacketSpace::MayOverlap(lit, Lit(hw.entries[j].rule))) {
-          met.push_back(j);
-          if (hw.entries[j].outcome_id == e.outcome_id && j < taker &&
-              PacketSpace::CubeContains(Lit(hw.entries[j].rule), lit)) {
-            taker = j;
-          }
+      // The pairs to settle: compiled entries that stop packets, may meet
+      // r, have another outcome, are not inside a source rule before r
+      // (o(j) < r), and lie in a table before h(r)'s. With h(r) known, only
+      // the entries before its table are listed; an earlier entry with r's
+      // outcome that contains r moves that bound down.
+      auto pair = [&](uint32_t j) {
+        const Entry &h = hw.entries[j];
+        return h.outcome_id != e.outcome_id && (origin[j] == UINT32_MAX || origin[j] >= id) &&
+               PacketSpace::MayOverlap(lit, Lit(h.rule));
+      };
+      auto lower_taker = [&](uint32_t j) {
+        if (hw.entries[j].outcome_id == e.outcome_id && j < taker &&
+            PacketSpace::MayOverlap(lit, Lit(hw.entries[j].rule)) &&
+            PacketSpace::CubeContains(Lit(hw.entries[j].rule), lit)) {
+          taker = j;
         }
-      });
-      if (taker == UINT32_MAX) {
-        bool dead = false; // an earlier rule takes all of it
-        std::vector<size_t> earlier = src.Before(id, all_[e.rule], lit, *space_, dead);
-        if (!dead) {
-          std::vector<size_t> takers;
-          for (uint32_t j : met) {
-            takers.push_back(hw.entries[j].rule);
+      };
+      std::vector<uint32_t> pairs;
+      if (taker != UINT32_MAX) {
+        hw.stops.Query(
+            all_[e.rule],
+            [&](uint32_t j) {
+              lower_taker(j);
+              if (pair(j)) {
+                pairs.push_back(j);
+              }
+            },
+            table_start[taker], static_cast<uint32_t>(id));
+      } else {
+        uint32_t cover = UINT32_MAX;
+        if (src.CoveredBefore(id, lit, *space_, cover)) {
+          continue; // an earlier source rule takes all of r: r is no packet's first
+        }
+        std::vector<uint32_t> met; // compiled entries that stop packets and may meet r
+        hw.stops.Query(all_[e.rule], [&](uint32_t j) {
+          if (PacketSpace::MayOverlap(lit, Lit(hw.entries[j].rule))) {
+            met.push_back(j);
+            lower_taker(j);
           }
-          bdd left = Less(Less(space_->Match(lit) & u, earlier), takers);
-          if (!Empty(left)) {
-            return Differ(group, left, result); // left to the default rules
+        });
+        Packet p;
+        if (taker == UINT32_MAX &&
+            Uncovered(lit, held_by(static_cast<uint32_t>(id), UINT32_MAX), p)) {
+          return Differ(group, std::move(p), result); // left to the default rules
+        }
+        for (uint32_t j : met) {
+          if (pair(j)) {
+            pairs.push_back(j);
           }
         }
       }
       uint32_t cover = UINT32_MAX; // the last earlier source rule that covered a pair
-      for (uint32_t j : met) {
+      for (uint32_t j : pairs) {
         const Entry &h = hw.entries[j];
-        if (h.outcome_id == e.outcome_id || origin[j] < id ||
-            (taker != UINT32_MAX && hw.entries[taker].table <= h.table)) {
+        if (taker != UINT32_MAX && j >= table_start[taker]) {
           continue;
         }
         // Packets both take, less what earlier source rules and the compiled
@@ -631,19 +736,9 @@ private:
             src.CoveredBefore(id, lits, *space_, cover)) {
           continue;
         }
-        expand::TernaryRule both = expand::Meet(all_[e.rule], all_[h.rule]);
-        bool covered = false;
-        std::vector<size_t> earlier = src.Before(id, both, lits, *space_, covered);
-        if (covered) {
-          continue; // an earlier source rule takes all they share
-        }
-        bdd wrong = Less(space_->Match(lits) & u, earlier);
-        if (Empty(wrong)) {
-          continue; // no packet has both, or earlier source rules take them all
-        }
-        wrong = Less(wrong, stopped_before(j, both, lits));
-        if (!Empty(wrong)) {
-          return Differ(group, wrong, result);
+        Packet p;
+        if (Uncovered(lits, held_by(static_cast<uint32_t>(id), table_start[j]), p)) {
+          return Differ(group, std::move(p), result);
         }
       }
     }

@@ -2,6 +2,7 @@
 // among its candidates, once, whatever the mix of prefix lengths.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 
 #include "compiler/expand/overlap_index.h"
@@ -43,11 +44,11 @@ bool Overlap(const TernaryRule &a, const TernaryRule &b) {
   return true;
 }
 
-TEST(OverlapIndex, CandidatesHoldEveryOverlappingRuleOnce) {
-  std::mt19937 rng(7);
-  // Few distinct addresses under three /8s, so that prefixes nest often and
-  // some prefix has many rules under it (the index's large maps) while
-  // others have a few (its small ones).
+/// 600 rules on nested IPv4 prefixes, some with a TCP port: some prefix
+/// has many rules under it (the index's large maps), others a few (its
+/// small ones).
+std::vector<TernaryRule> NestedRules(std::mt19937 &rng) {
+  // Few distinct addresses under three /8s, so that prefixes nest often.
   // Octets at both ends of their range: prefixes of all-zero and all-one
   // low bits are the ends of the index's range scans.
   static const uint32_t kOctets[] = {0, 1, 128, 255};
@@ -64,6 +65,12 @@ TEST(OverlapIndex, CandidatesHoldEveryOverlappingRuleOnce) {
     rules.push_back(Rule(address(), length(), address(), length(),
                          rng() % 3 == 0 ? static_cast<int>(rng() % 4) : -1));
   }
+  return rules;
+}
+
+TEST(OverlapIndex, CandidatesHoldEveryOverlappingRuleOnce) {
+  std::mt19937 rng(7);
+  std::vector<TernaryRule> rules = NestedRules(rng);
   OverlapIndex index;
   for (const TernaryRule &r : rules) {
     index.Plan(r);
@@ -85,6 +92,50 @@ TEST(OverlapIndex, CandidatesHoldEveryOverlappingRuleOnce) {
     index.Insert(static_cast<uint32_t>(i), rules[i]);
   }
   EXPECT_EQ(index.size(), rules.size());
+}
+
+// Bounds on the id and the key: every overlapping rule with an id below the
+// bound and a key at least the minimum is a candidate, once, and no id at or
+// past the bound is; whether the ids came in ascending order (each bucket's
+// scan stops early) or not (each id is filtered).
+TEST(OverlapIndex, BoundedQueriesKeepEveryRuleInBounds) {
+  for (bool ascending : {true, false}) {
+    std::mt19937 rng(11);
+    std::vector<TernaryRule> rules = NestedRules(rng);
+    std::vector<uint32_t> order(rules.size()), key(rules.size());
+    for (uint32_t i = 0; i < order.size(); ++i) {
+      order[i] = i;
+      key[i] = rng() % 64;
+    }
+    if (!ascending) {
+      std::shuffle(order.begin(), order.end(), rng);
+    }
+    OverlapIndex index;
+    for (const TernaryRule &r : rules) {
+      index.Plan(r);
+    }
+    for (uint32_t id : order) {
+      index.Insert(id, rules[id], key[id]);
+    }
+    for (size_t q = 0; q < rules.size(); ++q) {
+      auto below = static_cast<uint32_t>(rng() % (rules.size() + 1));
+      auto min_key = static_cast<uint32_t>(rng() % 72);
+      std::vector<int> seen(rules.size(), 0);
+      index.Query(
+          rules[q],
+          [&](uint32_t id) {
+            ASSERT_LT(id, below);
+            ++seen[id];
+          },
+          below, min_key);
+      for (size_t j = 0; j < rules.size(); ++j) {
+        ASSERT_LE(seen[j], 1) << q << " " << j;
+        if (j < below && key[j] >= min_key && Overlap(rules[q], rules[j])) {
+          ASSERT_EQ(seen[j], 1) << "rule " << j << " overlaps " << q << ", ascending " << ascending;
+        }
+      }
+    }
+  }
 }
 
 } // namespace
