@@ -142,30 +142,43 @@ void OverlapIndex::Insert(uint32_t id, const TernaryRule &rule, uint32_t key) {
   ++size_;
 }
 
-void OverlapIndex::Query(const TernaryRule &rule, llvm::function_ref<void(uint32_t)> fn,
-                         uint32_t below, uint32_t min_key) const {
+template <typename Fn>
+void OverlapIndex::Scan(const TernaryRule &rule, uint32_t below, uint32_t bar, Fn &&fn) const {
   if (size_ == 0) {
     return;
   }
   Prefix p[2] = {PrefixOf(rule, 0), PrefixOf(rule, 1)};
   unsigned o = nkeys_ > 1 && p[1].bits > p[0].bits ? 1 : 0;
   outer_[o].Visit(p[o], [&](const Inner &inner) {
-    if (inner.max_key < min_key) {
+    if (inner.max_key < bar) {
       return;
     }
     inner.buckets.Visit(p[1 - o], [&](const Bucket &bucket) {
-      if (bucket.max_key < min_key) {
+      if (bucket.max_key < bar) {
         return;
       }
       for (uint32_t id : bucket.ids) {
         if (id < below) {
-          fn(id);
+          bar = fn(id);
         } else if (ascending_) {
           break; // the rest of the bucket is larger still
         }
       }
     });
   });
+}
+
+void OverlapIndex::Query(const TernaryRule &rule, llvm::function_ref<void(uint32_t)> fn,
+                         uint32_t below, uint32_t min_key) const {
+  Scan(rule, below, min_key, [&](uint32_t id) {
+    fn(id);
+    return min_key;
+  });
+}
+
+void OverlapIndex::Search(const TernaryRule &rule,
+                          llvm::function_ref<uint32_t(uint32_t)> fn) const {
+  Scan(rule, UINT32_MAX, 0, fn);
 }
 
 } // namespace flowc::expand

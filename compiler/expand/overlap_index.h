@@ -33,6 +33,11 @@ public:
   /// are skipped whole.
   void Query(const TernaryRule &rule, llvm::function_ref<void(uint32_t)> fn,
              uint32_t below = UINT32_MAX, uint32_t min_key = 0) const;
+  /// Query() for a search that raises its bar as it goes: `fn` returns the
+  /// least key still of interest, and from then on groups whose largest
+  /// key is below it are skipped. Every rule that overlaps `rule` and has
+  /// a key at least the bar at the time is given.
+  void Search(const TernaryRule &rule, llvm::function_ref<uint32_t(uint32_t)> fn) const;
   size_t size() const { return size_; }
 
 private:
@@ -67,6 +72,9 @@ private:
   };
 
   void Choose();
+  /// Query() and Search(): `fn(id)` returns the bar for the keys.
+  template <typename Fn>
+  void Scan(const TernaryRule &rule, uint32_t below, uint32_t bar, Fn &&fn) const;
   Prefix PrefixOf(const TernaryRule &rule, unsigned which) const;
 
   /// (layer, container field) -> leading mask bits summed over Plan()'s rules.

@@ -978,9 +978,40 @@ private:
       current_ = &r;
       auto above = [&](size_t j) { return LevelAbove(j, r); };
       size_t blocker = members[k];
+      // ReportPlacement() names the blocker only for these.
+      bool named_blocker =
+          profile_.udp_dst_ignores_priority || (r.pass && profile_.dont_trap.sniffer_style);
       for (size_t b = k; b < end; ++b) {
         size_t self = members[b];
         level_[self] = 0;
+        auto blocks = [&](uint32_t j) {
+          const HwRuleInfo &other = out_.rules[j];
+          return !gone_[j] && !SameOutcome(policy_, other, out_.rules[self]) &&
+                 Overlap(cons_[j], cons_[self]) &&
+                 (refiner_ == nullptr || refiner_->Reaches(j, self));
+        };
+        if (goal == nullptr) {
+          // No level changes in this pass once a rule is in the index, so
+          // its key, level + 1, bounds what it can ask of a later rule: the
+          // search skips groups that cannot raise the level found so far.
+          // Where a diagnostic may name the blocker, it is the first of the
+          // rules that decide the level, so groups that tie are searched too.
+          size_t found = SIZE_MAX;
+          unsigned ties = named_blocker ? 0 : 1;
+          index.Search(expanded_.rules[out_.rules[self].expanded], [&](uint32_t j) {
+            unsigned a = above(j);
+            if ((a > level_[self] || (a == level_[self] && a > 0 && j < found)) && blocks(j)) {
+              level_[self] = a;
+              found = j;
+            }
+            return level_[self] + ties;
+          });
+          if (found != SIZE_MAX) {
+            blocker = found;
+          }
+          chain_[self] = level_[self];
+          continue;
+        }
         candidates.clear();
         index.Query(expanded_.rules[out_.rules[self].expanded],
                     [&](uint32_t j) { candidates.push_back(j); });
@@ -1001,17 +1032,12 @@ private:
           if (gone_[j]) {
             continue; // lowered: its pieces are in the index
           }
-          const HwRuleInfo &other = out_.rules[j];
-          if (SameOutcome(policy_, other, out_.rules[self]) || !Overlap(cons_[j], cons_[self]) ||
-              (refiner_ != nullptr && !refiner_->Reaches(j, self))) {
+          if (!blocks(j)) {
             continue;
           }
           level_[self] = above(j);
           blocker = j;
           break;
-        }
-        if (goal == nullptr) {
-          chain_[self] = level_[self]; // a fitting pass keeps these
         }
       }
       for (size_t b = k; b < end && !r.pass && goal == nullptr; ++b) {
@@ -1077,7 +1103,7 @@ private:
         }
         hw.rule.priority = static_cast<uint16_t>(std::min<unsigned>(level, 0xffff));
         index.Insert(static_cast<uint32_t>(members[b]),
-                     expanded_.rules[out_.rules[members[b]].expanded]);
+                     expanded_.rules[out_.rules[members[b]].expanded], level + 1);
       }
       placed.push_back({&r, members[k], blocker});
       k = end;

@@ -138,5 +138,40 @@ TEST(OverlapIndex, BoundedQueriesKeepEveryRuleInBounds) {
   }
 }
 
+// A search for the largest key among the rules that overlap a query, raising
+// its bar as it finds larger ones (as priority assignment does), finds the
+// same largest key as testing every rule.
+TEST(OverlapIndex, SearchFindsTheLargestKey) {
+  std::mt19937 rng(5);
+  std::vector<TernaryRule> rules = NestedRules(rng);
+  std::vector<uint32_t> key(rules.size());
+  OverlapIndex index;
+  for (const TernaryRule &r : rules) {
+    index.Plan(r);
+  }
+  // The bar skips groups: fewer rules are asked than a plain query lists.
+  uint64_t asked = 0, listed = 0;
+  for (size_t i = 0; i < rules.size(); ++i) {
+    uint32_t best = 0, want = 0;
+    index.Query(rules[i], [&](uint32_t) { ++listed; });
+    index.Search(rules[i], [&](uint32_t j) {
+      ++asked;
+      if (key[j] > best && Overlap(rules[i], rules[j])) {
+        best = key[j];
+      }
+      return best + 1;
+    });
+    for (size_t j = 0; j < i; ++j) {
+      if (Overlap(rules[i], rules[j])) {
+        want = std::max(want, key[j]);
+      }
+    }
+    ASSERT_EQ(best, want) << "rule " << i;
+    key[i] = static_cast<uint32_t>(rng() % 100) + 1;
+    index.Insert(static_cast<uint32_t>(i), rules[i], key[i]);
+  }
+  EXPECT_LT(asked, listed);
+}
+
 } // namespace
 } // namespace flowc::expand
