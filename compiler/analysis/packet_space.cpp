@@ -404,6 +404,35 @@ std::vector<uint8_t> PacketSpace::CornerOf(const Literals &cube) const {
   return bits;
 }
 
+bool PacketSpace::Uncovered(const Literals &cube, Holders holders,
+                            std::vector<uint8_t> &bits) const {
+  if (!PickInCube(cube, 0, bits)) {
+    return false;
+  }
+  std::vector<const Literals *> found;
+  bdd set;
+  for (bool first = true;; first = false) {
+    found.clear();
+    holders(bits, found);
+    if (found.empty()) {
+      return true;
+    }
+    if (first) {
+      if (llvm::any_of(found, [&](const Literals *c) { return CubeContains(*c, cube); })) {
+        return false;
+      }
+      set = Match(cube) & universe_;
+    }
+    for (const Literals *c : found) {
+      set = bdd_apply(set, Match(*c), bddop_diff);
+    }
+    if (set == bddfalse) {
+      return false;
+    }
+    bits = Pick(set).bits;
+  }
+}
+
 bool PacketSpace::PickInCube(const Literals &cube, uint64_t seed,
                              std::vector<uint8_t> &bits) const {
   SplitMix next(seed);

@@ -13,6 +13,7 @@
 #include "compiler/ir/ir.h"
 #include "llvm/ADT/APInt.h"
 #include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/STLFunctionalExtras.h"
 
 #include <bdd.h>
 
@@ -98,6 +99,20 @@ public:
   /// Seed 0 leaves free bits 0 and takes low branches first, like Pick();
   /// other seeds draw them, like Sample().
   bool PickInCube(const Literals &cube, uint64_t seed, std::vector<uint8_t> &bits) const;
+  /// Adds to `out` the cubes of the rules that hold the packet `bits`
+  /// (typically found by a point query, PointOf()), among those that count.
+  using Holders = llvm::function_ref<void(const std::vector<uint8_t> &bits,
+                                          std::vector<const Literals *> &out)>;
+  /// Whether a packet of `cube` that can exist lies in none of the cubes
+  /// `holders` gives; if so, `bits` is the least such packet (what Pick()
+  /// gives for the cube's packets less all those cubes). The cubes are found
+  /// lazily: the least packet left is picked and the cubes that hold it are
+  /// taken out, until none is left or one no cube holds is found. Each round
+  /// takes out a cube not taken out before, so the answer is exact, yet only
+  /// the cubes that cover the cube are touched, not every one that meets
+  /// it; and no set is built when no packet of the cube can exist or a cube
+  /// that holds its least packet contains it.
+  bool Uncovered(const Literals &cube, Holders holders, std::vector<uint8_t> &bits) const;
   /// Whether the packet `bits` (Packet::bits) lies in `cube`.
   static bool InCube(const Literals &cube, const std::vector<uint8_t> &bits);
   /// Whether every packet of `inner` lies in `outer` (each literal of

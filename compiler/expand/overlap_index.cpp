@@ -1,6 +1,7 @@
 #include "compiler/expand/overlap_index.h"
 
 #include <algorithm>
+#include <iterator>
 
 #include "llvm/Support/MathExtras.h"
 
@@ -80,16 +81,27 @@ template <typename T> T &OverlapIndex::PrefixMap<T>::operator[](Prefix p) {
     // Grown: slots by hash and in order from now on.
     for (uint32_t slot = 0; slot < keys_.size(); ++slot) {
       slots_[keys_[slot]] = slot;
-      ordered_.emplace(keys_[slot], slot);
+      sorted_.emplace_back(keys_[slot], slot);
     }
     keys_.clear();
   }
   auto [it, added] = slots_.try_emplace(key, static_cast<uint32_t>(values_.size()));
-  if (added) {
-    ordered_.emplace(key, it->second);
-    values_.emplace_back();
+  if (!added) {
+    return values_[it->second];
   }
-  return values_[it->second];
+  uint32_t slot = it->second;
+  values_.emplace_back();
+  pending_.emplace(key, slot);
+  if (pending_.size() * kPendingShare > sorted_.size()) {
+    std::vector<std::pair<uint64_t, uint32_t>> merged;
+    merged.reserve(sorted_.size() + pending_.size());
+    std::merge(sorted_.begin(), sorted_.end(), pending_.begin(), pending_.end(),
+               std::back_inserter(merged),
+               [](const auto &a, const auto &b) { return a.first < b.first; });
+    sorted_ = std::move(merged);
+    pending_.clear();
+  }
+  return values_[slot];
 }
 
 template <typename T>
@@ -117,10 +129,21 @@ void OverlapIndex::PrefixMap<T>::Visit(Prefix q, Fn &&fn) const {
       continue;
     }
     unsigned extra = bits - q.bits;
-    uint64_t lo = q.top << extra, hi = lo | ((uint64_t{1} << extra) - 1);
-    for (auto it = ordered_.lower_bound(Pack(bits, lo)), end = ordered_.upper_bound(Pack(bits, hi));
-         it != end; ++it) {
-      fn(values_[it->second]);
+    uint64_t lo = Pack(bits, q.top << extra), hi = lo | ((uint64_t{1} << extra) - 1);
+    // Both in key order: the sorted keys and the pending ones, merged.
+    auto a = std::lower_bound(sorted_.begin(), sorted_.end(), lo,
+                              [](const auto &e, uint64_t key) { return e.first < key; });
+    auto b = pending_.lower_bound(lo);
+    for (;;) {
+      bool in_a = a != sorted_.end() && a->first <= hi;
+      bool in_b = b != pending_.end() && b->first <= hi;
+      if (in_a && (!in_b || a->first < b->first)) {
+        fn(values_[(a++)->second]);
+      } else if (in_b) {
+        fn(values_[(b++)->second]);
+      } else {
+        break;
+      }
     }
   }
 }

@@ -52,9 +52,20 @@ private:
 
   /// Values by prefix. Visit() finds the entries a prefix agrees with: its
   /// shorter prefixes by hash, the longer ones under it in key order. A
-  /// map of a few entries is a sorted vector, scanned whole.
+  /// map of a few entries is a sorted vector, scanned whole; a larger one
+  /// keeps its keys in a sorted vector too, for range scans without pointer
+  /// chasing, with the keys added since the last merge in a small tree.
   template <typename T> class PrefixMap {
   public:
+    PrefixMap() = default;
+    // Moved, never copied, and noexcept so that a growing vector of maps
+    // moves them (DenseMap's move constructor is not declared noexcept, so
+    // the implicit one would let std::vector copy every map instead).
+    PrefixMap(const PrefixMap &) = delete;
+    PrefixMap &operator=(const PrefixMap &) = delete;
+    PrefixMap(PrefixMap &&) noexcept = default;
+    PrefixMap &operator=(PrefixMap &&) noexcept = default;
+    ~PrefixMap() = default;
     T &operator[](Prefix p);
     /// Calls `fn` on the entries whose prefix and `q` agree on their common
     /// leading bits, in (bits, top) order.
@@ -64,10 +75,14 @@ private:
     /// (bits, top) as one number in the same order: bits in the top byte.
     static uint64_t Pack(unsigned bits, uint64_t top) { return uint64_t{bits} << 56 | top; }
     static constexpr size_t kSmall = 8;
+    /// Merges pending_ into sorted_ once it holds this share of sorted_,
+    /// so that each key is moved a bounded number of times on average.
+    static constexpr size_t kPendingShare = 8;
     std::vector<uint64_t> keys_; ///< sorted, while small
     std::vector<T> values_;      ///< by slot
     llvm::DenseMap<uint64_t, uint32_t> slots_;
-    std::map<uint64_t, uint32_t> ordered_;
+    std::vector<std::pair<uint64_t, uint32_t>> sorted_; ///< (key, slot) by key
+    std::map<uint64_t, uint32_t> pending_;
     uint64_t lengths_ = 0; ///< bit n set: some entry has an n-bit prefix
   };
 

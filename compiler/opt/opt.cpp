@@ -40,8 +40,8 @@ bool ExactRefiner::TakenBefore(const Group &group, const std::vector<uint8_t> &b
   return taken;
 }
 
-bool ExactRefiner::Reachable(const Group &group, const expand::TernaryRule &rule,
-                             const PacketSpace::Literals &literals, uint32_t pos) const {
+bool ExactRefiner::Reachable(const Group &group, const PacketSpace::Literals &literals,
+                             uint32_t pos) const {
   // Most answers are "yes", and a packet of the rule that no earlier rule
   // takes shows it: the index finds the few rules that hold one packet,
   // where listing every earlier rule that meets the rule can take thousands.
@@ -54,20 +54,19 @@ bool ExactRefiner::Reachable(const Group &group, const expand::TernaryRule &rule
       return true;
     }
   }
-  bool covered = false;
-  std::vector<uint32_t> before = Before(group, rule, literals, pos, covered);
-  if (covered) {
-    return false; // one earlier rule takes all of it
-  }
-  bdd left = space_->Match(literals) & space_->Universe();
-  llvm::sort(before);
-  for (uint32_t h : before) {
-    left = bdd_apply(left, space_->Match(*literals_[h]), bddop_diff);
-    if (left == bddfalse) {
-      return false;
-    }
-  }
-  return true;
+  // Then exactly, asking only for the earlier rules that hold the least
+  // packet not yet taken.
+  return space_->Uncovered(
+      literals,
+      [&](const std::vector<uint8_t> &at, std::vector<const PacketSpace::Literals *> &out) {
+        group.index.Query(space_->PointOf(at), [&](uint32_t id) {
+          uint32_t h = group.trapping[id];
+          if (pos_[h] < pos && PacketSpace::InCube(*literals_[h], at)) {
+            out.push_back(literals_[h]);
+          }
+        });
+      },
+      bits);
 }
 
 void ExactRefiner::Prepare(const ir::Policy &policy, const expand::Expanded &expanded,
@@ -106,7 +105,7 @@ void ExactRefiner::Prepare(const ir::Policy &policy, const expand::Expanded &exp
       continue;
     }
     Group &group = groups_[group_key(info)];
-    if (!Reachable(group, rule, literals, pos)) {
+    if (!Reachable(group, literals, pos)) {
       ++removed; // every packet it matches is taken before it
       continue;
     }
@@ -326,11 +325,8 @@ bool ExactRefiner::Reaches(size_t a, size_t b) {
   if (!PacketSpace::MayOverlap(*literals_[a], *literals_[b])) {
     return false;
   }
-  // The packets both match, less what the rules before `a` take: small
-  // where `a` alone is not, so it is built when asked, not kept.
-  expand::TernaryRule both = expand::Meet(expanded_->rules[hw_->rules[a].expanded],
-                                          expanded_->rules[hw_->rules[b].expanded]);
-  return Reachable(*group_of_[a], both, PacketSpace::Meet(*literals_[a], *literals_[b]), pos_[a]) ||
+  // The packets both match, less what the rules before `a` take.
+  return Reachable(*group_of_[a], PacketSpace::Meet(*literals_[a], *literals_[b]), pos_[a]) ||
          PacketSpace::Overflowed();
 }
 

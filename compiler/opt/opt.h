@@ -67,10 +67,10 @@ private:
   /// Packets tried before an exact answer from sets: enough that most
   /// answers need no set, few enough to cost little when none settles it.
   static constexpr uint64_t kSamples = 4;
-  /// Whether some packet of `rule` (with `literals`, its cube) is taken by
-  /// no trapping rule of `group` before place `pos`.
-  bool Reachable(const Group &group, const expand::TernaryRule &rule,
-                 const analysis::PacketSpace::Literals &literals, uint32_t pos) const;
+  /// Whether some packet of the cube `literals` is taken by no trapping
+  /// rule of `group` before place `pos`.
+  bool Reachable(const Group &group, const analysis::PacketSpace::Literals &literals,
+                 uint32_t pos) const;
 
   /// Leaves out the kept rules (policy order, with pos_, literals_ and
   /// group_of_ by place) that later rules make redundant, and rebuilds the

@@ -424,49 +424,11 @@ private:
     return set;
   }
 
-  /// The rules (all_ indexes) that hold the packet `bits`, added to `out`.
-  using Holders =
-      llvm::function_ref<void(const std::vector<uint8_t> &bits, std::vector<size_t> &out)>;
-
-  /// Whether a packet of `cube` that can exist is held by none of the rules
-  /// `holders` names; if so, `packet` is the least such packet (the one
-  /// Pick() gives for the cube's packets less all those rules). The rules
-  /// are found lazily: the least packet left is picked and the rules
-  /// holding it are taken out, until none is left or one no rule holds is
-  /// found. Each round takes out at least one rule not taken out before, so
-  /// the answer is exact; but only the few rules that cover the cube are
-  /// touched, not every rule that meets it. Most cubes hold no packet that
-  /// can exist, or one rule holds them all: no set is built for those.
-  bool Uncovered(const PacketSpace::Literals &cube, Holders holders, Packet &packet) const {
-    Packet p;
-    if (!space_->PickInCube(cube, 0, p.bits)) {
-      return false;
-    }
-    std::vector<size_t> found;
-    bdd set;
-    for (bool first = true;; first = false) {
-      found.clear();
-      holders(p.bits, found);
-      if (found.empty()) {
-        packet = std::move(p);
-        return true;
-      }
-      if (first) {
-        for (size_t r : found) {
-          if (PacketSpace::CubeContains(Lit(r), cube)) {
-            return false;
-          }
-        }
-        set = space_->Match(cube) & space_->Universe();
-      }
-      for (size_t r : found) {
-        set = bdd_apply(set, space_->Match(Lit(r)), bddop_diff);
-      }
-      if (Empty(set)) {
-        return false;
-      }
-      p = space_->Pick(set);
-    }
+  /// Whether a packet of `cube` lies in none of the rules `holders` gives
+  /// (PacketSpace::Uncovered()); if so, `packet` is the least such packet.
+  bool Uncovered(const PacketSpace::Literals &cube, PacketSpace::Holders holders,
+                 Packet &packet) const {
+    return space_->Uncovered(cube, holders, packet.bits);
   }
 
   /// Reports `set` (not empty) as the counterexample of a different outcome.
@@ -564,14 +526,16 @@ private:
     // `src_below` and the compiled entries before place `hw_below` that take
     // packets.
     auto held_by = [&](uint32_t src_below, uint32_t hw_below) {
-      return [&, src_below, hw_below](const std::vector<uint8_t> &bits, std::vector<size_t> &out) {
+      return [&, src_below, hw_below](const std::vector<uint8_t> &bits,
+                                      std::vector<const PacketSpace::Literals *> &out) {
         expand::TernaryRule point = space_->PointOf(bits);
         for (auto [side, below] : {std::pair(&src, src_below), std::pair(&hw, hw_below)}) {
           side->stops.Query(
               point,
               [&](uint32_t k) {
-                if (PacketSpace::InCube(Lit(side->entries[k].rule), bits)) {
-                  out.push_back(side->entries[k].rule);
+                const PacketSpace::Literals &cube = Lit(side->entries[k].rule);
+                if (PacketSpace::InCube(cube, bits)) {
+                  out.push_back(&cube);
                 }
               },
               below);

@@ -29,6 +29,8 @@ ingress port 1 {
   rule h: ipv4 proto 17 -> steer q1;
   rule i: tcp src 1000..2000 -> drop;
   rule j: udp dst 6635, mpls label 5 -> steer q1;
+  rule k: ipv4 src 10.0.0.0/9 -> steer q0;
+  rule l: ipv4 src 10.128.0.0/9 -> steer q1;
 }
 )";
 
@@ -52,6 +54,19 @@ struct Space {
     space = std::make_unique<PacketSpace>(expanded.rules, 1 << 20);
   }
 
+  /// Calls `fn(a, b, cube)` for every rule (a == b) and every meet of two
+  /// rules whose cubes may overlap.
+  template <typename Fn> void ForEachMeet(Fn &&fn) const {
+    for (size_t a = 0; a < expanded.rules.size(); ++a) {
+      for (size_t b = a; b < expanded.rules.size(); ++b) {
+        const PacketSpace::Literals &la = space->CubeOfRule(a), &lb = space->CubeOfRule(b);
+        if (PacketSpace::MayOverlap(la, lb)) {
+          fn(a, b, PacketSpace::Meet(la, lb));
+        }
+      }
+    }
+  }
+
   /// Whether the packet `bits` is one of Universe()'s, by walking its BDD.
   bool Exists(const std::vector<uint8_t> &bits) const {
     bdd node = space->Universe();
@@ -70,26 +85,19 @@ TEST(PacketSpace, PickInCubeFindsAPacketExactlyWhenTheSetHasOne) {
   unsigned empty = 0, found = 0;
   // Every rule and every meet of two: meets of IPv4 and IPv6 rules, or of
   // a VXLAN rule and a UDP port other than 4789, are cubes no packet has.
-  for (size_t a = 0; a < rules.size(); ++a) {
-    for (size_t b = a; b < rules.size(); ++b) {
-      const PacketSpace::Literals &la = s.space->CubeOfRule(a), &lb = s.space->CubeOfRule(b);
-      if (!PacketSpace::MayOverlap(la, lb)) {
-        continue;
+  s.ForEachMeet([&](size_t a, size_t b, const PacketSpace::Literals &cube) {
+    bool exists = (s.space->Match(cube) & s.space->Universe()) != bddfalse;
+    for (uint64_t seed = 0; seed < 4; ++seed) {
+      std::vector<uint8_t> bits;
+      bool picked = s.space->PickInCube(cube, seed, bits);
+      ASSERT_EQ(picked, exists) << a << " " << b << " seed " << seed;
+      if (picked) {
+        EXPECT_TRUE(PacketSpace::InCube(cube, bits)) << a << " " << b << " seed " << seed;
+        EXPECT_TRUE(s.Exists(bits)) << a << " " << b << " seed " << seed;
       }
-      PacketSpace::Literals cube = PacketSpace::Meet(la, lb);
-      bool exists = (s.space->Match(cube) & s.space->Universe()) != bddfalse;
-      for (uint64_t seed = 0; seed < 4; ++seed) {
-        std::vector<uint8_t> bits;
-        bool picked = s.space->PickInCube(cube, seed, bits);
-        ASSERT_EQ(picked, exists) << a << " " << b << " seed " << seed;
-        if (picked) {
-          EXPECT_TRUE(PacketSpace::InCube(cube, bits)) << a << " " << b << " seed " << seed;
-          EXPECT_TRUE(s.Exists(bits)) << a << " " << b << " seed " << seed;
-        }
-      }
-      (exists ? found : empty) += 1;
     }
-  }
+    (exists ? found : empty) += 1;
+  });
   // Both answers are exercised.
   EXPECT_GT(empty, 0u);
   EXPECT_GT(found, 0u);
@@ -120,6 +128,54 @@ TEST(PacketSpace, PointQueriesFindEveryRuleThatHoldsThePacket) {
       }
     }
   }
+}
+
+// Uncovered() against the sets: for each rule's cube and meet of two, and
+// several sets of other rules, it says whether the cube has a packet none of
+// them holds exactly when the BDD difference is not empty, and gives the
+// least such packet, Pick() of the difference. Rules k and l cover rule a
+// only together, so some answers take more than one round.
+TEST(PacketSpace, UncoveredAgreesWithTheSetDifference) {
+  Space s;
+  ASSERT_TRUE(s.space);
+  const auto &rules = s.expanded.rules;
+  unsigned uncovered = 0, covered = 0, rounds_over_one = 0;
+  s.ForEachMeet([&](size_t a, size_t b, const PacketSpace::Literals &cube) {
+    for (unsigned pick = 0; pick < 4; ++pick) {
+      // Which other rules count: all, or about two in three.
+      auto counts = [&](size_t j) {
+        return j != a && j != b && (pick == 0 || (j + a + pick) % 3 != 0);
+      };
+      bdd diff = s.space->Match(cube) & s.space->Universe();
+      for (size_t j = 0; j < rules.size(); ++j) {
+        if (counts(j)) {
+          diff = bdd_apply(diff, s.space->Match(s.space->CubeOfRule(j)), bddop_diff);
+        }
+      }
+      unsigned rounds = 0;
+      std::vector<uint8_t> bits;
+      bool found = s.space->Uncovered(
+          cube,
+          [&](const std::vector<uint8_t> &at, std::vector<const PacketSpace::Literals *> &out) {
+            ++rounds;
+            for (size_t j = 0; j < rules.size(); ++j) {
+              if (counts(j) && PacketSpace::InCube(s.space->CubeOfRule(j), at)) {
+                out.push_back(&s.space->CubeOfRule(j));
+              }
+            }
+          },
+          bits);
+      ASSERT_EQ(found, diff != bddfalse) << a << " " << b << " pick " << pick;
+      if (found) {
+        EXPECT_EQ(bits, s.space->Pick(diff).bits) << a << " " << b << " pick " << pick;
+      }
+      (found ? uncovered : covered) += 1;
+      rounds_over_one += !found && rounds > 1;
+    }
+  });
+  EXPECT_GT(uncovered, 0u);
+  EXPECT_GT(covered, 0u);
+  EXPECT_GT(rounds_over_one, 0u);
 }
 
 } // namespace
