@@ -8,6 +8,7 @@
 #include "llvm/ADT/STLExtras.h"
 
 #include "llvm/ADT/SmallString.h"
+#include "llvm/ADT/SmallVector.h"
 #include "llvm/Support/MathExtras.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -77,6 +78,7 @@ PacketSpace::PacketSpace(llvm::ArrayRef<expand::TernaryRule> rules, int max_node
     blocks_[key] = Block{next, bits};
     next += static_cast<int>(bits);
   }
+  num_vars_ = next;
   rules_ = rules;
   cubes_.reserve(rules.size());
   size_t literals = 0;
@@ -236,18 +238,26 @@ bdd PacketSpace::FieldEquals(ir::Layer layer, Field field, uint64_t value) const
 }
 
 PacketSpace::Literals PacketSpace::LiteralsOf(const expand::TernaryRule &rule) const {
-  std::vector<std::pair<int, bool>> literals; // unpacked
+  // Every word of the model, filled in place: no literal is sorted.
+  llvm::SmallVector<uint64_t, 32> care, value;
+  auto words = static_cast<size_t>(num_vars_ / 64 + 1);
+  care.assign(words, 0);
+  value.assign(words, 0);
+  auto set = [&](int var, bool bit) {
+    uint64_t mask = uint64_t{1} << (var % 64);
+    care[static_cast<size_t>(var / 64)] |= mask;
+    value[static_cast<size_t>(var / 64)] |= bit ? mask : 0;
+  };
   for (unsigned l = 0; l < ir::kNumLayers; ++l) {
     for (unsigned h = 0; h < kNumHeaders; ++h) {
       if (rule.headers[l] & (1u << h)) {
-        literals.push_back(
-            {header_vars_.at({static_cast<ir::Layer>(l), static_cast<Header>(h)}), true});
+        set(header_vars_.at({static_cast<ir::Layer>(l), static_cast<Header>(h)}), true);
       }
     }
   }
   for (const expand::TernaryMatch &m : rule.matches) {
     if (IsVlanTagField(m.field) && !m.mask.isZero()) {
-      literals.push_back({vlan_vars_.at(m.layer), true}); // a VLAN match needs a tag
+      set(vlan_vars_.at(m.layer), true); // a VLAN match needs a tag
     }
     // One block per container: rules naming the same bits in either form
     // are compared correctly.
@@ -255,20 +265,15 @@ PacketSpace::Literals PacketSpace::LiteralsOf(const expand::TernaryRule &rule) c
     const Block &b = blocks_.at({m.layer, c.field});
     for (unsigned i = 0; i < b.bits; ++i) {
       if (c.mask[i]) {
-        literals.push_back({b.first_var + static_cast<int>(b.bits - 1 - i), c.value[i]});
+        set(b.first_var + static_cast<int>(b.bits - 1 - i), c.value[i]);
       }
     }
   }
-  llvm::sort(literals);
   Literals cube;
-  for (const auto &[var, value] : literals) {
-    auto word = static_cast<uint32_t>(var / 64);
-    uint64_t bit = uint64_t{1} << (var % 64);
-    if (cube.empty() || cube.back().word != word) {
-      cube.push_back({word, 0, 0});
+  for (size_t w = 0; w < words; ++w) {
+    if (care[w] != 0) {
+      cube.push_back({static_cast<uint32_t>(w), care[w], value[w]});
     }
-    cube.back().care |= bit;
-    cube.back().value |= value ? bit : 0;
   }
   return cube;
 }

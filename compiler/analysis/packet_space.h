@@ -151,6 +151,9 @@ private:
   Literals LiteralsOf(const expand::TernaryRule &rule) const;
 
   llvm::ArrayRef<expand::TernaryRule> rules_;
+  /// The model's variables (headers, tags, field bits), known before
+  /// BuDDy's are made.
+  int num_vars_ = 0;
   /// LiteralsOf(rules_[i]), for CubeOfRule() and Contains().
   std::vector<Literals> cubes_;
   std::map<std::pair<ir::Layer, Header>, int> header_vars_;
