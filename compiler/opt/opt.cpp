@@ -30,13 +30,20 @@ std::vector<uint32_t> ExactRefiner::Before(const Group &group, const expand::Ter
   return before;
 }
 
+void ExactRefiner::ForHoldersBefore(const Group &group, const std::vector<uint8_t> &bits,
+                                    uint32_t pos, llvm::function_ref<void(uint32_t)> fn) const {
+  group.index.Query(space_->PointOf(bits), [&](uint32_t id) {
+    uint32_t h = group.trapping[id];
+    if (pos_[h] < pos && PacketSpace::InCube(*literals_[h], bits)) {
+      fn(h);
+    }
+  });
+}
+
 bool ExactRefiner::TakenBefore(const Group &group, const std::vector<uint8_t> &bits,
                                uint32_t pos) const {
   bool taken = false;
-  group.index.Query(space_->PointOf(bits), [&](uint32_t id) {
-    uint32_t h = group.trapping[id];
-    taken = taken || (pos_[h] < pos && PacketSpace::InCube(*literals_[h], bits));
-  });
+  ForHoldersBefore(group, bits, pos, [&](uint32_t) { taken = true; });
   return taken;
 }
 
@@ -59,12 +66,7 @@ bool ExactRefiner::Reachable(const Group &group, const PacketSpace::Literals &li
   return space_->Uncovered(
       literals,
       [&](const std::vector<uint8_t> &at, std::vector<const PacketSpace::Literals *> &out) {
-        group.index.Query(space_->PointOf(at), [&](uint32_t id) {
-          uint32_t h = group.trapping[id];
-          if (pos_[h] < pos && PacketSpace::InCube(*literals_[h], at)) {
-            out.push_back(literals_[h]);
-          }
-        });
+        ForHoldersBefore(group, at, pos, [&](uint32_t h) { out.push_back(literals_[h]); });
       },
       bits);
 }

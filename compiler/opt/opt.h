@@ -16,6 +16,7 @@
 #include "compiler/analysis/packet_space.h"
 #include "compiler/expand/overlap_index.h"
 #include "compiler/target/legalize.h"
+#include "llvm/ADT/STLFunctionalExtras.h"
 
 namespace flowc::opt {
 
@@ -61,8 +62,12 @@ private:
   std::vector<uint32_t> Before(const Group &group, const expand::TernaryRule &rule,
                                const analysis::PacketSpace::Literals &literals, uint32_t pos,
                                bool &covered) const;
+  /// Calls `fn` with each trapping rule of `group` before place `pos` that
+  /// holds the packet `bits` (analysis::Packet::bits), found by a point query.
+  void ForHoldersBefore(const Group &group, const std::vector<uint8_t> &bits, uint32_t pos,
+                        llvm::function_ref<void(uint32_t)> fn) const;
   /// Whether a trapping rule of `group` before place `pos` takes the packet
-  /// `bits` (analysis::Packet::bits).
+  /// `bits`.
   bool TakenBefore(const Group &group, const std::vector<uint8_t> &bits, uint32_t pos) const;
   /// Packets tried before an exact answer from sets: enough that most
   /// answers need no set, few enough to cost little when none settles it.
