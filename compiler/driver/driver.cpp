@@ -134,8 +134,10 @@ Options:
                             it takes a second)
   --inject-fault=KIND       for testing the proof: break the compiled rules
                             before it runs (priority: every rule at priority
-                            0; drop-rule: leave out the first normal rule;
-                            mask: clear one mask bit of every normal rule)
+                            0; reverse: the priorities of the normal rules
+                            in reverse order; drop-rule: leave out the first
+                            normal rule; mask: clear one mask bit of every
+                            normal rule)
   and every diagnostic option of 'flowc check' (--format, -Werror, -Wno-NAME,
   --max-errors, --color, --stdlib-dir, --dump-ir, --time-phases)
 
@@ -392,8 +394,9 @@ std::optional<int> ParseCheck(llvm::ArrayRef<llvm::StringRef> args, CheckOptions
     } else if ((o.command == "build" || o.command == "check") && a == "--progress") {
       o.progress = true;
     } else if (o.command == "build" && TakeValue(args, i, "--inject-fault", v)) {
-      if (*v != "priority" && *v != "drop-rule" && *v != "mask") {
-        return Usage(err, "--inject-fault takes priority, drop-rule or mask, got '" + *v + "'");
+      if (*v != "priority" && *v != "reverse" && *v != "drop-rule" && *v != "mask") {
+        return Usage(err, "--inject-fault takes priority, reverse, drop-rule or mask, got '" +
+                              *v + "'");
       }
       o.inject_fault = v->str();
     } else if (a == "-Werror") {
@@ -831,6 +834,12 @@ std::optional<int> Trace(const CheckOptions &o, const ir::Policy &policy, diag::
 
 /// --inject-fault: what a broken optimizer might do, for testing the proof.
 void InjectFault(llvm::StringRef kind, target::HwPolicy &hw) {
+  uint16_t last = 0; // the highest priority number of a normal rule
+  for (const target::HwRuleInfo &info : hw.rules) {
+    if (info.rule.type == emit::AttrType::kNormal) {
+      last = std::max(last, info.rule.priority);
+    }
+  }
   for (size_t i = 0; i < hw.rules.size(); ++i) {
     emit::HwRule &r = hw.rules[i].rule;
     if (r.type != emit::AttrType::kNormal) {
@@ -838,6 +847,8 @@ void InjectFault(llvm::StringRef kind, target::HwPolicy &hw) {
     }
     if (kind == "priority") {
       r.priority = 0;
+    } else if (kind == "reverse") {
+      r.priority = static_cast<uint16_t>(last - r.priority);
     } else if (kind == "drop-rule") {
       hw.rules.erase(hw.rules.begin() + static_cast<std::ptrdiff_t>(i));
       return;

@@ -156,6 +156,7 @@ void OverlapIndex::Insert(uint32_t id, const TernaryRule &rule, uint32_t key) {
   for (unsigned o = 0; o < (nkeys_ > 1 ? 2u : 1u); ++o) {
     Inner &inner = outer_[o][p[o]];
     inner.max_key = std::max(inner.max_key, key);
+    inner.min_id = std::min(inner.min_id, id);
     Bucket &bucket = inner.buckets[p[1 - o]];
     bucket.max_key = std::max(bucket.max_key, key);
     bucket.ids.push_back(id);
@@ -167,13 +168,13 @@ void OverlapIndex::Insert(uint32_t id, const TernaryRule &rule, uint32_t key) {
 
 template <typename Fn>
 void OverlapIndex::Scan(const TernaryRule &rule, uint32_t below, uint32_t bar, Fn &&fn) const {
-  if (size_ == 0) {
+  if (size_ == 0 || below == 0) {
     return;
   }
   Prefix p[2] = {PrefixOf(rule, 0), PrefixOf(rule, 1)};
   unsigned o = nkeys_ > 1 && p[1].bits > p[0].bits ? 1 : 0;
   outer_[o].Visit(p[o], [&](const Inner &inner) {
-    if (inner.max_key < bar) {
+    if (inner.max_key < bar || inner.min_id >= below) {
       return;
     }
     inner.buckets.Visit(p[1 - o], [&](const Bucket &bucket) {

@@ -98,7 +98,8 @@ private:
   std::array<std::pair<ir::Layer, Field>, 2> keys_{};
   unsigned nkeys_ = 0;
   /// Ids with one pair of prefixes, in insertion order, and the largest key
-  /// among them.
+  /// among them. Groups whose keys are all below a query's bar, or whose
+  /// ids are all at or above its `below`, are skipped whole.
   struct Bucket {
     std::vector<uint32_t> ids;
     uint32_t max_key = 0;
@@ -106,6 +107,7 @@ private:
   struct Inner {
     PrefixMap<Bucket> buckets;
     uint32_t max_key = 0;
+    uint32_t min_id = UINT32_MAX; ///< the smallest id among the buckets
   };
   /// Rules by their prefix in the first field, then in the second; and the
   /// other way round. A query walks the one whose outer field it narrows

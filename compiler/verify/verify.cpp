@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <numeric>
 #include <optional>
 #include <unordered_map>
 #include <utility>
@@ -12,6 +13,7 @@
 #include "compiler/expand/expand.h"
 #include "compiler/expand/overlap_index.h"
 #include "compiler/target/tables.h"
+#include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FormatVariadic.h"
 
@@ -343,6 +345,18 @@ private:
   struct Side {
     std::vector<Entry> entries;
     expand::OverlapIndex stops;
+    /// How many entries, by place, have been offered to `stops`.
+    uint32_t inserted = 0;
+    /// Adds the entries before place `end` that take packets to `stops`,
+    /// in order, each with its `key` (`rules`: all_).
+    void InsertStops(size_t end, const std::vector<expand::TernaryRule> &rules,
+                     const std::vector<uint32_t> &key) {
+      for (; inserted < std::min(end, entries.size()); ++inserted) {
+        if (entries[inserted].stops) {
+          stops.Insert(inserted, rules[entries[inserted].rule], key[inserted]);
+        }
+      }
+    }
     /// Calls `fn` with the places below `below` of the entries that take
     /// packets and may share one with `rule`, in order.
     template <typename Fn>
@@ -413,6 +427,91 @@ private:
     }
   };
 
+  template <typename T>
+  using CubeMap = std::unordered_map<const PacketSpace::Literals *, T, CubeHash, CubeEq>;
+
+  /// Check 2 (CompareGroup) for a source rule r at place `id` of `src` and
+  /// a compiled entry j that takes packets: whether j may be the first to
+  /// take a packet whose first source rule is r with another outcome (it
+  /// has another outcome, may meet r, and its o(j), `origin`, is not before
+  /// r).
+  bool MayPair(const Side &src, size_t id, const Entry &j, uint32_t origin) const {
+    const Entry &r = src.entries[id];
+    return j.outcome_id != r.outcome_id && (origin == UINT32_MAX || origin >= id) &&
+           PacketSpace::MayOverlap(Lit(r.rule), Lit(j.rule));
+  }
+  /// Whether compiled entry j takes every packet of source entry r, with
+  /// its outcome: a candidate for h(r).
+  bool Takes(const Entry &r, const Entry &j) const {
+    return j.outcome_id == r.outcome_id && PacketSpace::MayOverlap(Lit(r.rule), Lit(j.rule)) &&
+           PacketSpace::CubeContains(Lit(j.rule), Lit(r.rule));
+  }
+
+  /// Check 2's pairs for the source rules with an h(r) whose cube is the
+  /// rule's: per source place, h(r) (lowered to an earlier entry that
+  /// Takes() the rule, when the index lists one) and, from `start` to the
+  /// next place's `start` in `list`, the compiled entries before h(r)'s
+  /// table for which MayPair() holds, in the index's order.
+  struct Pairs {
+    std::vector<uint32_t> taker; ///< UINT32_MAX: no h(r) by cube
+    std::vector<uint32_t> start;
+    std::vector<uint32_t> list;
+  };
+  /// Lists the Pairs. Each rule needs only the entries before h(r)'s table,
+  /// so the rules go in the order of that bound and hw.stops grows to it
+  /// before each query: a query never passes over the entries of later
+  /// tables, which the index would visit group by group (they are the
+  /// rules that compete, and many).
+  Pairs ListPairs(const Side &src, Side &hw, const CubeMap<std::vector<uint32_t>> &hw_cubes,
+                  const std::vector<uint32_t> &origin, const std::vector<uint32_t> &table_start) {
+    Pairs out;
+    out.taker.assign(src.entries.size(), UINT32_MAX);
+    std::vector<uint32_t> order;
+    for (size_t id = 0; id < src.entries.size(); ++id) {
+      const Entry &e = src.entries[id];
+      auto it = e.stops ? hw_cubes.find(&Lit(e.rule)) : hw_cubes.end();
+      if (it == hw_cubes.end()) {
+        continue;
+      }
+      for (uint32_t j : it->second) {
+        if (hw.entries[j].outcome_id == e.outcome_id) {
+          out.taker[id] = j;
+          order.push_back(static_cast<uint32_t>(id));
+          break;
+        }
+      }
+    }
+    llvm::stable_sort(order, [&](uint32_t a, uint32_t b) {
+      return table_start[out.taker[a]] < table_start[out.taker[b]];
+    });
+    std::vector<std::pair<uint32_t, uint32_t>> found; // (source place, entry)
+    for (uint32_t id : order) {
+      const Entry &e = src.entries[id];
+      uint32_t &taker = out.taker[id];
+      uint32_t bound = table_start[taker];
+      hw.InsertStops(bound, all_, origin);
+      hw.stops.Query(
+          all_[e.rule],
+          [&](uint32_t j) {
+            if (j < taker && Takes(e, hw.entries[j])) {
+              taker = j;
+            }
+            if (MayPair(src, id, hw.entries[j], origin[j])) {
+              found.emplace_back(id, j);
+            }
+          },
+          bound, id);
+    }
+    llvm::stable_sort(found, [](const auto &a, const auto &b) { return a.first < b.first; });
+    out.start.assign(src.entries.size() + 1, 0);
+    for (const auto &[id, j] : found) {
+      ++out.start[id + 1];
+      out.list.push_back(j);
+    }
+    std::partial_sum(out.start.begin(), out.start.end(), out.start.begin());
+    return out;
+  }
+
   /// `set` less the cubes of `rules` (all_ indexes): what none of them takes.
   bdd Less(bdd set, const std::vector<size_t> &rules) const {
     for (size_t r : rules) {
@@ -478,9 +577,8 @@ private:
         src.stops.Insert(static_cast<uint32_t>(id), all_[src.entries[id].rule]);
       }
     }
-    std::unordered_map<const PacketSpace::Literals *, uint32_t, CubeHash, CubeEq> src_cubes;
-    std::unordered_map<const PacketSpace::Literals *, std::vector<uint32_t>, CubeHash, CubeEq>
-        hw_cubes;
+    CubeMap<uint32_t> src_cubes;
+    CubeMap<std::vector<uint32_t>> hw_cubes;
     for (size_t id = 0; id < src.entries.size(); ++id) {
       if (src.entries[id].stops) {
         src_cubes.try_emplace(&Lit(src.entries[id].rule), static_cast<uint32_t>(id));
@@ -511,7 +609,6 @@ private:
           }
         });
       }
-      hw.stops.Insert(static_cast<uint32_t>(id), all_[e.rule], origin[id]);
     }
     const bdd &u = space_->Universe();
     // The place of the first compiled entry in each entry's table: the
@@ -522,6 +619,11 @@ private:
                             ? table_start[id - 1]
                             : static_cast<uint32_t>(id);
     }
+    // The compiled entries that take packets go into hw.stops by place, with
+    // o(j) as the key: as far as each of check 2's pairs need them, then all.
+    Pairs listed = ListPairs(src, hw, hw_cubes, origin, table_start);
+    hw.InsertStops(hw.entries.size(), all_, origin);
+
     // The rules that hold a packet: the source rules before place
     // `src_below` and the compiled entries before place `hw_below` that take
     // packets.
@@ -623,44 +725,16 @@ private:
         continue;
       }
       const PacketSpace::Literals &lit = Lit(e.rule);
-      uint32_t taker = UINT32_MAX; // h(r): a place in hw
-      if (auto it = hw_cubes.find(&lit); it != hw_cubes.end()) {
-        for (uint32_t j : it->second) {
-          if (hw.entries[j].outcome_id == e.outcome_id) {
-            taker = j;
-            break;
-          }
-        }
-      }
-      // The pairs to settle: compiled entries that stop packets, may meet
+      // The pairs to settle: compiled entries that take packets, may meet
       // r, have another outcome, are not inside a source rule before r
       // (o(j) < r), and lie in a table before h(r)'s. With h(r) known, only
-      // the entries before its table are listed; an earlier entry with r's
+      // the entries before its table were listed; an earlier entry with r's
       // outcome that contains r moves that bound down.
-      auto pair = [&](uint32_t j) {
-        const Entry &h = hw.entries[j];
-        return h.outcome_id != e.outcome_id && (origin[j] == UINT32_MAX || origin[j] >= id) &&
-               PacketSpace::MayOverlap(lit, Lit(h.rule));
-      };
-      auto lower_taker = [&](uint32_t j) {
-        if (hw.entries[j].outcome_id == e.outcome_id && j < taker &&
-            PacketSpace::MayOverlap(lit, Lit(hw.entries[j].rule)) &&
-            PacketSpace::CubeContains(Lit(hw.entries[j].rule), lit)) {
-          taker = j;
-        }
-      };
-      std::vector<uint32_t> pairs;
-      if (taker != UINT32_MAX) {
-        hw.stops.Query(
-            all_[e.rule],
-            [&](uint32_t j) {
-              lower_taker(j);
-              if (pair(j)) {
-                pairs.push_back(j);
-              }
-            },
-            table_start[taker], static_cast<uint32_t>(id));
-      } else {
+      uint32_t taker = listed.taker[id]; // h(r): a place in hw
+      llvm::ArrayRef<uint32_t> pairs(listed.list.data() + listed.start[id],
+                                     listed.start[id + 1] - listed.start[id]);
+      std::vector<uint32_t> unbounded;
+      if (taker == UINT32_MAX) {
         uint32_t cover = UINT32_MAX;
         if (src.CoveredBefore(id, lit, *space_, cover)) {
           continue; // an earlier source rule takes all of r: r is no packet's first
@@ -669,7 +743,9 @@ private:
         hw.stops.Query(all_[e.rule], [&](uint32_t j) {
           if (PacketSpace::MayOverlap(lit, Lit(hw.entries[j].rule))) {
             met.push_back(j);
-            lower_taker(j);
+            if (j < taker && Takes(e, hw.entries[j])) {
+              taker = j;
+            }
           }
         });
         Packet p;
@@ -678,10 +754,11 @@ private:
           return Differ(group, std::move(p), result); // left to the default rules
         }
         for (uint32_t j : met) {
-          if (pair(j)) {
-            pairs.push_back(j);
+          if (MayPair(src, id, hw.entries[j], origin[j])) {
+            unbounded.push_back(j);
           }
         }
+        pairs = unbounded;
       }
       uint32_t cover = UINT32_MAX; // the last earlier source rule that covered a pair
       for (uint32_t j : pairs) {

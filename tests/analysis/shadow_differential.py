@@ -456,7 +456,7 @@ def witness_frame(text):
     return eth(hs.get((False, "eth"), {}), 0x0800, bytes(4))
 
 
-FAULTS = ("priority", "drop-rule", "mask")
+FAULTS = ("priority", "reverse", "drop-rule", "mask")
 COUNTEREXAMPLE = re.compile(r"^  packet: (.*)$", re.M)
 
 
