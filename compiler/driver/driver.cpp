@@ -395,8 +395,8 @@ std::optional<int> ParseCheck(llvm::ArrayRef<llvm::StringRef> args, CheckOptions
       o.progress = true;
     } else if (o.command == "build" && TakeValue(args, i, "--inject-fault", v)) {
       if (*v != "priority" && *v != "reverse" && *v != "drop-rule" && *v != "mask") {
-        return Usage(err, "--inject-fault takes priority, reverse, drop-rule or mask, got '" +
-                              *v + "'");
+        return Usage(err,
+                     "--inject-fault takes priority, reverse, drop-rule or mask, got '" + *v + "'");
       }
       o.inject_fault = v->str();
     } else if (a == "-Werror") {
