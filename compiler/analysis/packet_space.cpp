@@ -529,6 +529,24 @@ expand::TernaryRule PacketSpace::PointOf(const std::vector<uint8_t> &bits) const
   return point;
 }
 
+void PacketSpace::QueryPoint(const expand::OverlapIndex &index, const std::vector<uint8_t> &bits,
+                             llvm::function_ref<void(uint32_t)> fn, uint32_t below,
+                             uint32_t min_key) const {
+  index.QueryPoint(
+      [&](ir::Layer layer, Field field, unsigned n) -> std::optional<uint64_t> {
+        auto it = blocks_.find({layer, field});
+        if (it == blocks_.end() || n > it->second.bits) {
+          return std::nullopt; // PointOf() has no match for it either
+        }
+        uint64_t top = 0;
+        for (unsigned i = 0; i < n; ++i) { // most significant bit first
+          top = top << 1 | bits[static_cast<size_t>(it->second.first_var) + i];
+        }
+        return top;
+      },
+      fn, below, min_key);
+}
+
 void PacketSpace::Decode(Packet &p) const {
   for (const auto &[key, var] : header_vars_) {
     p.headers[key] = p.bits[static_cast<size_t>(var)] != 0;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "compiler/expand/expand.h"
+#include "compiler/expand/overlap_index.h"
 #include "compiler/ir/ir.h"
 #include "llvm/ADT/APInt.h"
 #include "llvm/ADT/ArrayRef.h"
@@ -122,6 +123,11 @@ public:
   /// (full masks): a query for OverlapIndex whose candidates include every
   /// rule whose cube holds the packet.
   expand::TernaryRule PointOf(const std::vector<uint8_t> &bits) const;
+  /// `index`'s Query() of PointOf(bits), without building the rule: each
+  /// id whose rule's cube holds the packet is among those given to `fn`.
+  void QueryPoint(const expand::OverlapIndex &index, const std::vector<uint8_t> &bits,
+                  llvm::function_ref<void(uint32_t)> fn, uint32_t below = UINT32_MAX,
+                  uint32_t min_key = 0) const;
   /// Fills the headers, vlan_tag and fields of `packet` from its bits.
   void Decode(Packet &packet) const;
   /// A packet as `flowc trace --packet` reads it: "eth dst=... type=0x800 /

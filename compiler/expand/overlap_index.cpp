@@ -167,11 +167,8 @@ void OverlapIndex::Insert(uint32_t id, const TernaryRule &rule, uint32_t key) {
 }
 
 template <typename Fn>
-void OverlapIndex::Scan(const TernaryRule &rule, uint32_t below, uint32_t bar, Fn &&fn) const {
-  if (size_ == 0 || below == 0) {
-    return;
-  }
-  Prefix p[2] = {PrefixOf(rule, 0), PrefixOf(rule, 1)};
+void OverlapIndex::Scan(const std::array<Prefix, 2> &p, uint32_t below, uint32_t bar,
+                        Fn &&fn) const {
   unsigned o = nkeys_ > 1 && p[1].bits > p[0].bits ? 1 : 0;
   outer_[o].Visit(p[o], [&](const Inner &inner) {
     if (inner.max_key < bar || inner.min_id >= below) {
@@ -194,7 +191,29 @@ void OverlapIndex::Scan(const TernaryRule &rule, uint32_t below, uint32_t bar, F
 
 void OverlapIndex::Query(const TernaryRule &rule, llvm::function_ref<void(uint32_t)> fn,
                          uint32_t below, uint32_t min_key) const {
-  Scan(rule, below, min_key, [&](uint32_t id) {
+  if (size_ == 0 || below == 0) {
+    return;
+  }
+  Scan({PrefixOf(rule, 0), PrefixOf(rule, 1)}, below, min_key, [&](uint32_t id) {
+    fn(id);
+    return min_key;
+  });
+}
+
+void OverlapIndex::QueryPoint(Leading leading, llvm::function_ref<void(uint32_t)> fn,
+                              uint32_t below, uint32_t min_key) const {
+  if (size_ == 0 || below == 0) {
+    return;
+  }
+  std::array<Prefix, 2> p;
+  for (unsigned which = 0; which < nkeys_; ++which) {
+    // What PrefixOf() gives for a full mask.
+    unsigned bits = std::min(GetFieldInfo(keys_[which].second).bits, kMaxBits);
+    if (std::optional<uint64_t> top = leading(keys_[which].first, keys_[which].second, bits)) {
+      p[which] = {bits, *top};
+    }
+  }
+  Scan(p, below, min_key, [&](uint32_t id) {
     fn(id);
     return min_key;
   });
@@ -202,7 +221,10 @@ void OverlapIndex::Query(const TernaryRule &rule, llvm::function_ref<void(uint32
 
 void OverlapIndex::Search(const TernaryRule &rule,
                           llvm::function_ref<uint32_t(uint32_t)> fn) const {
-  Scan(rule, UINT32_MAX, 0, fn);
+  if (size_ == 0) {
+    return;
+  }
+  Scan({PrefixOf(rule, 0), PrefixOf(rule, 1)}, UINT32_MAX, 0, fn);
 }
 
 } // namespace flowc::expand

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -33,6 +34,13 @@ public:
   /// are skipped whole.
   void Query(const TernaryRule &rule, llvm::function_ref<void(uint32_t)> fn,
              uint32_t below = UINT32_MAX, uint32_t min_key = 0) const;
+  /// The first `n` bits of a packet's (layer, container field), n at most
+  /// the field's width; none if the packet has no such field.
+  using Leading = llvm::function_ref<std::optional<uint64_t>(ir::Layer, Field, unsigned n)>;
+  /// Query() for a rule that fixes every bit of every field `leading`
+  /// gives (a packet), without building that rule.
+  void QueryPoint(Leading leading, llvm::function_ref<void(uint32_t)> fn,
+                  uint32_t below = UINT32_MAX, uint32_t min_key = 0) const;
   /// Query() for a search that raises its bar as it goes: `fn` returns the
   /// least key still of interest, and from then on groups whose largest
   /// key is below it are skipped. Every rule that overlaps `rule` and has
@@ -87,9 +95,10 @@ private:
   };
 
   void Choose();
-  /// Query() and Search(): `fn(id)` returns the bar for the keys.
+  /// Query(), QueryPoint() and Search() with the query's prefix in each
+  /// field: `fn(id)` returns the bar for the keys.
   template <typename Fn>
-  void Scan(const TernaryRule &rule, uint32_t below, uint32_t bar, Fn &&fn) const;
+  void Scan(const std::array<Prefix, 2> &p, uint32_t below, uint32_t bar, Fn &&fn) const;
   Prefix PrefixOf(const TernaryRule &rule, unsigned which) const;
 
   /// (layer, container field) -> leading mask bits summed over Plan()'s rules.

@@ -19,25 +19,31 @@ std::vector<uint32_t> ExactRefiner::Before(const Group &group, const expand::Ter
   // the index finds them without looking at the others.
   std::vector<uint32_t> before;
   covered = false;
-  group.index.Query(rule, [&](uint32_t id) {
-    uint32_t h = group.trapping[id];
-    if (covered || pos_[h] >= pos || !PacketSpace::MayOverlap(literals, *literals_[h])) {
-      return;
-    }
-    before.push_back(h);
-    covered = PacketSpace::CubeContains(*literals_[h], literals);
-  });
+  group.index.Query(
+      rule,
+      [&](uint32_t id) {
+        uint32_t h = group.trapping[id];
+        if (covered || !PacketSpace::MayOverlap(literals, *literals_[h])) {
+          return;
+        }
+        before.push_back(h);
+        covered = PacketSpace::CubeContains(*literals_[h], literals);
+      },
+      group.Below(pos_, pos));
   return before;
 }
 
 void ExactRefiner::ForHoldersBefore(const Group &group, const std::vector<uint8_t> &bits,
                                     uint32_t pos, llvm::function_ref<void(uint32_t)> fn) const {
-  group.index.Query(space_->PointOf(bits), [&](uint32_t id) {
-    uint32_t h = group.trapping[id];
-    if (pos_[h] < pos && PacketSpace::InCube(*literals_[h], bits)) {
-      fn(h);
-    }
-  });
+  space_->QueryPoint(
+      group.index, bits,
+      [&](uint32_t id) {
+        uint32_t h = group.trapping[id];
+        if (PacketSpace::InCube(*literals_[h], bits)) {
+          fn(h);
+        }
+      },
+      group.Below(pos_, pos));
 }
 
 bool ExactRefiner::TakenBefore(const Group &group, const std::vector<uint8_t> &bits,
@@ -146,7 +152,10 @@ uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
   }
   for (size_t k = 0; k < kept.size(); ++k) {
     if (group_of_[k] != nullptr) {
-      all[group_of_[k]].Insert(static_cast<uint32_t>(k), expanded_->rules[kept[k].expanded]);
+      // Keyed by place too: a query for the rules after one skips groups
+      // of rules before it.
+      all[group_of_[k]].Insert(static_cast<uint32_t>(k), expanded_->rules[kept[k].expanded],
+                               static_cast<uint32_t>(k));
     }
   }
   // Last first: a rule is redundant when, without it, every packet it takes
@@ -182,22 +191,28 @@ uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
         continue;
       }
       auto next = static_cast<uint32_t>(kept.size());
-      after.Query(space_->PointOf(bits), [&](uint32_t j) {
-        if (j > k && j < next && !gone[j] && PacketSpace::InCube(*literals_[j], bits)) {
-          next = j;
-        }
-      });
+      space_->QueryPoint(
+          after, bits,
+          [&](uint32_t j) {
+            if (j > k && !gone[j] && PacketSpace::InCube(*literals_[j], bits)) {
+              next = std::min(next, j);
+            }
+          },
+          UINT32_MAX, static_cast<uint32_t>(k + 1));
       differs = next == kept.size() || !alike(next);
     }
     if (differs) {
       continue;
     }
     std::vector<uint32_t> later;
-    after.Query(rule, [&](uint32_t j) {
-      if (j > k && !gone[j] && PacketSpace::MayOverlap(lit, *literals_[j])) {
-        later.push_back(j);
-      }
-    });
+    after.Query(
+        rule,
+        [&](uint32_t j) {
+          if (j > k && !gone[j] && PacketSpace::MayOverlap(lit, *literals_[j])) {
+            later.push_back(j);
+          }
+        },
+        UINT32_MAX, static_cast<uint32_t>(k + 1));
     // Without a later rule of its outcome that meets it, some packet ends
     // elsewhere.
     if (llvm::none_of(later, alike)) {

@@ -7,6 +7,7 @@
 #ifndef FLOWC_OPT_OPT_H
 #define FLOWC_OPT_OPT_H
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -54,7 +55,18 @@ private:
   /// reach a rule: indexed by their first fields, in policy order.
   struct Group {
     expand::OverlapIndex index;
-    std::vector<uint32_t> trapping; ///< index ids -> hardware rules
+    std::vector<uint32_t> trapping; ///< index ids -> hardware rules, by place
+    /// The index ids of the trapping rules before place `pos` (`place`:
+    /// ExactRefiner::pos_): those below the result.
+    uint32_t Below(const std::vector<uint32_t> &place, uint32_t pos) const {
+      if (trapping.empty() || place[trapping.back()] < pos) {
+        return static_cast<uint32_t>(trapping.size()); // all: while they are being added
+      }
+      return static_cast<uint32_t>(
+          std::partition_point(trapping.begin(), trapping.end(),
+                               [&](uint32_t h) { return place[h] < pos; }) -
+          trapping.begin());
+    }
   };
   /// The trapping rules of `group` before place `pos` whose cubes meet
   /// `rule` (with `literals`, its cube), in no order; `covered` says whether

@@ -382,8 +382,8 @@ private:
     bool CoveredBefore(size_t before, const PacketSpace::Literals &cube, const PacketSpace &space,
                        uint32_t &cover) const {
       bool covered = false;
-      stops.Query(
-          space.PointOf(space.CornerOf(cube)),
+      space.QueryPoint(
+          stops, space.CornerOf(cube),
           [&](uint32_t j) {
             if (!covered && PacketSpace::CubeContains(space.CubeOfRule(entries[j].rule), cube)) {
               covered = true;
@@ -603,7 +603,7 @@ private:
       if (auto it = src_cubes.find(&lit); it != src_cubes.end()) {
         origin[id] = it->second;
       } else {
-        src.stops.Query(space_->PointOf(space_->CornerOf(lit)), [&](uint32_t r) {
+        space_->QueryPoint(src.stops, space_->CornerOf(lit), [&](uint32_t r) {
           if (r < origin[id] && PacketSpace::CubeContains(Lit(src.entries[r].rule), lit)) {
             origin[id] = r;
           }
@@ -630,10 +630,9 @@ private:
     auto held_by = [&](uint32_t src_below, uint32_t hw_below) {
       return [&, src_below, hw_below](const std::vector<uint8_t> &bits,
                                       std::vector<const PacketSpace::Literals *> &out) {
-        expand::TernaryRule point = space_->PointOf(bits);
         for (auto [side, below] : {std::pair(&src, src_below), std::pair(&hw, hw_below)}) {
-          side->stops.Query(
-              point,
+          space_->QueryPoint(
+              side->stops, bits,
               [&](uint32_t k) {
                 const PacketSpace::Literals &cube = Lit(side->entries[k].rule);
                 if (PacketSpace::InCube(cube, bits)) {

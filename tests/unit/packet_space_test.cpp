@@ -126,6 +126,21 @@ TEST(PacketSpace, PointQueriesFindEveryRuleThatHoldsThePacket) {
           EXPECT_TRUE(candidate[j]) << "rule " << j << " holds a packet of " << i;
         }
       }
+      // The same ids, in the same order, without building the point's rule.
+      std::vector<uint32_t> by_rule, by_point;
+      index.Query(s.space->PointOf(bits), [&](uint32_t id) { by_rule.push_back(id); });
+      s.space->QueryPoint(index, bits, [&](uint32_t id) { by_point.push_back(id); });
+      EXPECT_EQ(by_rule, by_point) << i << " seed " << seed;
+      // Bounded the same way.
+      by_rule.clear();
+      by_point.clear();
+      auto below = static_cast<uint32_t>(i);
+      index.Query(
+          s.space->PointOf(bits), [&](uint32_t id) { by_rule.push_back(id); }, below);
+      s.space->QueryPoint(
+          index, bits, [&](uint32_t id) { by_point.push_back(id); }, below);
+      EXPECT_EQ(by_rule, by_point) << i << " seed " << seed;
+      EXPECT_TRUE(llvm::all_of(by_point, [&](uint32_t id) { return id < below; }));
     }
   }
 }
