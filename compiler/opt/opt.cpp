@@ -98,15 +98,17 @@ void ExactRefiner::Prepare(const ir::Policy &policy, const expand::Expanded &exp
   }
   // Each rule's packets minus what the earlier trapping rules of its port
   // and direction take; a rule left with none changes nothing.
-  std::vector<target::HwRuleInfo> kept;
+  // The places in hw.rules of the rules kept, so that the rules move once.
+  std::vector<uint32_t> kept;
   uint32_t removed = 0;
-  for (const target::HwRuleInfo &info : hw.rules) {
+  for (uint32_t i = 0; i < hw.rules.size(); ++i) {
+    const target::HwRuleInfo &info = hw.rules[i];
     const ir::Rule &r = policy.rules[info.source];
     auto pos = static_cast<uint32_t>(kept.size());
     const expand::TernaryRule &rule = expanded.rules[info.expanded];
     const PacketSpace::Literals &literals = space_->CubeOfRule(info.expanded);
     if (r.kind != ast::RuleKind::kNormal) {
-      kept.push_back(info);
+      kept.push_back(i);
       pos_.push_back(pos);
       literals_.push_back(&literals);
       group_of_.push_back(nullptr);
@@ -123,10 +125,10 @@ void ExactRefiner::Prepare(const ir::Policy &policy, const expand::Expanded &exp
       group.index.Insert(static_cast<uint32_t>(group.trapping.size()), rule);
       group.trapping.push_back(pos);
     }
-    kept.push_back(info);
+    kept.push_back(i);
     group_of_.push_back(&group);
   }
-  uint32_t redundant = PacketSpace::Overflowed() ? 0 : RemoveRedundant(policy, kept);
+  uint32_t redundant = PacketSpace::Overflowed() ? 0 : RemoveRedundant(policy, hw.rules, kept);
   if (PacketSpace::Overflowed()) {
     // The answers are not to be used; the rules go through unchanged.
     fallback_ = llvm::formatv("the exact model needs more than {0} BDD nodes", options_.max_nodes);
@@ -135,26 +137,32 @@ void ExactRefiner::Prepare(const ir::Policy &policy, const expand::Expanded &exp
     space_.reset();
     return;
   }
-  hw.rules = std::move(kept);
+  std::vector<target::HwRuleInfo> rules;
+  rules.reserve(kept.size());
+  for (uint32_t i : kept) {
+    rules.push_back(std::move(hw.rules[i]));
+  }
+  hw.rules = std::move(rules);
   hw.removed += removed;
   hw.redundant += redundant;
   hw.exact_levels = true;
 }
 
 uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
-                                       std::vector<target::HwRuleInfo> &kept) {
+                                       const std::vector<target::HwRuleInfo> &rules,
+                                       std::vector<uint32_t> &kept) {
   // Per group, every kept normal rule by place, for the rules after one.
   std::map<Group *, expand::OverlapIndex> all;
   for (size_t k = 0; k < kept.size(); ++k) {
     if (group_of_[k] != nullptr) {
-      all[group_of_[k]].Plan(expanded_->rules[kept[k].expanded]);
+      all[group_of_[k]].Plan(expanded_->rules[rules[kept[k]].expanded]);
     }
   }
   for (size_t k = 0; k < kept.size(); ++k) {
     if (group_of_[k] != nullptr) {
       // Keyed by place too: a query for the rules after one skips groups
       // of rules before it.
-      all[group_of_[k]].Insert(static_cast<uint32_t>(k), expanded_->rules[kept[k].expanded],
+      all[group_of_[k]].Insert(static_cast<uint32_t>(k), expanded_->rules[rules[kept[k]].expanded],
                                static_cast<uint32_t>(k));
     }
   }
@@ -168,14 +176,15 @@ uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
   uint32_t count = 0;
   for (size_t k = kept.size(); k-- > 0;) {
     Group *group = group_of_[k];
-    if (group == nullptr || policy.rules[kept[k].source].pass) {
+    if (group == nullptr || policy.rules[rules[kept[k]].source].pass) {
       continue;
     }
-    const expand::TernaryRule &rule = expanded_->rules[kept[k].expanded];
+    const expand::TernaryRule &rule = expanded_->rules[rules[kept[k]].expanded];
     const PacketSpace::Literals &lit = *literals_[k];
     const expand::OverlapIndex &after = all[group];
     auto alike = [&](uint32_t j) {
-      return !policy.rules[kept[j].source].pass && target::SameOutcome(policy, kept[k], kept[j]);
+      return !policy.rules[rules[kept[j]].source].pass &&
+             target::SameOutcome(policy, rules[kept[k]], rules[kept[j]]);
     };
     // Cheap first: a packet that reaches it and meets another outcome (or
     // no rule) first settles it. The index finds the rules that hold one
@@ -281,12 +290,12 @@ uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
   }
   // The rules that stay, and the model's view of them: a packet that
   // reached a removed rule now reaches the rules after it.
-  std::vector<target::HwRuleInfo> stay;
+  std::vector<uint32_t> stay;
   std::vector<const PacketSpace::Literals *> literals;
   std::vector<Group *> group_of;
   for (size_t k = 0; k < kept.size(); ++k) {
     if (!gone[k]) {
-      stay.push_back(std::move(kept[k]));
+      stay.push_back(kept[k]);
       literals.push_back(literals_[k]);
       group_of.push_back(group_of_[k]);
     }
@@ -303,14 +312,14 @@ uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
     pos_.push_back(static_cast<uint32_t>(k));
     group_of[k] = group_of[k] != nullptr ? renamed[group_of[k]] : nullptr;
     if (group_of[k] != nullptr) {
-      group_of[k]->index.Plan(expanded_->rules[kept[k].expanded]);
+      group_of[k]->index.Plan(expanded_->rules[rules[kept[k]].expanded]);
     }
   }
   for (size_t k = 0; k < kept.size(); ++k) {
     Group *group = group_of[k];
-    if (group != nullptr && !policy.rules[kept[k].source].pass) {
+    if (group != nullptr && !policy.rules[rules[kept[k]].source].pass) {
       group->index.Insert(static_cast<uint32_t>(group->trapping.size()),
-                          expanded_->rules[kept[k].expanded]);
+                          expanded_->rules[rules[kept[k]].expanded]);
       group->trapping.push_back(static_cast<uint32_t>(k));
     }
   }

@@ -89,10 +89,12 @@ private:
   bool Reachable(const Group &group, const analysis::PacketSpace::Literals &literals,
                  uint32_t pos) const;
 
-  /// Leaves out the kept rules (policy order, with pos_, literals_ and
-  /// group_of_ by place) that later rules make redundant, and rebuilds the
-  /// groups over the rest. Returns how many.
-  uint32_t RemoveRedundant(const ir::Policy &policy, std::vector<target::HwRuleInfo> &kept);
+  /// Leaves out of `kept` (places in `rules`, in policy order, with pos_,
+  /// literals_ and group_of_ by their place in `kept`) the rules that later
+  /// rules make redundant, and rebuilds the groups over the rest. Returns
+  /// how many.
+  uint32_t RemoveRedundant(const ir::Policy &policy, const std::vector<target::HwRuleInfo> &rules,
+                           std::vector<uint32_t> &kept);
 
   Options options_;
   std::unique_ptr<analysis::PacketSpace> space_;

@@ -278,6 +278,26 @@ bool SameOutcome(const ir::Policy &policy, const HwRuleInfo &a, const HwRuleInfo
 
 namespace {
 
+/// Puts `rules` in policy order (by source rule, stable). A rule is a few
+/// hundred bytes (its specs are inline), so an order is sorted and the
+/// rules are moved once, and not at all when they are in order already.
+void SortBySource(std::vector<HwRuleInfo> &rules) {
+  auto by_source = [](const HwRuleInfo &a, const HwRuleInfo &b) { return a.source < b.source; };
+  if (std::is_sorted(rules.begin(), rules.end(), by_source)) {
+    return;
+  }
+  std::vector<uint32_t> order(rules.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](uint32_t a, uint32_t b) { return rules[a].source < rules[b].source; });
+  std::vector<HwRuleInfo> sorted;
+  sorted.reserve(rules.size());
+  for (uint32_t i : order) {
+    sorted.push_back(std::move(rules[i]));
+  }
+  rules = std::move(sorted);
+}
+
 class Legalizer {
 public:
   /// A diagnostic about the rule being processed (see ReportInRule).
@@ -351,9 +371,8 @@ public:
   /// Puts the rules in policy order and assigns hardware priorities.
   HwPolicy Finish() {
     CheckKinds();
-    // The expansion may have visited the rules in source order.
-    std::stable_sort(out_.rules.begin(), out_.rules.end(),
-                     [](const HwRuleInfo &a, const HwRuleInfo &b) { return a.source < b.source; });
+    // The expansion may have visited the rules in another order.
+    SortBySource(out_.rules);
     if (refiner_ != nullptr && diags_.error_count() == 0) {
       refiner_->Prepare(policy_, expanded_, out_);
     }
@@ -749,9 +768,7 @@ private:
         }
         kept.push_back(std::move(out_.rules[i]));
       }
-      std::stable_sort(kept.begin(), kept.end(), [](const HwRuleInfo &a, const HwRuleInfo &b) {
-        return a.source < b.source;
-      });
+      SortBySource(kept);
       out_.rules = std::move(kept);
       dead_.clear();
     }
