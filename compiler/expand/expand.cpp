@@ -417,6 +417,9 @@ private:
   /// `index`, narrowed and without duplicates, first slot slowest.
   void Enumerate(uint32_t index, const std::vector<Slot> &slots, RuleSink sink) const {
     const ir::Rule &rule = policy_.rules[index];
+    // Narrowing can make two combinations equal; one combination is
+    // unique by itself.
+    bool one = llvm::all_of(slots, [](const Slot &slot) { return slot.size() == 1; });
     std::set<std::string> seen;
     std::vector<size_t> at(slots.size(), 0);
     for (;;) {
@@ -430,7 +433,7 @@ private:
           t.matches.push_back({o.layer, o.field, o.value, o.mask});
         }
       }
-      if (Narrow(t) && seen.insert(Key(t)).second) {
+      if (Narrow(t) && (one || seen.insert(Key(t)).second)) {
         sink(std::move(t));
       }
       size_t k = slots.size();
@@ -597,13 +600,19 @@ private:
   /// A rule's identity, to drop the duplicates that narrowing can make.
   static std::string Key(const TernaryRule &t) {
     std::string key;
+    auto add = [&](const auto &x) { key.append(reinterpret_cast<const char *>(&x), sizeof x); };
     for (ir::HeaderSet h : t.headers) {
-      key += std::to_string(h) + ';';
+      add(h);
     }
+    // Layer and field fix each value's width, so the words need no
+    // separators.
     for (const TernaryMatch &m : t.matches) {
-      key += std::to_string(static_cast<int>(m.layer)) + ':' +
-             std::to_string(static_cast<int>(m.field)) + '=' + llvm::toString(m.value, 16, false) +
-             '/' + llvm::toString(m.mask, 16, false) + ';';
+      add(m.layer);
+      add(m.field);
+      for (const APInt *v : {&m.value, &m.mask}) {
+        key.append(reinterpret_cast<const char *>(v->getRawData()),
+                   v->getNumWords() * sizeof(uint64_t));
+      }
     }
     return key;
   }
