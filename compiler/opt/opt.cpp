@@ -54,7 +54,7 @@ bool ExactRefiner::TakenBefore(const Group &group, const std::vector<uint8_t> &b
 }
 
 bool ExactRefiner::Reachable(const Group &group, const PacketSpace::Literals &literals,
-                             uint32_t pos) const {
+                             uint32_t pos, uint8_t *reached_by) const {
   // Most answers are "yes", and a packet of the rule that no earlier rule
   // takes shows it: the index finds the few rules that hold one packet,
   // where listing every earlier rule that meets the rule can take thousands.
@@ -64,6 +64,9 @@ bool ExactRefiner::Reachable(const Group &group, const PacketSpace::Literals &li
       return false; // no packet of it can exist
     }
     if (!TakenBefore(group, bits, pos)) {
+      if (reached_by != nullptr) {
+        *reached_by = static_cast<uint8_t>(seed);
+      }
       return true;
     }
   }
@@ -112,15 +115,18 @@ void ExactRefiner::Prepare(const ir::Policy &policy, const expand::Expanded &exp
       pos_.push_back(pos);
       literals_.push_back(&literals);
       group_of_.push_back(nullptr);
+      reached_by_.push_back(kSamples);
       continue;
     }
     Group &group = groups_[group_key(info)];
-    if (!Reachable(group, literals, pos)) {
+    uint8_t reached_by = kSamples;
+    if (!Reachable(group, literals, pos, &reached_by)) {
       ++removed; // every packet it matches is taken before it
       continue;
     }
     pos_.push_back(pos);
     literals_.push_back(&literals);
+    reached_by_.push_back(reached_by);
     if (!r.pass) {
       group.index.Insert(static_cast<uint32_t>(group.trapping.size()), rule);
       group.trapping.push_back(pos);
@@ -129,6 +135,7 @@ void ExactRefiner::Prepare(const ir::Policy &policy, const expand::Expanded &exp
     group_of_.push_back(&group);
   }
   uint32_t redundant = PacketSpace::Overflowed() ? 0 : RemoveRedundant(policy, hw.rules, kept);
+  reached_by_ = {};
   if (PacketSpace::Overflowed()) {
     // The answers are not to be used; the rules go through unchanged.
     fallback_ = llvm::formatv("the exact model needs more than {0} BDD nodes", options_.max_nodes);
@@ -190,13 +197,15 @@ uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
     // no rule) first settles it. The index finds the rules that hold one
     // packet; listing every later rule that meets this one can take
     // thousands.
+    // Prepare() tried the same packets: those before the one that reached
+    // the rule are taken before it, and that one is not.
     bool differs = false;
     std::vector<uint8_t> bits;
-    for (uint64_t seed = 0; seed < kSamples && !differs; ++seed) {
+    for (uint64_t seed = reached_by_[k]; seed < kSamples && !differs; ++seed) {
       if (!space_->PickInCube(lit, seed, bits)) {
         break; // not reached: the sets below say so
       }
-      if (TakenBefore(*group, bits, pos_[k])) {
+      if (seed != reached_by_[k] && TakenBefore(*group, bits, pos_[k])) {
         continue;
       }
       auto next = static_cast<uint32_t>(kept.size());

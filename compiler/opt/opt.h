@@ -85,9 +85,10 @@ private:
   /// answers need no set, few enough to cost little when none settles it.
   static constexpr uint64_t kSamples = 4;
   /// Whether some packet of the cube `literals` is taken by no trapping
-  /// rule of `group` before place `pos`.
-  bool Reachable(const Group &group, const analysis::PacketSpace::Literals &literals,
-                 uint32_t pos) const;
+  /// rule of `group` before place `pos`. If a sample packet shows it,
+  /// `reached_by` (when given) is set to its seed.
+  bool Reachable(const Group &group, const analysis::PacketSpace::Literals &literals, uint32_t pos,
+                 uint8_t *reached_by = nullptr) const;
 
   /// Leaves out of `kept` (places in `rules`, in policy order, with pos_,
   /// literals_ and group_of_ by their place in `kept`) the rules that later
@@ -107,6 +108,9 @@ private:
   std::vector<Group *> group_of_;
   std::vector<uint32_t> pos_;
   std::vector<const analysis::PacketSpace::Literals *> literals_;
+  /// Per kept rule, until RemoveRedundant() is done: the seed of the first
+  /// sample packet that reached it in Prepare() (kSamples: none did).
+  std::vector<uint8_t> reached_by_;
   std::deque<analysis::PacketSpace::Literals> piece_literals_;
   std::string fallback_;
 };
