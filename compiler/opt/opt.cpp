@@ -1,6 +1,7 @@
 #include "compiler/opt/opt.h"
 
 #include <algorithm>
+#include <numeric>
 #include <utility>
 
 #include "llvm/ADT/STLExtras.h"
@@ -22,14 +23,14 @@ std::vector<uint32_t> ExactRefiner::Before(const Group &group, const expand::Ter
   group.index.Query(
       rule,
       [&](uint32_t id) {
-        uint32_t h = group.trapping[id];
-        if (covered || !PacketSpace::MayOverlap(literals, *literals_[h])) {
+        uint32_t h = group.rules[id];
+        if (covered || group.skip[id] || !PacketSpace::MayOverlap(literals, *literals_[h])) {
           return;
         }
         before.push_back(h);
         covered = PacketSpace::CubeContains(*literals_[h], literals);
       },
-      group.Below(pos_, pos));
+      group.Below(pos));
   return before;
 }
 
@@ -38,12 +39,12 @@ void ExactRefiner::ForHoldersBefore(const Group &group, const std::vector<uint8_
   space_->QueryPoint(
       group.index, bits,
       [&](uint32_t id) {
-        uint32_t h = group.trapping[id];
-        if (PacketSpace::InCube(*literals_[h], bits)) {
+        uint32_t h = group.rules[id];
+        if (!group.skip[id] && PacketSpace::InCube(*literals_[h], bits)) {
           fn(h);
         }
       },
-      group.Below(pos_, pos));
+      group.Below(pos));
 }
 
 bool ExactRefiner::TakenBefore(const Group &group, const std::vector<uint8_t> &bits,
@@ -127,10 +128,10 @@ void ExactRefiner::Prepare(const ir::Policy &policy, const expand::Expanded &exp
     pos_.push_back(pos);
     literals_.push_back(&literals);
     reached_by_.push_back(reached_by);
-    if (!r.pass) {
-      group.index.Insert(static_cast<uint32_t>(group.trapping.size()), rule);
-      group.trapping.push_back(pos);
-    }
+    auto id = static_cast<uint32_t>(group.rules.size());
+    group.index.Insert(id, rule, id);
+    group.rules.push_back(pos);
+    group.skip.push_back(r.pass);
     kept.push_back(i);
     group_of_.push_back(&group);
   }
@@ -158,21 +159,6 @@ void ExactRefiner::Prepare(const ir::Policy &policy, const expand::Expanded &exp
 uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
                                        const std::vector<target::HwRuleInfo> &rules,
                                        std::vector<uint32_t> &kept) {
-  // Per group, every kept normal rule by place, for the rules after one.
-  std::map<Group *, expand::OverlapIndex> all;
-  for (size_t k = 0; k < kept.size(); ++k) {
-    if (group_of_[k] != nullptr) {
-      all[group_of_[k]].Plan(expanded_->rules[rules[kept[k]].expanded]);
-    }
-  }
-  for (size_t k = 0; k < kept.size(); ++k) {
-    if (group_of_[k] != nullptr) {
-      // Keyed by place too: a query for the rules after one skips groups
-      // of rules before it.
-      all[group_of_[k]].Insert(static_cast<uint32_t>(k), expanded_->rules[rules[kept[k]].expanded],
-                               static_cast<uint32_t>(k));
-    }
-  }
   // Last first: a rule is redundant when, without it, every packet it takes
   // goes on to a later kept rule with its outcome, before any rule with
   // another outcome or a `pass` rule (which would add a copy), and none is
@@ -188,7 +174,8 @@ uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
     }
     const expand::TernaryRule &rule = expanded_->rules[rules[kept[k]].expanded];
     const PacketSpace::Literals &lit = *literals_[k];
-    const expand::OverlapIndex &after = all[group];
+    // The group's rules after this one: ids from `later_ids` on.
+    uint32_t later_ids = group->Below(static_cast<uint32_t>(k + 1));
     auto alike = [&](uint32_t j) {
       return !policy.rules[rules[kept[j]].source].pass &&
              target::SameOutcome(policy, rules[kept[k]], rules[kept[j]]);
@@ -196,9 +183,8 @@ uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
     // Cheap first: a packet that reaches it and meets another outcome (or
     // no rule) first settles it. The index finds the rules that hold one
     // packet; listing every later rule that meets this one can take
-    // thousands.
-    // Prepare() tried the same packets: those before the one that reached
-    // the rule are taken before it, and that one is not.
+    // thousands. Prepare() tried the same packets: those before the one
+    // that reached the rule are taken before it, and that one is not.
     bool differs = false;
     std::vector<uint8_t> bits;
     for (uint64_t seed = reached_by_[k]; seed < kSamples && !differs; ++seed) {
@@ -210,27 +196,29 @@ uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
       }
       auto next = static_cast<uint32_t>(kept.size());
       space_->QueryPoint(
-          after, bits,
-          [&](uint32_t j) {
+          group->index, bits,
+          [&](uint32_t id) {
+            uint32_t j = group->rules[id];
             if (j > k && !gone[j] && PacketSpace::InCube(*literals_[j], bits)) {
               next = std::min(next, j);
             }
           },
-          UINT32_MAX, static_cast<uint32_t>(k + 1));
+          UINT32_MAX, later_ids);
       differs = next == kept.size() || !alike(next);
     }
     if (differs) {
       continue;
     }
     std::vector<uint32_t> later;
-    after.Query(
+    group->index.Query(
         rule,
-        [&](uint32_t j) {
+        [&](uint32_t id) {
+          uint32_t j = group->rules[id];
           if (j > k && !gone[j] && PacketSpace::MayOverlap(lit, *literals_[j])) {
             later.push_back(j);
           }
         },
-        UINT32_MAX, static_cast<uint32_t>(k + 1));
+        UINT32_MAX, later_ids);
     // Without a later rule of its outcome that meets it, some packet ends
     // elsewhere.
     if (llvm::none_of(later, alike)) {
@@ -311,28 +299,25 @@ uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
   }
   kept = std::move(stay);
   literals_ = std::move(literals);
-  std::map<Group *, Group *> renamed;
-  std::map<std::pair<int, unsigned>, Group> groups;
+  // The groups keep the rules that went, skipped, at the place of the next
+  // rule that stays, so that each group's places stay in order.
+  std::vector<uint32_t> renumbered(gone.size() + 1);
+  uint32_t stays = 0;
+  for (size_t k = 0; k < gone.size(); ++k) {
+    renumbered[k] = stays;
+    stays += gone[k] ? 0 : 1;
+  }
+  renumbered[gone.size()] = stays;
   for (auto &[key, group] : groups_) {
-    renamed[&group] = &groups[key];
-  }
-  pos_.clear();
-  for (size_t k = 0; k < kept.size(); ++k) {
-    pos_.push_back(static_cast<uint32_t>(k));
-    group_of[k] = group_of[k] != nullptr ? renamed[group_of[k]] : nullptr;
-    if (group_of[k] != nullptr) {
-      group_of[k]->index.Plan(expanded_->rules[rules[kept[k]].expanded]);
+    for (size_t id = 0; id < group.rules.size(); ++id) {
+      if (gone[group.rules[id]]) {
+        group.skip[id] = true;
+      }
+      group.rules[id] = renumbered[group.rules[id]];
     }
   }
-  for (size_t k = 0; k < kept.size(); ++k) {
-    Group *group = group_of[k];
-    if (group != nullptr && !policy.rules[rules[kept[k]].source].pass) {
-      group->index.Insert(static_cast<uint32_t>(group->trapping.size()),
-                          expanded_->rules[rules[kept[k]].expanded]);
-      group->trapping.push_back(static_cast<uint32_t>(k));
-    }
-  }
-  groups_ = std::move(groups);
+  pos_.resize(kept.size());
+  std::iota(pos_.begin(), pos_.end(), 0);
   group_of_ = std::move(group_of);
   return count;
 }

@@ -51,23 +51,28 @@ public:
   const std::string &fallback() const { return fallback_; }
 
 private:
-  /// The trapping rules of a port and direction that decide which packets
-  /// reach a rule: indexed by their first fields, in policy order.
+  /// The rules of a port and direction, of which the trapping ones decide
+  /// which packets reach a rule: indexed by their first fields, in policy
+  /// order.
   struct Group {
+    /// Its kept normal rules, `pass` rules too, each with its id as key.
     expand::OverlapIndex index;
-    std::vector<uint32_t> trapping; ///< index ids -> hardware rules, by place
-    /// The index ids of the trapping rules before place `pos` (`place`:
-    /// ExactRefiner::pos_): those below the result.
-    uint32_t Below(const std::vector<uint32_t> &place, uint32_t pos) const {
-      if (trapping.empty() || place[trapping.back()] < pos) {
-        return static_cast<uint32_t>(trapping.size()); // all: while they are being added
+    std::vector<uint32_t> rules; ///< index ids -> hardware rules, by place
+    /// Per id: not one of the trapping rules that take packets (a `pass`
+    /// rule, or one RemoveRedundant() left out).
+    std::vector<bool> skip;
+    /// The ids of the rules before place `pos` (ExactRefiner::pos_, which
+    /// is a kept rule's own place): those below the result.
+    uint32_t Below(uint32_t pos) const {
+      if (rules.empty() || rules.back() < pos) {
+        return static_cast<uint32_t>(rules.size()); // all: while they are being added
       }
       return static_cast<uint32_t>(
-          std::partition_point(trapping.begin(), trapping.end(),
-                               [&](uint32_t h) { return place[h] < pos; }) -
-          trapping.begin());
+          std::partition_point(rules.begin(), rules.end(), [&](uint32_t h) { return h < pos; }) -
+          rules.begin());
     }
   };
+
   /// The trapping rules of `group` before place `pos` whose cubes meet
   /// `rule` (with `literals`, its cube), in no order; `covered` says whether
   /// one of them contains it (the list stops there).
