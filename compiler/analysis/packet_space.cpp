@@ -263,9 +263,20 @@ PacketSpace::Literals PacketSpace::LiteralsOf(const expand::TernaryRule &rule) c
     // are compared correctly.
     ContainerMatch c = InContainer(m.field, m.value, m.mask);
     const Block &b = blocks_.at({m.layer, c.field});
-    for (unsigned i = 0; i < b.bits; ++i) {
-      if (c.mask[i]) {
-        set(b.first_var + static_cast<int>(b.bits - 1 - i), c.value[i]);
+    // The block's first variable is the field's most significant bit, so
+    // with the bits reversed, bit j is variable first_var + j: the words go
+    // in whole, shifted into place.
+    llvm::APInt mask = c.mask.reverseBits(), bits = (c.value & c.mask).reverseBits();
+    for (unsigned k = 0; k < mask.getNumWords(); ++k) {
+      auto var = static_cast<unsigned>(b.first_var) + 64 * k;
+      unsigned shift = var % 64;
+      size_t at = var / 64;
+      uint64_t m_word = mask.getRawData()[k], v_word = bits.getRawData()[k];
+      care[at] |= m_word << shift;
+      value[at] |= v_word << shift;
+      if (shift != 0 && at + 1 < words) {
+        care[at + 1] |= m_word >> (64 - shift);
+        value[at + 1] |= v_word >> (64 - shift);
       }
     }
   }

@@ -32,6 +32,16 @@ struct TernaryRule {
   /// The headers per layer: the source rule's, plus any a prerequisite
   /// brought in (`esp` without an IP header becomes an IPv4 and an IPv6 rule).
   ir::HeaderSet headers[ir::kNumLayers] = {0, 0, 0};
+
+  TernaryRule() = default;
+  TernaryRule(const TernaryRule &) = default;
+  TernaryRule &operator=(const TernaryRule &) = default;
+  // noexcept, so that a growing std::vector of rules moves them (the
+  // SmallVector's move constructor is not declared noexcept, and without
+  // this the vector would copy every rule and its values).
+  TernaryRule(TernaryRule &&) noexcept = default;
+  TernaryRule &operator=(TernaryRule &&) noexcept = default;
+  ~TernaryRule() = default;
 };
 
 struct Options {

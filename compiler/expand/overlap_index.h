@@ -15,6 +15,7 @@
 #include "compiler/expand/expand.h"
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/STLFunctionalExtras.h"
+#include "llvm/ADT/SmallVector.h"
 
 namespace flowc::expand {
 
@@ -110,8 +111,15 @@ private:
   /// among them. Groups whose keys are all below a query's bar, or whose
   /// ids are all at or above its `below`, are skipped whole.
   struct Bucket {
-    std::vector<uint32_t> ids;
+    llvm::SmallVector<uint32_t, 2> ids; ///< most buckets hold one or two
     uint32_t max_key = 0;
+    Bucket() = default;
+    Bucket(const Bucket &) = delete;
+    Bucket &operator=(const Bucket &) = delete;
+    // Moved, never copied (see PrefixMap).
+    Bucket(Bucket &&) noexcept = default;
+    Bucket &operator=(Bucket &&) noexcept = default;
+    ~Bucket() = default;
   };
   struct Inner {
     PrefixMap<Bucket> buckets;
