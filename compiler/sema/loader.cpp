@@ -1,6 +1,8 @@
 // Reading and validating source files.
 #include "compiler/sema/loader.h"
 
+#include <algorithm>
+
 #include "llvm/Support/ConvertUTF.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -71,7 +73,9 @@ Loaded LoadSource(llvm::StringRef path, llvm::SMRange imported_from, diag::Engin
   }
   const llvm::UTF8 *begin = reinterpret_cast<const llvm::UTF8 *>(text.data());
   const llvm::UTF8 *end = begin + text.size();
-  const llvm::UTF8 *cursor = begin;
+  // Policies are mostly ASCII: only from the first byte that is not is the
+  // text checked sequence by sequence.
+  const llvm::UTF8 *cursor = std::find_if(begin, end, [](llvm::UTF8 c) { return c >= 0x80; });
   if (!llvm::isLegalUTF8String(&cursor, end)) {
     diags.Report(diag::Kind::kInvalidUtf8,
                  llvm::SMLoc::getFromPointer(reinterpret_cast<const char *>(cursor)),
