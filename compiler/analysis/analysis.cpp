@@ -302,12 +302,13 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
         tried += 4;
         continue;
       }
-      bdd m = space.Match(cube(expansions[i][k])) & u;
-      if (Empty(m)) {
-        continue;
-      }
+      // Drawn in the cube itself: no set is built (seed 0 is the packet
+      // Pick() gives of the expansion's packets).
       for (uint64_t seed = 0; seed < 4 && tried < kMaxSamples; ++seed, ++tried) {
-        Packet p = seed == 0 ? space.Pick(m) : space.Sample(m, seed);
+        Packet p;
+        if (!space.PickInCube(cube(expansions[i][k]), seed, p.bits)) {
+          break; // no packet of it can exist
+        }
         if (llvm::none_of(before[k],
                           [&](uint32_t c) { return PacketSpace::InCube(cube(c), p.bits); })) {
           witnesses.push_back(std::move(p));
