@@ -382,6 +382,16 @@ public:
 private:
   uint64_t state_;
 };
+
+/// The bits of `vars` variables drawn from `seed` (all 0 for seed 0).
+std::vector<uint8_t> DrawBits(uint64_t seed, size_t vars) {
+  std::vector<uint8_t> bits(vars, 0);
+  SplitMix next(seed);
+  for (uint8_t &bit : bits) {
+    bit = seed == 0 ? 0 : static_cast<uint8_t>(next() & 1);
+  }
+  return bits;
+}
 } // namespace
 
 Packet PacketSpace::Sample(const bdd &set, uint64_t seed) const {
@@ -451,22 +461,28 @@ bool PacketSpace::Uncovered(const Literals &cube, Holders holders,
 
 bool PacketSpace::PickInCube(const Literals &cube, uint64_t seed,
                              std::vector<uint8_t> &bits) const {
-  SplitMix next(seed);
   auto vars = static_cast<size_t>(bdd_varnum());
-  bits.resize(vars);
-  for (uint8_t &bit : bits) {
-    bit = seed == 0 ? 0 : static_cast<uint8_t>(next() & 1);
+  if (seed < kCachedSeeds) {
+    // The drawn bits depend on the seed alone: drawn once per seed.
+    std::vector<uint8_t> &drawn = drawn_[seed];
+    if (drawn.size() != vars) {
+      drawn = DrawBits(seed, vars);
+    }
+    bits.assign(drawn.begin(), drawn.end());
+  } else {
+    bits = DrawBits(seed, vars);
   }
-  std::vector<uint8_t> fixed(vars, 0);
-  ForLiterals(cube, [&](size_t var, uint8_t value) {
-    fixed[var] = 1;
-    bits[var] = value;
-  });
+  // The cube's care bits by word, to tell which variables it fixes.
+  llvm::SmallVector<uint64_t, 8> fixed(vars / 64 + 1, 0);
+  for (const CubeWord &w : cube) {
+    fixed[w.word] = w.care;
+  }
+  ForLiterals(cube, [&](size_t var, uint8_t value) { bits[var] = value; });
   // A path of Universe() to true that agrees with the cube. Variables the
   // path skips are free in Universe(), so they keep the cube's value or the
   // drawn one. Nodes found to have no such path below are not walked again,
   // so the walk visits each node of Universe() at most once.
-  std::vector<int> dead;
+  llvm::SmallVector<int, 32> dead;
   const int yes = bddtrue.id(), no = bddfalse.id();
   auto walk = [&](auto &self, int node) -> bool {
     if (node == yes || node == no) {
@@ -478,7 +494,7 @@ bool PacketSpace::PickInCube(const Literals &cube, uint64_t seed,
     auto var = static_cast<size_t>(bdd_var(node));
     uint8_t first = bits[var];
     for (uint8_t b : {first, static_cast<uint8_t>(first ^ 1)}) {
-      if (b != first && fixed[var] != 0) {
+      if (b != first && ((fixed[var / 64] >> (var % 64)) & 1) != 0) {
         break;
       }
       if (self(self, b != 0 ? bdd_high(node) : bdd_low(node))) {

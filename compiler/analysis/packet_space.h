@@ -162,6 +162,9 @@ private:
   int num_vars_ = 0;
   /// LiteralsOf(rules_[i]), for CubeOfRule() and Contains().
   std::vector<Literals> cubes_;
+  /// PickInCube()'s drawn bits for the first seeds, made when first asked.
+  static constexpr uint64_t kCachedSeeds = 8;
+  mutable std::vector<uint8_t> drawn_[kCachedSeeds];
   std::map<std::pair<ir::Layer, Header>, int> header_vars_;
   std::map<ir::Layer, int> vlan_vars_;
   std::map<std::pair<ir::Layer, Field>, Block> blocks_;
