@@ -204,20 +204,29 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
                              auto &&survives) {
     const ir::Rule &rule = policy.rules[i];
     std::vector<std::pair<int, uint32_t>> outcome = Outcome(rule);
+    // Cheap first: a packet that reaches it and meets another outcome first
+    // (or none) shows that some packet ends elsewhere. The index finds the
+    // later rules that hold the packet (a point query); listing every later
+    // rule that meets this one can take thousands.
+    for (const Packet &p : witnesses) {
+      std::optional<uint32_t> next;
+      space.QueryPoint(g.all, p.bits, [&](uint32_t c) {
+        uint32_t j = expanded.rules[c].source;
+        if (j > i && (!next || j < *next) && PacketSpace::InCube(cube(c), p.bits)) {
+          next = j;
+        }
+      });
+      if (!next || policy.rules[*next].pass || Outcome(policy.rules[*next]) != outcome) {
+        return;
+      }
+    }
+    // So does the lack of a later rule of the same outcome that may overlap
+    // it.
     std::vector<uint32_t> later = rules_meeting(g.all, i, [&](uint32_t j) { return j > i; });
-    // Cheap first: without a later rule of the same outcome that may overlap
-    // it, some packet ends elsewhere; a packet that reaches it and meets
-    // another outcome first (or none) shows it too.
     if (llvm::none_of(later, [&](uint32_t j) {
           return !policy.rules[j].pass && Outcome(policy.rules[j]) == outcome;
         })) {
       return;
-    }
-    for (const Packet &p : witnesses) {
-      std::optional<uint32_t> next = taker_of(later, p);
-      if (!next || policy.rules[*next].pass || Outcome(policy.rules[*next]) != outcome) {
-        return;
-      }
     }
     const bdd &reached = survives();
     bdd rem = reached;
