@@ -394,24 +394,6 @@ std::vector<uint8_t> DrawBits(uint64_t seed, size_t vars) {
 }
 } // namespace
 
-Packet PacketSpace::Sample(const bdd &set, uint64_t seed) const {
-  SplitMix next(seed);
-  Packet p;
-  p.bits.resize(static_cast<size_t>(bdd_varnum()));
-  for (uint8_t &bit : p.bits) {
-    bit = static_cast<uint8_t>(next() & 1);
-  }
-  bdd node = set;
-  while (node != bddtrue && node != bddfalse) {
-    auto var = static_cast<size_t>(bdd_var(node));
-    bdd low = bdd_low(node), high = bdd_high(node);
-    bool up = low == bddfalse || (high != bddfalse && (next() & 1) != 0);
-    p.bits[var] = up ? 1 : 0;
-    node = up ? high : low;
-  }
-  return p;
-}
-
 namespace {
 /// Calls `fn(var, value)` for each literal of `cube`.
 template <typename Fn> void ForLiterals(const PacketSpace::Literals &cube, Fn &&fn) {

@@ -89,19 +89,17 @@ public:
 
   /// One packet of a non-empty `set`: its bits only (see Decode()).
   Packet Pick(const bdd &set) const;
-  /// Another packet of a non-empty `set`, its free bits and branches drawn
-  /// from `seed`.
-  Packet Sample(const bdd &set, uint64_t seed) const;
   /// The packet of `cube` whose other bits are all 0 (as Packet::bits),
   /// whether or not it can exist.
   std::vector<uint8_t> CornerOf(const Literals &cube) const;
   /// Sets `bits` (as Packet::bits) to a packet of `cube` that can exist
   /// (one of Universe()), without building a set; false if there is none.
   /// Seed 0 leaves free bits 0 and takes low branches first, like Pick();
-  /// other seeds draw them, like Sample().
+  /// other seeds draw the free bits from a fixed sequence per seed.
   bool PickInCube(const Literals &cube, uint64_t seed, std::vector<uint8_t> &bits) const;
   /// Adds to `out` the cubes of the rules that hold the packet `bits`
-  /// (typically found by a point query, PointOf()), among those that count.
+  /// (typically found by a point query, QueryPoint()), among those that
+  /// count.
   using Holders = llvm::function_ref<void(const std::vector<uint8_t> &bits,
                                           std::vector<const Literals *> &out)>;
   /// Whether a packet of `cube` that can exist lies in none of the cubes
@@ -121,7 +119,8 @@ public:
   static bool CubeContains(const Literals &outer, const Literals &inner);
   /// The packet `bits` as a rule that fixes every field block to its value
   /// (full masks): a query for OverlapIndex whose candidates include every
-  /// rule whose cube holds the packet.
+  /// rule whose cube holds the packet. QueryPoint() asks the same without
+  /// building it; this is its definition, for tests.
   expand::TernaryRule PointOf(const std::vector<uint8_t> &bits) const;
   /// `index`'s Query() of PointOf(bits), without building the rule: each
   /// id whose rule's cube holds the packet is among those given to `fn`.

@@ -194,10 +194,7 @@ void OverlapIndex::Query(const TernaryRule &rule, llvm::function_ref<void(uint32
   if (size_ == 0 || below == 0) {
     return;
   }
-  Scan({PrefixOf(rule, 0), PrefixOf(rule, 1)}, below, min_key, [&](uint32_t id) {
-    fn(id);
-    return min_key;
-  });
+  QueryPrefixes({PrefixOf(rule, 0), PrefixOf(rule, 1)}, fn, below, min_key);
 }
 
 void OverlapIndex::QueryPoint(Leading leading, llvm::function_ref<void(uint32_t)> fn,
@@ -213,6 +210,12 @@ void OverlapIndex::QueryPoint(Leading leading, llvm::function_ref<void(uint32_t)
       p[which] = {bits, *top};
     }
   }
+  QueryPrefixes(p, fn, below, min_key);
+}
+
+void OverlapIndex::QueryPrefixes(const std::array<Prefix, 2> &p,
+                                 llvm::function_ref<void(uint32_t)> fn, uint32_t below,
+                                 uint32_t min_key) const {
   Scan(p, below, min_key, [&](uint32_t id) {
     fn(id);
     return min_key;

@@ -100,6 +100,9 @@ private:
   /// field: `fn(id)` returns the bar for the keys.
   template <typename Fn>
   void Scan(const std::array<Prefix, 2> &p, uint32_t below, uint32_t bar, Fn &&fn) const;
+  /// Query() and QueryPoint() once the query's prefixes are known.
+  void QueryPrefixes(const std::array<Prefix, 2> &p, llvm::function_ref<void(uint32_t)> fn,
+                     uint32_t below, uint32_t min_key) const;
   Prefix PrefixOf(const TernaryRule &rule, unsigned which) const;
 
   /// (layer, container field) -> leading mask bits summed over Plan()'s rules.

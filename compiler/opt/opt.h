@@ -97,8 +97,8 @@ private:
 
   /// Leaves out of `kept` (places in `rules`, in policy order, with pos_,
   /// literals_ and group_of_ by their place in `kept`) the rules that later
-  /// rules make redundant, and rebuilds the groups over the rest. Returns
-  /// how many.
+  /// rules make redundant; the groups keep them, skipped, and the places
+  /// are renumbered over the rest. Returns how many.
   uint32_t RemoveRedundant(const ir::Policy &policy, const std::vector<target::HwRuleInfo> &rules,
                            std::vector<uint32_t> &kept);
 
