@@ -1850,6 +1850,7 @@ HwPolicy ExpandAndLegalize(const ir::Policy &policy, const Target &target,
                            expand::Expanded &expanded, Refiner *refiner, FitProgress progress) {
   Legalizer legalizer(policy, expanded, target, diags);
   legalizer.SetRefiner(refiner, &expanded, std::move(progress));
+  expanded.rules.reserve(policy.rules.size()); // one rule each at least, mostly
   expand::ExpandInto(policy, target, options, diags, [&](expand::TernaryRule &&t) {
     expanded.rules.push_back(std::move(t));
     legalizer.Add(static_cast<uint32_t>(expanded.rules.size() - 1));

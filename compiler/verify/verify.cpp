@@ -202,6 +202,7 @@ public:
 private:
   /// Decodes every emitted rule from its bytes.
   bool ReadBack(Result &result) {
+    emitted_.reserve(out_.size());
     for (size_t i = 0; i < out_.size(); ++i) {
       const emit::OutputRule &o = out_[i];
       llvm::Expected<emit::HwRule> back = emit::Decode(o.bytes);
@@ -275,15 +276,17 @@ private:
     llvm::SourceMgr sources;
     diag::DiscardConsumer discard;
     diag::Engine scratch(sources, {}, discard);
-    expand::Expanded expanded = expand::Expand(policy_, *generic, options, scratch);
-    if (scratch.error_count() > 0) {
-      result.detail = "a rule has more alternatives than the proof expands (65536)";
-      return false;
-    }
-    for (expand::TernaryRule &t : expanded.rules) {
+    // Room for a rule per source rule and per emitted one: at most one
+    // regrowth when the source expands.
+    all_.reserve(policy_.rules.size() + emitted_.size());
+    expand::ExpandInto(policy_, *generic, options, scratch, [&](expand::TernaryRule &&t) {
       if (policy_.rules[t.source].kind == ast::RuleKind::kNormal) {
         all_.push_back(std::move(t));
       }
+    });
+    if (scratch.error_count() > 0) {
+      result.detail = "a rule has more alternatives than the proof expands (65536)";
+      return false;
     }
     source_count_ = all_.size();
     for (size_t i = 0; i < emitted_.size(); ++i) {
