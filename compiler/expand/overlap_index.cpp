@@ -65,84 +65,147 @@ OverlapIndex::Prefix OverlapIndex::PrefixOf(const TernaryRule &rule, unsigned wh
   return p;
 }
 
-template <typename T> T &OverlapIndex::PrefixMap<T>::operator[](Prefix p) {
-  uint64_t key = Pack(p.bits, p.top);
-  lengths_ |= uint64_t{1} << p.bits;
-  if (slots_.empty()) {
-    auto it = std::lower_bound(keys_.begin(), keys_.end(), key);
-    auto at = static_cast<size_t>(it - keys_.begin());
-    if (it != keys_.end() && *it == key) {
-      return values_[at];
-    }
-    if (keys_.size() < kSmall) {
-      keys_.insert(it, key);
-      return *values_.emplace(values_.begin() + static_cast<std::ptrdiff_t>(at));
-    }
-    // Grown: slots by hash and in order from now on.
-    for (uint32_t slot = 0; slot < keys_.size(); ++slot) {
-      slots_[keys_[slot]] = slot;
-      sorted_.emplace_back(keys_[slot], slot);
-    }
-    keys_.clear();
+namespace {
+
+/// A prefix's bits from bit 63 down, the rest zero.
+uint64_t Left(unsigned bits, uint64_t top) {
+  return bits == 0 ? 0 : top << (64 - bits);
+}
+
+/// Bit `i` of a left-aligned path, counting from the top.
+unsigned BitAt(uint64_t path, unsigned i) {
+  return static_cast<unsigned>(path >> (63 - i)) & 1;
+}
+
+/// How many leading bits two left-aligned prefixes share, at most the
+/// shorter one's length.
+unsigned Common(uint64_t a, unsigned a_bits, uint64_t b, unsigned b_bits) {
+  unsigned same = a == b ? 64 : llvm::countLeadingZeros(a ^ b);
+  return std::min({same, a_bits, b_bits});
+}
+
+/// `path` cut to its first `bits` bits.
+uint64_t Cut(uint64_t path, unsigned bits) {
+  return bits == 0 ? 0 : path & ~(~uint64_t{0} >> bits);
+}
+
+} // namespace
+
+template <typename T>
+uint32_t OverlapIndex::PrefixTrie<T>::NewNode(uint64_t path, unsigned bits, bool with_value) {
+  Node node;
+  node.path = path;
+  node.bits = static_cast<uint8_t>(bits);
+  if (with_value) {
+    node.slot = static_cast<uint32_t>(values_.size());
+    values_.emplace_back();
   }
-  auto [it, added] = slots_.try_emplace(key, static_cast<uint32_t>(values_.size()));
-  if (!added) {
-    return values_[it->second];
+  nodes_.push_back(node);
+  return static_cast<uint32_t>(nodes_.size() - 1);
+}
+
+template <typename T> T &OverlapIndex::PrefixTrie<T>::Add(Prefix p, uint32_t id, uint32_t key) {
+  uint64_t path = Left(p.bits, p.top);
+  auto count = [&](uint32_t n) {
+    nodes_[n].max_key = std::max(nodes_[n].max_key, key);
+    nodes_[n].min_id = std::min(nodes_[n].min_id, id);
+  };
+  if (nodes_.empty()) {
+    uint32_t n = NewNode(path, p.bits, true);
+    count(n);
+    return values_[nodes_[n].slot];
   }
-  uint32_t slot = it->second;
-  values_.emplace_back();
-  pending_.emplace(key, slot);
-  if (pending_.size() * kPendingShare > sorted_.size()) {
-    std::vector<std::pair<uint64_t, uint32_t>> merged;
-    merged.reserve(sorted_.size() + pending_.size());
-    std::merge(sorted_.begin(), sorted_.end(), pending_.begin(), pending_.end(),
-               std::back_inserter(merged),
-               [](const auto &a, const auto &b) { return a.first < b.first; });
-    sorted_ = std::move(merged);
-    pending_.clear();
+  uint32_t n = 0;
+  for (;;) {
+    const Node node = nodes_[n];
+    unsigned common = Common(node.path, node.bits, path, p.bits);
+    if (common < node.bits) {
+      // The prefix leaves this node's path, or ends on it: a node for it
+      // or for the branching point takes this node's place (so that its
+      // parent's link stays), and the node moves below it.
+      uint32_t moved = static_cast<uint32_t>(nodes_.size());
+      nodes_.push_back(node);
+      Node top;
+      top.max_key = node.max_key;
+      top.min_id = node.min_id;
+      top.child[BitAt(node.path, common)] = moved;
+      uint32_t at = n;
+      if (common == p.bits) {
+        top.path = path;
+        top.bits = static_cast<uint8_t>(p.bits);
+        top.slot = static_cast<uint32_t>(values_.size());
+        values_.emplace_back();
+      } else {
+        top.path = Cut(path, common);
+        top.bits = static_cast<uint8_t>(common);
+        at = NewNode(path, p.bits, true);
+        top.child[BitAt(path, common)] = at;
+        count(at);
+      }
+      nodes_[n] = top;
+      count(n);
+      return values_[nodes_[at].slot];
+    }
+    count(n);
+    if (node.bits == p.bits) {
+      if (node.slot == kNone) {
+        nodes_[n].slot = static_cast<uint32_t>(values_.size());
+        values_.emplace_back();
+      }
+      return values_[nodes_[n].slot];
+    }
+    unsigned side = BitAt(path, node.bits);
+    if (node.child[side] == kNone) {
+      uint32_t leaf = NewNode(path, p.bits, true);
+      nodes_[n].child[side] = leaf;
+      count(leaf);
+      return values_[nodes_[leaf].slot];
+    }
+    n = node.child[side];
   }
-  return values_[slot];
 }
 
 template <typename T>
 template <typename Fn>
-void OverlapIndex::PrefixMap<T>::Visit(Prefix q, Fn &&fn) const {
-  if (slots_.empty()) {
-    for (size_t slot = 0; slot < keys_.size(); ++slot) {
-      auto bits = static_cast<unsigned>(keys_[slot] >> 56);
-      uint64_t top = keys_[slot] & ((uint64_t{1} << 56) - 1);
-      bool agree = bits <= q.bits ? (bits == 0 || q.top >> (q.bits - bits) == top)
-                                  : (q.bits == 0 || top >> (bits - q.bits) == q.top);
-      if (agree) {
-        fn(values_[slot]);
-      }
-    }
+void OverlapIndex::PrefixTrie<T>::Visit(Prefix q, const uint32_t &bar, uint32_t below,
+                                        Fn &&fn) const {
+  if (nodes_.empty()) {
     return;
   }
-  for (uint64_t lengths = lengths_; lengths != 0; lengths &= lengths - 1) {
-    auto bits = static_cast<unsigned>(llvm::countTrailingZeros(lengths));
-    if (bits <= q.bits) {
-      auto it = slots_.find(Pack(bits, bits == 0 ? 0 : q.top >> (q.bits - bits)));
-      if (it != slots_.end()) {
-        fn(values_[it->second]);
-      }
+  uint64_t path = Left(q.bits, q.top);
+  auto skip = [&](const Node &node) { return node.max_key < bar || node.min_id >= below; };
+  // Down the query's own path: the shorter prefixes that agree with it.
+  uint32_t n = 0;
+  for (;;) {
+    const Node &node = nodes_[n];
+    if (skip(node) ||
+        Common(node.path, node.bits, path, q.bits) < std::min<unsigned>(node.bits, q.bits)) {
+      return;
+    }
+    if (node.bits >= q.bits) {
+      break; // this node's prefix extends the query's: all of its subtree agrees
+    }
+    if (node.slot != kNone) {
+      fn(values_[node.slot]);
+    }
+    n = node.child[BitAt(path, node.bits)];
+    if (n == kNone) {
+      return;
+    }
+  }
+  // The subtree under the query's prefix, depth first.
+  llvm::SmallVector<uint32_t, 32> stack = {n};
+  while (!stack.empty()) {
+    const Node &node = nodes_[stack.pop_back_val()];
+    if (skip(node)) {
       continue;
     }
-    unsigned extra = bits - q.bits;
-    uint64_t lo = Pack(bits, q.top << extra), hi = lo | ((uint64_t{1} << extra) - 1);
-    // Both in key order: the sorted keys and the pending ones, merged.
-    auto a = std::lower_bound(sorted_.begin(), sorted_.end(), lo,
-                              [](const auto &e, uint64_t key) { return e.first < key; });
-    auto b = pending_.lower_bound(lo);
-    for (;;) {
-      bool in_a = a != sorted_.end() && a->first <= hi;
-      bool in_b = b != pending_.end() && b->first <= hi;
-      if (in_a && (!in_b || a->first < b->first)) {
-        fn(values_[(a++)->second]);
-      } else if (in_b) {
-        fn(values_[(b++)->second]);
-      } else {
-        break;
+    if (node.slot != kNone) {
+      fn(values_[node.slot]);
+    }
+    for (uint32_t c : {node.child[1], node.child[0]}) {
+      if (c != kNone) {
+        stack.push_back(c);
       }
     }
   }
@@ -154,10 +217,10 @@ void OverlapIndex::Insert(uint32_t id, const TernaryRule &rule, uint32_t key) {
   }
   Prefix p[2] = {PrefixOf(rule, 0), PrefixOf(rule, 1)};
   for (unsigned o = 0; o < (nkeys_ > 1 ? 2u : 1u); ++o) {
-    Inner &inner = outer_[o][p[o]];
+    Inner &inner = outer_[o].Add(p[o], id, key);
     inner.max_key = std::max(inner.max_key, key);
     inner.min_id = std::min(inner.min_id, id);
-    Bucket &bucket = inner.buckets[p[1 - o]];
+    Bucket &bucket = inner.buckets.Add(p[1 - o], id, key);
     bucket.max_key = std::max(bucket.max_key, key);
     bucket.ids.push_back(id);
   }
@@ -170,11 +233,11 @@ template <typename Fn>
 void OverlapIndex::Scan(const std::array<Prefix, 2> &p, uint32_t below, uint32_t bar,
                         Fn &&fn) const {
   unsigned o = nkeys_ > 1 && p[1].bits > p[0].bits ? 1 : 0;
-  outer_[o].Visit(p[o], [&](const Inner &inner) {
+  outer_[o].Visit(p[o], bar, below, [&](const Inner &inner) {
     if (inner.max_key < bar || inner.min_id >= below) {
       return;
     }
-    inner.buckets.Visit(p[1 - o], [&](const Bucket &bucket) {
+    inner.buckets.Visit(p[1 - o], bar, below, [&](const Bucket &bucket) {
       if (bucket.max_key < bar) {
         return;
       }

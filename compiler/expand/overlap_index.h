@@ -13,7 +13,6 @@
 #include <vector>
 
 #include "compiler/expand/expand.h"
-#include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/ADT/SmallVector.h"
 
@@ -59,40 +58,44 @@ private:
   /// which makes the answers only coarser.
   static constexpr unsigned kMaxBits = 56;
 
-  /// Values by prefix. Visit() finds the entries a prefix agrees with: its
-  /// shorter prefixes by hash, the longer ones under it in key order. A
-  /// map of a few entries is a sorted vector, scanned whole; a larger one
-  /// keeps its keys in a sorted vector too, for range scans without pointer
-  /// chasing, with the keys added since the last merge in a small tree.
-  template <typename T> class PrefixMap {
+  /// Values by prefix in a binary trie whose one-way branches are
+  /// compressed (PATRICIA): a node per value and per branching point. A
+  /// query walks down its own prefix, meeting the shorter prefixes that
+  /// agree with it, and then takes the subtree under it, the longer ones.
+  /// Every node keeps the largest key and the smallest id added under it,
+  /// so that a walk skips subtrees outside the query's bounds.
+  template <typename T> class PrefixTrie {
   public:
-    PrefixMap() = default;
-    // Moved, never copied, and noexcept so that a growing vector of maps
-    // moves them (DenseMap's move constructor is not declared noexcept, so
-    // the implicit one would let std::vector copy every map instead).
-    PrefixMap(const PrefixMap &) = delete;
-    PrefixMap &operator=(const PrefixMap &) = delete;
-    PrefixMap(PrefixMap &&) noexcept = default;
-    PrefixMap &operator=(PrefixMap &&) noexcept = default;
-    ~PrefixMap() = default;
-    T &operator[](Prefix p);
-    /// Calls `fn` on the entries whose prefix and `q` agree on their common
-    /// leading bits, in (bits, top) order.
-    template <typename Fn> void Visit(Prefix q, Fn &&fn) const;
+    PrefixTrie() = default;
+    // Moved, never copied.
+    PrefixTrie(const PrefixTrie &) = delete;
+    PrefixTrie &operator=(const PrefixTrie &) = delete;
+    PrefixTrie(PrefixTrie &&) noexcept = default;
+    PrefixTrie &operator=(PrefixTrie &&) noexcept = default;
+    ~PrefixTrie() = default;
+    /// The value under prefix `p`, made if missing, counting `id` and
+    /// `key` in the bounds of every node on its path.
+    T &Add(Prefix p, uint32_t id, uint32_t key);
+    /// Calls `fn` on the values whose prefix and `q` agree on their common
+    /// leading bits, skipping subtrees whose keys are all below `bar` (read
+    /// again at every node) or whose ids are all at or above `below`.
+    template <typename Fn> void Visit(Prefix q, const uint32_t &bar, uint32_t below, Fn &&fn) const;
 
   private:
-    /// (bits, top) as one number in the same order: bits in the top byte.
-    static uint64_t Pack(unsigned bits, uint64_t top) { return uint64_t{bits} << 56 | top; }
-    static constexpr size_t kSmall = 8;
-    /// Merges pending_ into sorted_ once it holds this share of sorted_,
-    /// so that each key is moved a bounded number of times on average.
-    static constexpr size_t kPendingShare = 8;
-    std::vector<uint64_t> keys_; ///< sorted, while small
-    std::vector<T> values_;      ///< by slot
-    llvm::DenseMap<uint64_t, uint32_t> slots_;
-    std::vector<std::pair<uint64_t, uint32_t>> sorted_; ///< (key, slot) by key
-    std::map<uint64_t, uint32_t> pending_;
-    uint64_t lengths_ = 0; ///< bit n set: some entry has an n-bit prefix
+    static constexpr uint32_t kNone = UINT32_MAX;
+    struct Node {
+      uint64_t path = 0; ///< the prefix's bits, from bit 63 down
+      uint32_t child[2] = {kNone, kNone};
+      uint32_t slot = kNone; ///< its value in values_, if any
+      uint32_t max_key = 0;
+      uint32_t min_id = UINT32_MAX;
+      uint8_t bits = 0;
+    };
+    /// A new node for (path, bits), holding a new value if `with_value`.
+    uint32_t NewNode(uint64_t path, unsigned bits, bool with_value);
+    // One node and one value inline: most tries of the inner field hold one.
+    llvm::SmallVector<Node, 1> nodes_; ///< nodes_[0] is the root
+    llvm::SmallVector<T, 1> values_;
   };
 
   void Choose();
@@ -119,20 +122,20 @@ private:
     Bucket() = default;
     Bucket(const Bucket &) = delete;
     Bucket &operator=(const Bucket &) = delete;
-    // Moved, never copied (see PrefixMap).
+    // Moved, never copied.
     Bucket(Bucket &&) noexcept = default;
     Bucket &operator=(Bucket &&) noexcept = default;
     ~Bucket() = default;
   };
   struct Inner {
-    PrefixMap<Bucket> buckets;
+    PrefixTrie<Bucket> buckets;
     uint32_t max_key = 0;
     uint32_t min_id = UINT32_MAX; ///< the smallest id among the buckets
   };
   /// Rules by their prefix in the first field, then in the second; and the
   /// other way round. A query walks the one whose outer field it narrows
   /// most, so that a rule open in one field does not visit every entry.
-  PrefixMap<Inner> outer_[2];
+  PrefixTrie<Inner> outer_[2];
   size_t size_ = 0;
   /// Whether every Insert() so far had a larger id than the one before, so
   /// that each bucket is sorted.
