@@ -104,11 +104,24 @@ uint32_t OverlapIndex::PrefixTrie<T>::NewNode(uint64_t path, unsigned bits, bool
   return static_cast<uint32_t>(nodes_.size() - 1);
 }
 
-template <typename T> T &OverlapIndex::PrefixTrie<T>::Add(Prefix p, uint32_t id, uint32_t key) {
+template <typename T>
+T &OverlapIndex::PrefixTrie<T>::Repeat(llvm::ArrayRef<uint32_t> path, uint32_t id, uint32_t key) {
+  for (uint32_t n : path) {
+    nodes_[n].max_key = std::max(nodes_[n].max_key, key);
+    nodes_[n].min_id = std::min(nodes_[n].min_id, id);
+  }
+  return values_[nodes_[path.back()].slot];
+}
+
+template <typename T>
+T &OverlapIndex::PrefixTrie<T>::Add(Prefix p, uint32_t id, uint32_t key,
+                                    llvm::SmallVectorImpl<uint32_t> &nodes) {
   uint64_t path = Left(p.bits, p.top);
+  nodes.clear();
   auto count = [&](uint32_t n) {
     nodes_[n].max_key = std::max(nodes_[n].max_key, key);
     nodes_[n].min_id = std::min(nodes_[n].min_id, id);
+    nodes.push_back(n);
   };
   if (nodes_.empty()) {
     uint32_t n = NewNode(path, p.bits, true);
@@ -140,10 +153,12 @@ template <typename T> T &OverlapIndex::PrefixTrie<T>::Add(Prefix p, uint32_t id,
         top.bits = static_cast<uint8_t>(common);
         at = NewNode(path, p.bits, true);
         top.child[BitAt(path, common)] = at;
-        count(at);
       }
       nodes_[n] = top;
       count(n);
+      if (at != n) {
+        count(at);
+      }
       return values_[nodes_[at].slot];
     }
     count(n);
@@ -216,16 +231,21 @@ void OverlapIndex::Insert(uint32_t id, const TernaryRule &rule, uint32_t key) {
     Choose();
   }
   Prefix p[2] = {PrefixOf(rule, 0), PrefixOf(rule, 1)};
+  bool repeat = size_ > 0 && p[0] == last_[0] && p[1] == last_[1];
   for (unsigned o = 0; o < (nkeys_ > 1 ? 2u : 1u); ++o) {
-    Inner &inner = outer_[o].Add(p[o], id, key);
+    Inner &inner = repeat ? outer_[o].Repeat(outer_path_[o], id, key)
+                          : outer_[o].Add(p[o], id, key, outer_path_[o]);
     inner.max_key = std::max(inner.max_key, key);
     inner.min_id = std::min(inner.min_id, id);
-    Bucket &bucket = inner.buckets.Add(p[1 - o], id, key);
+    Bucket &bucket = repeat ? inner.buckets.Repeat(inner_path_[o], id, key)
+                            : inner.buckets.Add(p[1 - o], id, key, inner_path_[o]);
     bucket.max_key = std::max(bucket.max_key, key);
     bucket.ids.push_back(id);
   }
   ascending_ = ascending_ && (size_ == 0 || id > last_id_);
   last_id_ = id;
+  last_[0] = p[0];
+  last_[1] = p[1];
   ++size_;
 }
 

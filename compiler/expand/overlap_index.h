@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "compiler/expand/expand.h"
+#include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/ADT/SmallVector.h"
 
@@ -53,6 +54,7 @@ private:
   struct Prefix {
     unsigned bits = 0;
     uint64_t top = 0;
+    bool operator==(const Prefix &o) const { return bits == o.bits && top == o.top; }
   };
   /// At most this many leading bits are indexed; longer prefixes are cut,
   /// which makes the answers only coarser.
@@ -74,8 +76,12 @@ private:
     PrefixTrie &operator=(PrefixTrie &&) noexcept = default;
     ~PrefixTrie() = default;
     /// The value under prefix `p`, made if missing, counting `id` and
-    /// `key` in the bounds of every node on its path.
-    T &Add(Prefix p, uint32_t id, uint32_t key);
+    /// `key` in the bounds of every node on its path; `path` is set to
+    /// those nodes, the value's last.
+    T &Add(Prefix p, uint32_t id, uint32_t key, llvm::SmallVectorImpl<uint32_t> &path);
+    /// Add() again for the prefix of the last Add(), whose `path` is
+    /// still valid while no other Add() came between.
+    T &Repeat(llvm::ArrayRef<uint32_t> path, uint32_t id, uint32_t key);
     /// Calls `fn` on the values whose prefix and `q` agree on their common
     /// leading bits, skipping subtrees whose keys are all below `bar` (read
     /// again at every node) or whose ids are all at or above `below`.
@@ -141,6 +147,11 @@ private:
   /// that each bucket is sorted.
   bool ascending_ = true;
   uint32_t last_id_ = 0;
+  /// The last Insert()'s prefixes and its paths in each trie: the
+  /// expansions of one rule often follow each other with the same
+  /// prefixes, and then their inserts skip the walk.
+  Prefix last_[2];
+  llvm::SmallVector<uint32_t, 24> outer_path_[2], inner_path_[2];
 };
 
 } // namespace flowc::expand
