@@ -42,6 +42,16 @@ struct HwRule {
   uint8_t port = 1;
   uint32_t flags = 0;
   llvm::SmallVector<HwSpec, 4> specs;
+
+  HwRule() = default;
+  HwRule(const HwRule &) = default;
+  HwRule &operator=(const HwRule &) = default;
+  // noexcept, so that a growing std::vector of rules (or of structs that
+  // hold one) moves them: SmallVector's move constructor is not declared
+  // noexcept, and without this the vector would copy every rule's specs.
+  HwRule(HwRule &&) noexcept = default;
+  HwRule &operator=(HwRule &&) noexcept = default;
+  ~HwRule() = default;
 };
 
 /// A match spec of `kind`, all fields "don't care".
