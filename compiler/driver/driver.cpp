@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include <future>
 #include <optional>
 #include <pcap/pcap.h>
 
@@ -879,6 +880,15 @@ std::optional<int> Build(const CheckOptions &o, const ir::Policy &policy,
     return Usage(err, llvm::toString(t.takeError()));
   }
   t->table_entries = o.table_entries;
+  // The proof's expansion of the source depends on the policy alone: it is
+  // made on a second thread while the rules are compiled (the machines this
+  // runs on have at least two cores). The future waits for it if the build
+  // stops first.
+  std::future<verify::Source> proof_source;
+  if (o.verify) {
+    proof_source =
+        std::async(std::launch::async, [&policy] { return verify::ExpandSource(policy); });
+  }
   expand::Expanded expanded;
   target::HwPolicy hw;
   std::string fallback;
@@ -1013,7 +1023,7 @@ std::optional<int> Build(const CheckOptions &o, const ir::Policy &policy,
     Progress progress(err, o.progress, "proving", "rule comparisons");
     verify::Options proof_options;
     proof_options.progress = [&](uint64_t done, uint64_t total) { progress.Show(done, total); };
-    verify::Result proof = verify::Verify(policy, *t, p.rules, proof_options);
+    verify::Result proof = verify::Verify(policy, *t, p.rules, proof_options, proof_source.get());
     progress.Finish();
     timer.Done("verify");
     switch (proof.status) {

@@ -146,12 +146,13 @@ struct Emitted {
 class Verifier {
 public:
   Verifier(const ir::Policy &policy, const target::Target &target,
-           llvm::ArrayRef<emit::OutputRule> rules, const Options &options)
-      : policy_(policy), target_(target), out_(rules), options_(options) {}
+           llvm::ArrayRef<emit::OutputRule> rules, const Options &options, Source source)
+      : policy_(policy), target_(target), out_(rules), options_(options),
+        source_(std::move(source)) {}
 
   Result Run() {
     Result result;
-    if (!ReadBack(result) || !ExpandSource(result)) {
+    if (!ReadBack(result) || !TakeSource(result)) {
       return result;
     }
     result.source_rules = static_cast<uint32_t>(source_count_);
@@ -261,34 +262,16 @@ private:
     return true;
   }
 
-  /// The source rules with their exact meaning: sets and ranges become
-  /// prefix covers on the generic target, which has no limits.
-  bool ExpandSource(Result &result) {
-    llvm::Expected<target::Target> generic = target::MakeTarget("generic", {});
-    if (!generic) {
-      result.detail = llvm::toString(generic.takeError());
+  /// The source rules (ExpandSource()), then each emitted normal rule read
+  /// back.
+  bool TakeSource(Result &result) {
+    if (!source_.error.empty()) {
+      result.detail = source_.error;
       return false;
     }
-    expand::Options options;
-    options.max_per_rule = 1u << 16;
-    options.warn_per_rule = 0;
-    options.merge_sets = false; // the source as written, not as flowc rewrites it
-    llvm::SourceMgr sources;
-    diag::DiscardConsumer discard;
-    diag::Engine scratch(sources, {}, discard);
-    // Room for a rule per source rule and per emitted one: at most one
-    // regrowth when the source expands.
-    all_.reserve(policy_.rules.size() + emitted_.size());
-    expand::ExpandInto(policy_, *generic, options, scratch, [&](expand::TernaryRule &&t) {
-      if (policy_.rules[t.source].kind == ast::RuleKind::kNormal) {
-        all_.push_back(std::move(t));
-      }
-    });
-    if (scratch.error_count() > 0) {
-      result.detail = "a rule has more alternatives than the proof expands (65536)";
-      return false;
-    }
+    all_ = std::move(source_.rules);
     source_count_ = all_.size();
+    all_.reserve(source_count_ + emitted_.size());
     for (size_t i = 0; i < emitted_.size(); ++i) {
       if (emitted_[i].rule.type == emit::AttrType::kNormal) {
         all_.push_back(MatchOf(emitted_[i].rule, static_cast<uint32_t>(i)));
@@ -949,6 +932,7 @@ private:
   const target::Target &target_;
   llvm::ArrayRef<emit::OutputRule> out_;
   const Options &options_;
+  Source source_;
   std::vector<Emitted> emitted_;
   /// The source's normal rules expanded (first source_count_, `source` the
   /// ir::Policy::rules index), then each emitted normal rule read back
@@ -993,9 +977,42 @@ expand::TernaryRule MatchOf(const emit::HwRule &rule, uint32_t index) {
   return t;
 }
 
+Source ExpandSource(const ir::Policy &policy) {
+  Source out;
+  llvm::Expected<target::Target> generic = target::MakeTarget("generic", {});
+  if (!generic) {
+    out.error = llvm::toString(generic.takeError());
+    return out;
+  }
+  expand::Options options;
+  options.max_per_rule = 1u << 16;
+  options.warn_per_rule = 0;
+  options.merge_sets = false; // the source as written, not as flowc rewrites it
+  llvm::SourceMgr sources;
+  diag::DiscardConsumer discard;
+  diag::Engine scratch(sources, {}, discard);
+  // Room for the emitted rules too, which Verify() appends (about as many
+  // as the source's expansions); pages not written are not touched.
+  out.rules.reserve(3 * policy.rules.size());
+  expand::ExpandInto(policy, *generic, options, scratch, [&](expand::TernaryRule &&t) {
+    if (policy.rules[t.source].kind == ast::RuleKind::kNormal) {
+      out.rules.push_back(std::move(t));
+    }
+  });
+  if (scratch.error_count() > 0) {
+    out.error = "a rule has more alternatives than the proof expands (65536)";
+  }
+  return out;
+}
+
+Result Verify(const ir::Policy &policy, const target::Target &target,
+              llvm::ArrayRef<emit::OutputRule> rules, const Options &options, Source source) {
+  return Verifier(policy, target, rules, options, std::move(source)).Run();
+}
+
 Result Verify(const ir::Policy &policy, const target::Target &target,
               llvm::ArrayRef<emit::OutputRule> rules, const Options &options) {
-  return Verifier(policy, target, rules, options).Run();
+  return Verify(policy, target, rules, options, ExpandSource(policy));
 }
 
 } // namespace flowc::verify

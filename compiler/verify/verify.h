@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "compiler/emit/outputs.h"
 #include "compiler/expand/expand.h"
@@ -63,6 +64,21 @@ struct Result {
 /// outcome on both sides.
 Result Verify(const ir::Policy &policy, const target::Target &target,
               llvm::ArrayRef<emit::OutputRule> rules, const Options &options);
+
+/// The proof's reading of the source: its normal rules expanded on the
+/// generic target (sets and ranges as prefix covers, nothing merged), in
+/// policy order. It depends on the policy alone, so a build may make it on
+/// another thread while it compiles.
+struct Source {
+  std::vector<expand::TernaryRule> rules;
+  /// Not empty: the source could not be expanded, and why.
+  std::string error;
+};
+Source ExpandSource(const ir::Policy &policy);
+
+/// Verify() with the source already expanded by ExpandSource(policy).
+Result Verify(const ir::Policy &policy, const target::Target &target,
+              llvm::ArrayRef<emit::OutputRule> rules, const Options &options, Source source);
 
 /// The packets a decoded rule matches, as the NIC reads its specs: each
 /// match spec requires its header, at the inner level when flagged INNER
