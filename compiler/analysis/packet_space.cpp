@@ -391,9 +391,7 @@ std::vector<uint8_t> DrawBits(uint64_t seed, size_t vars) {
   }
   return bits;
 }
-} // namespace
 
-namespace {
 /// Calls `fn(var, value)` for each literal of `cube`.
 template <typename Fn> void ForLiterals(const PacketSpace::Literals &cube, Fn &&fn) {
   for (const PacketSpace::CubeWord &w : cube) {

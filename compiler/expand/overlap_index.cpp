@@ -1,7 +1,6 @@
 #include "compiler/expand/overlap_index.h"
 
 #include <algorithm>
-#include <iterator>
 
 #include "llvm/Support/MathExtras.h"
 
@@ -91,24 +90,30 @@ uint64_t Cut(uint64_t path, unsigned bits) {
 
 } // namespace
 
-template <typename T>
-uint32_t OverlapIndex::PrefixTrie<T>::NewNode(uint64_t path, unsigned bits, bool with_value) {
+template <typename T> uint32_t OverlapIndex::PrefixTrie<T>::NewValue() {
+  values_.emplace_back();
+  return static_cast<uint32_t>(values_.size() - 1);
+}
+
+template <typename T> uint32_t OverlapIndex::PrefixTrie<T>::NewNode(uint64_t path, unsigned bits) {
   Node node;
   node.path = path;
   node.bits = static_cast<uint8_t>(bits);
-  if (with_value) {
-    node.slot = static_cast<uint32_t>(values_.size());
-    values_.emplace_back();
-  }
+  node.slot = NewValue();
   nodes_.push_back(node);
   return static_cast<uint32_t>(nodes_.size() - 1);
 }
 
 template <typename T>
+void OverlapIndex::PrefixTrie<T>::Count(uint32_t n, uint32_t id, uint32_t key) {
+  nodes_[n].max_key = std::max(nodes_[n].max_key, key);
+  nodes_[n].min_id = std::min(nodes_[n].min_id, id);
+}
+
+template <typename T>
 T &OverlapIndex::PrefixTrie<T>::Repeat(llvm::ArrayRef<uint32_t> path, uint32_t id, uint32_t key) {
   for (uint32_t n : path) {
-    nodes_[n].max_key = std::max(nodes_[n].max_key, key);
-    nodes_[n].min_id = std::min(nodes_[n].min_id, id);
+    Count(n, id, key);
   }
   return values_[nodes_[path.back()].slot];
 }
@@ -119,12 +124,11 @@ T &OverlapIndex::PrefixTrie<T>::Add(Prefix p, uint32_t id, uint32_t key,
   uint64_t path = Left(p.bits, p.top);
   nodes.clear();
   auto count = [&](uint32_t n) {
-    nodes_[n].max_key = std::max(nodes_[n].max_key, key);
-    nodes_[n].min_id = std::min(nodes_[n].min_id, id);
+    Count(n, id, key);
     nodes.push_back(n);
   };
   if (nodes_.empty()) {
-    uint32_t n = NewNode(path, p.bits, true);
+    uint32_t n = NewNode(path, p.bits);
     count(n);
     return values_[nodes_[n].slot];
   }
@@ -146,12 +150,11 @@ T &OverlapIndex::PrefixTrie<T>::Add(Prefix p, uint32_t id, uint32_t key,
       if (common == p.bits) {
         top.path = path;
         top.bits = static_cast<uint8_t>(p.bits);
-        top.slot = static_cast<uint32_t>(values_.size());
-        values_.emplace_back();
+        top.slot = NewValue();
       } else {
         top.path = Cut(path, common);
         top.bits = static_cast<uint8_t>(common);
-        at = NewNode(path, p.bits, true);
+        at = NewNode(path, p.bits);
         top.child[BitAt(path, common)] = at;
       }
       nodes_[n] = top;
@@ -164,14 +167,13 @@ T &OverlapIndex::PrefixTrie<T>::Add(Prefix p, uint32_t id, uint32_t key,
     count(n);
     if (node.bits == p.bits) {
       if (node.slot == kNone) {
-        nodes_[n].slot = static_cast<uint32_t>(values_.size());
-        values_.emplace_back();
+        nodes_[n].slot = NewValue();
       }
       return values_[nodes_[n].slot];
     }
     unsigned side = BitAt(path, node.bits);
     if (node.child[side] == kNone) {
-      uint32_t leaf = NewNode(path, p.bits, true);
+      uint32_t leaf = NewNode(path, p.bits);
       nodes_[n].child[side] = leaf;
       count(leaf);
       return values_[nodes_[leaf].slot];
@@ -235,10 +237,8 @@ void OverlapIndex::Insert(uint32_t id, const TernaryRule &rule, uint32_t key) {
   for (unsigned o = 0; o < (nkeys_ > 1 ? 2u : 1u); ++o) {
     Inner &inner = repeat ? outer_[o].Repeat(outer_path_[o], id, key)
                           : outer_[o].Add(p[o], id, key, outer_path_[o]);
-    inner.max_key = std::max(inner.max_key, key);
-    inner.min_id = std::min(inner.min_id, id);
-    Bucket &bucket = repeat ? inner.buckets.Repeat(inner_path_[o], id, key)
-                            : inner.buckets.Add(p[1 - o], id, key, inner_path_[o]);
+    Bucket &bucket = repeat ? inner.Repeat(inner_path_[o], id, key)
+                            : inner.Add(p[1 - o], id, key, inner_path_[o]);
     bucket.max_key = std::max(bucket.max_key, key);
     bucket.ids.push_back(id);
   }
@@ -254,10 +254,7 @@ void OverlapIndex::Scan(const std::array<Prefix, 2> &p, uint32_t below, uint32_t
                         Fn &&fn) const {
   unsigned o = nkeys_ > 1 && p[1].bits > p[0].bits ? 1 : 0;
   outer_[o].Visit(p[o], bar, below, [&](const Inner &inner) {
-    if (inner.max_key < bar || inner.min_id >= below) {
-      return;
-    }
-    inner.buckets.Visit(p[1 - o], bar, below, [&](const Bucket &bucket) {
+    inner.Visit(p[1 - o], bar, below, [&](const Bucket &bucket) {
       if (bucket.max_key < bar) {
         return;
       }

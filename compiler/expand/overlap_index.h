@@ -97,8 +97,12 @@ private:
       uint32_t min_id = UINT32_MAX;
       uint8_t bits = 0;
     };
-    /// A new node for (path, bits), holding a new value if `with_value`.
-    uint32_t NewNode(uint64_t path, unsigned bits, bool with_value);
+    /// A new value's slot.
+    uint32_t NewValue();
+    /// A new node for (path, bits) with a new value.
+    uint32_t NewNode(uint64_t path, unsigned bits);
+    /// Counts `id` and `key` in node `n`'s bounds.
+    void Count(uint32_t n, uint32_t id, uint32_t key);
     // One node and one value inline: most tries of the inner field hold one.
     llvm::SmallVector<Node, 1> nodes_; ///< nodes_[0] is the root
     llvm::SmallVector<T, 1> values_;
@@ -133,11 +137,9 @@ private:
     Bucket &operator=(Bucket &&) noexcept = default;
     ~Bucket() = default;
   };
-  struct Inner {
-    PrefixTrie<Bucket> buckets;
-    uint32_t max_key = 0;
-    uint32_t min_id = UINT32_MAX; ///< the smallest id among the buckets
-  };
+  /// The buckets under one prefix of the outer field, by their prefix in
+  /// the other (its root's bounds are those of all of them).
+  using Inner = PrefixTrie<Bucket>;
   /// Rules by their prefix in the first field, then in the second; and the
   /// other way round. A query walks the one whose outer field it narrows
   /// most, so that a rule open in one field does not visit every entry.

@@ -1010,9 +1010,4 @@ Result Verify(const ir::Policy &policy, const target::Target &target,
   return Verifier(policy, target, rules, options, std::move(source)).Run();
 }
 
-Result Verify(const ir::Policy &policy, const target::Target &target,
-              llvm::ArrayRef<emit::OutputRule> rules, const Options &options) {
-  return Verify(policy, target, rules, options, ExpandSource(policy));
-}
-
 } // namespace flowc::verify

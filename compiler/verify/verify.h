@@ -50,21 +50,6 @@ struct Result {
   uint32_t source_rules = 0, hardware_rules = 0;
 };
 
-/// Proves that `rules` (flowc build's output, in emission order) deliver to
-/// every packet of every port and direction the same copies and the same
-/// final outcome (queue and actions) as `policy` on `target`.
-///
-/// Target semantics (verbs-facts §3.4, §3.3, §3.5): normal rules are looked
-/// up in tables 2 x priority (DONT_TRAP) and 2 x priority + 1, lowest first;
-/// one entry of a table takes a packet, so entries of one table that overlap
-/// must agree; a DONT_TRAP entry copies and lets the packet go on; on mlx5 a
-/// rule whose first spec matches only multicast is looked up after every
-/// other. Default rules take what no normal rule takes and sniffer rules
-/// copy everything; they must appear with the same port, direction and
-/// outcome on both sides.
-Result Verify(const ir::Policy &policy, const target::Target &target,
-              llvm::ArrayRef<emit::OutputRule> rules, const Options &options);
-
 /// The proof's reading of the source: its normal rules expanded on the
 /// generic target (sets and ranges as prefix covers, nothing merged), in
 /// policy order. It depends on the policy alone, so a build may make it on
@@ -76,7 +61,19 @@ struct Source {
 };
 Source ExpandSource(const ir::Policy &policy);
 
-/// Verify() with the source already expanded by ExpandSource(policy).
+/// Proves that `rules` (flowc build's output, in emission order) deliver to
+/// every packet of every port and direction the same copies and the same
+/// final outcome (queue and actions) as `policy` on `target`, whose source
+/// side `source` is (ExpandSource(policy)).
+///
+/// Target semantics (verbs-facts §3.4, §3.3, §3.5): normal rules are looked
+/// up in tables 2 x priority (DONT_TRAP) and 2 x priority + 1, lowest first;
+/// one entry of a table takes a packet, so entries of one table that overlap
+/// must agree; a DONT_TRAP entry copies and lets the packet go on; on mlx5 a
+/// rule whose first spec matches only multicast is looked up after every
+/// other. Default rules take what no normal rule takes and sniffer rules
+/// copy everything; they must appear with the same port, direction and
+/// outcome on both sides.
 Result Verify(const ir::Policy &policy, const target::Target &target,
               llvm::ArrayRef<emit::OutputRule> rules, const Options &options, Source source);
 
