@@ -880,14 +880,15 @@ std::optional<int> Build(const CheckOptions &o, const ir::Policy &policy,
     return Usage(err, llvm::toString(t.takeError()));
   }
   t->table_entries = o.table_entries;
-  // The proof's expansion of the source depends on the policy alone: it is
-  // made on a second thread while the rules are compiled (the machines this
-  // runs on have at least two cores). The future waits for it if the build
-  // stops first.
+  // The proof's source side (its expansion of the source and the index of
+  // its rules) depends on the policy alone: it is made on a second thread
+  // while the rules are compiled (the machines this runs on have at least
+  // two cores), or later on this one if no thread can be had. The future
+  // waits for it if the build stops first.
   std::future<verify::Source> proof_source;
   if (o.verify) {
-    proof_source =
-        std::async(std::launch::async, [&policy] { return verify::ExpandSource(policy); });
+    proof_source = std::async(std::launch::async | std::launch::deferred,
+                              [&policy] { return verify::ExpandSource(policy); });
   }
   expand::Expanded expanded;
   target::HwPolicy hw;

@@ -1,6 +1,7 @@
 #include "compiler/verify/verify.h"
 
 #include <algorithm>
+#include <future>
 #include <map>
 #include <numeric>
 #include <optional>
@@ -132,6 +133,86 @@ struct Copies {
   }
 };
 
+/// One rule of a group, source or compiled, for the local comparison.
+struct Entry {
+  size_t rule;            ///< all_ index
+  const Outcome *outcome; ///< what it does to a packet it takes or copies
+  uint32_t outcome_id;    ///< equal for equal outcomes
+  uint64_t table = 0;     ///< compiled: its lookup table
+  bool stops = false;     ///< source: trapping; compiled: takes the packet
+};
+
+/// The rules of one side of a group, with an index of those that take
+/// packets (ids: places in `entries`).
+struct Side {
+  std::vector<Entry> entries;
+  expand::OverlapIndex stops;
+  /// How many entries, by place, have been offered to `stops`.
+  uint32_t inserted = 0;
+  /// Adds the entries before place `end` that take packets to `stops`,
+  /// in order, each with its `key` (`rules`: all_).
+  void InsertStops(size_t end, const std::vector<expand::TernaryRule> &rules,
+                   const std::vector<uint32_t> &key) {
+    for (; inserted < std::min(end, entries.size()); ++inserted) {
+      if (entries[inserted].stops) {
+        stops.Insert(inserted, rules[entries[inserted].rule], key[inserted]);
+      }
+    }
+  }
+  /// Calls `fn` with the places below `below` of the entries that take
+  /// packets and may share one with `rule`, in order.
+  template <typename Fn>
+  void ForStops(const expand::TernaryRule &rule, const PacketSpace::Literals &literals,
+                const PacketSpace &space, uint32_t below, Fn &&fn) const {
+    std::vector<uint32_t> found;
+    stops.Query(
+        rule,
+        [&](uint32_t id) {
+          if (PacketSpace::MayOverlap(literals, space.CubeOfRule(entries[id].rule))) {
+            found.push_back(id);
+          }
+        },
+        below);
+    llvm::sort(found);
+    for (uint32_t id : found) {
+      fn(id);
+    }
+  }
+  /// Whether an entry before place `before` that takes packets contains
+  /// `cube`; if so, `cover` is set to its place. Only the entries that
+  /// hold one packet of the cube can, so a point query finds them.
+  bool CoveredBefore(size_t before, const PacketSpace::Literals &cube, const PacketSpace &space,
+                     uint32_t &cover) const {
+    bool covered = false;
+    space.QueryPoint(
+        stops, space.CornerOf(cube),
+        [&](uint32_t j) {
+          if (!covered && PacketSpace::CubeContains(space.CubeOfRule(entries[j].rule), cube)) {
+            covered = true;
+            cover = j;
+          }
+        },
+        static_cast<uint32_t>(before));
+    return covered;
+  }
+  /// The rules (all_ indexes) of the entries before place `before` that
+  /// take packets and may share one with `rule`; `contained` says whether
+  /// one of them contains it (the list stops there: nothing is left).
+  std::vector<size_t> Before(size_t before, const expand::TernaryRule &rule,
+                             const PacketSpace::Literals &literals, const PacketSpace &space,
+                             bool &contained) const {
+    std::vector<size_t> out;
+    contained = false;
+    ForStops(rule, literals, space, static_cast<uint32_t>(before), [&](uint32_t j) {
+      if (!contained) {
+        out.push_back(entries[j].rule);
+        contained = PacketSpace::CubeContains(space.CubeOfRule(entries[j].rule), literals);
+      }
+    });
+    return out;
+  }
+};
+
 /// One emitted rule, read back.
 struct Emitted {
   emit::HwRule rule;
@@ -142,6 +223,61 @@ struct Emitted {
   /// them for mlx5's multicast priority.
   uint64_t table = 0;
 };
+
+} // namespace
+
+/// The source side of the comparison (see Source::prepared).
+struct Source::Prepared {
+  /// SourceOutcome() of each policy rule.
+  std::vector<Outcome> outcomes;
+  /// Entry::outcome_id by outcome; Verify() numbers the compiled rules'
+  /// outcomes on from these.
+  std::map<Outcome, uint32_t> ids;
+  /// Per port and direction, an entry for each of the source's rules there,
+  /// in policy order, the trapping ones in `stops`.
+  std::map<GroupKey, Side> groups;
+};
+
+Source::Source() = default;
+Source::~Source() = default;
+Source::Source(Source &&) noexcept = default;
+Source &Source::operator=(Source &&) noexcept = default;
+
+namespace {
+
+/// Fills `source.prepared` for `source.rules`.
+void Prepare(const ir::Policy &policy, Source &source) {
+  auto prepared = std::make_unique<Source::Prepared>();
+  prepared->outcomes.reserve(policy.rules.size());
+  for (const ir::Rule &r : policy.rules) {
+    prepared->outcomes.push_back(SourceOutcome(r));
+  }
+  Side *side = nullptr;
+  GroupKey last;
+  for (size_t i = 0; i < source.rules.size(); ++i) {
+    const ir::Rule &r = policy.rules[source.rules[i].source];
+    GroupKey group{static_cast<int>(r.direction), r.port};
+    if (side == nullptr || group != last) {
+      side = &prepared->groups[group];
+      last = group;
+    }
+    const Outcome &o = prepared->outcomes[source.rules[i].source];
+    uint32_t id =
+        prepared->ids.try_emplace(o, static_cast<uint32_t>(prepared->ids.size())).first->second;
+    side->entries.push_back({i, &o, id, 0, !r.pass});
+  }
+  for (auto &[group, side] : prepared->groups) {
+    for (const Entry &e : side.entries) {
+      side.stops.Plan(source.rules[e.rule]);
+    }
+    for (size_t id = 0; id < side.entries.size(); ++id) {
+      if (side.entries[id].stops) {
+        side.stops.Insert(static_cast<uint32_t>(id), source.rules[side.entries[id].rule]);
+      }
+    }
+  }
+  source.prepared = std::move(prepared);
+}
 
 class Verifier {
 public:
@@ -168,13 +304,9 @@ public:
     }
     PacketSpace space(all_, options_.max_nodes);
     space_ = &space;
-    for (const ir::Rule &r : policy_.rules) {
-      source_outcomes_.push_back(SourceOutcome(r));
-    }
     std::map<GroupKey, bool> groups;
-    for (size_t i = 0; i < source_count_; ++i) {
-      const ir::Rule &r = policy_.rules[all_[i].source];
-      groups[{static_cast<int>(r.direction), r.port}] = true;
+    for (const auto &[group, side] : source_.prepared->groups) {
+      groups[group] = true;
     }
     for (const Emitted &e : emitted_) {
       if (e.rule.type == emit::AttrType::kNormal) {
@@ -269,6 +401,10 @@ private:
       result.detail = source_.error;
       return false;
     }
+    if (!source_.prepared) {
+      Prepare(policy_, source_);
+    }
+    outcome_ids_ = std::move(source_.prepared->ids);
     all_ = std::move(source_.rules);
     source_count_ = all_.size();
     all_.reserve(source_count_ + emitted_.size());
@@ -317,86 +453,6 @@ private:
     return true;
   }
 
-  /// One rule of a group, source or compiled, for the local comparison.
-  struct Entry {
-    size_t rule;            ///< all_ index
-    const Outcome *outcome; ///< what it does to a packet it takes or copies
-    uint32_t outcome_id;    ///< equal for equal outcomes
-    uint64_t table = 0;     ///< compiled: its lookup table
-    bool stops = false;     ///< source: trapping; compiled: takes the packet
-  };
-
-  /// The rules of one side of a group, with an index of those that take
-  /// packets (ids: places in `entries`).
-  struct Side {
-    std::vector<Entry> entries;
-    expand::OverlapIndex stops;
-    /// How many entries, by place, have been offered to `stops`.
-    uint32_t inserted = 0;
-    /// Adds the entries before place `end` that take packets to `stops`,
-    /// in order, each with its `key` (`rules`: all_).
-    void InsertStops(size_t end, const std::vector<expand::TernaryRule> &rules,
-                     const std::vector<uint32_t> &key) {
-      for (; inserted < std::min(end, entries.size()); ++inserted) {
-        if (entries[inserted].stops) {
-          stops.Insert(inserted, rules[entries[inserted].rule], key[inserted]);
-        }
-      }
-    }
-    /// Calls `fn` with the places below `below` of the entries that take
-    /// packets and may share one with `rule`, in order.
-    template <typename Fn>
-    void ForStops(const expand::TernaryRule &rule, const PacketSpace::Literals &literals,
-                  const PacketSpace &space, uint32_t below, Fn &&fn) const {
-      std::vector<uint32_t> found;
-      stops.Query(
-          rule,
-          [&](uint32_t id) {
-            if (PacketSpace::MayOverlap(literals, space.CubeOfRule(entries[id].rule))) {
-              found.push_back(id);
-            }
-          },
-          below);
-      llvm::sort(found);
-      for (uint32_t id : found) {
-        fn(id);
-      }
-    }
-    /// Whether an entry before place `before` that takes packets contains
-    /// `cube`; if so, `cover` is set to its place. Only the entries that
-    /// hold one packet of the cube can, so a point query finds them.
-    bool CoveredBefore(size_t before, const PacketSpace::Literals &cube, const PacketSpace &space,
-                       uint32_t &cover) const {
-      bool covered = false;
-      space.QueryPoint(
-          stops, space.CornerOf(cube),
-          [&](uint32_t j) {
-            if (!covered && PacketSpace::CubeContains(space.CubeOfRule(entries[j].rule), cube)) {
-              covered = true;
-              cover = j;
-            }
-          },
-          static_cast<uint32_t>(before));
-      return covered;
-    }
-    /// The rules (all_ indexes) of the entries before place `before` that
-    /// take packets and may share one with `rule`; `contained` says whether
-    /// one of them contains it (the list stops there: nothing is left).
-    std::vector<size_t> Before(size_t before, const expand::TernaryRule &rule,
-                               const PacketSpace::Literals &literals, const PacketSpace &space,
-                               bool &contained) const {
-      std::vector<size_t> out;
-      contained = false;
-      ForStops(rule, literals, space, static_cast<uint32_t>(before), [&](uint32_t j) {
-        if (!contained) {
-          out.push_back(entries[j].rule);
-          contained = PacketSpace::CubeContains(space.CubeOfRule(entries[j].rule), literals);
-        }
-      });
-      return out;
-    }
-  };
-
   /// Cubes by value, for finding a rule's copy on the other side.
   struct CubeHash {
     size_t operator()(const PacketSpace::Literals *cube) const {
@@ -431,6 +487,34 @@ private:
   bool Takes(const Entry &r, const Entry &j) const {
     return j.outcome_id == r.outcome_id && PacketSpace::MayOverlap(Lit(r.rule), Lit(j.rule)) &&
            PacketSpace::CubeContains(Lit(j.rule), Lit(r.rule));
+  }
+
+  /// Check 1's candidates (CompareGroup()): the pairs (id, j), j < id, of
+  /// compiled entries of one table with different outcomes whose cubes may
+  /// meet, by id and then in the index's order. The entries are in lookup
+  /// order, so each table's are together; each table gets its own index.
+  /// It reads no BDD, so it may run on another thread.
+  std::vector<std::pair<uint32_t, uint32_t>> TableClashes(const Side &hw) const {
+    std::vector<std::pair<uint32_t, uint32_t>> out;
+    std::optional<expand::OverlapIndex> table_index;
+    for (size_t id = 0; id < hw.entries.size(); ++id) {
+      const Entry &e = hw.entries[id];
+      if (id == 0 || e.table != hw.entries[id - 1].table) {
+        table_index.emplace();
+        for (size_t k = id; k < hw.entries.size() && hw.entries[k].table == e.table; ++k) {
+          table_index->Plan(all_[hw.entries[k].rule]);
+        }
+      }
+      const PacketSpace::Literals &lit = Lit(e.rule);
+      table_index->Query(all_[e.rule], [&](uint32_t j) {
+        const Entry &other = hw.entries[j];
+        if (other.outcome_id != e.outcome_id && PacketSpace::MayOverlap(lit, Lit(other.rule))) {
+          out.emplace_back(static_cast<uint32_t>(id), j);
+        }
+      });
+      table_index->Insert(static_cast<uint32_t>(id), all_[e.rule]);
+    }
+    return out;
   }
 
   /// Check 2's pairs for the source rules with an h(r) whose cube is the
@@ -540,28 +624,18 @@ private:
   ///     pair by pair, most pairs settled by literal containment.
   ///  3. Each packet gets as many copies of each `pass` outcome.
   bool CompareGroup(GroupKey group, Result &result) {
-    Side src, hw;
-    for (size_t i = 0; i < source_count_; ++i) {
-      const ir::Rule &r = policy_.rules[all_[i].source];
-      if (GroupKey{static_cast<int>(r.direction), r.port} == group) {
-        const Outcome &o = source_outcomes_[all_[i].source];
-        src.entries.push_back({i, &o, OutcomeId(o), 0, !r.pass});
-      }
-    }
+    // The source side was made with the source (Prepare()).
+    Side no_rules;
+    auto prepared = source_.prepared->groups.find(group);
+    Side &src = prepared != source_.prepared->groups.end() ? prepared->second : no_rules;
+    Side hw;
     for (size_t k : LookupOrder(group)) {
       const Emitted &e = emitted_[all_[k].source];
       hw.entries.push_back({k, &e.outcome, OutcomeId(e.outcome), e.table,
                             !IsDontTrapTable(e.table) || HasDrop(e.outcome)});
     }
-    for (Side *side : {&src, &hw}) {
-      for (const Entry &e : side->entries) {
-        side->stops.Plan(all_[e.rule]);
-      }
-    }
-    for (size_t id = 0; id < src.entries.size(); ++id) {
-      if (src.entries[id].stops) {
-        src.stops.Insert(static_cast<uint32_t>(id), all_[src.entries[id].rule]);
-      }
+    for (const Entry &e : hw.entries) {
+      hw.stops.Plan(all_[e.rule]);
     }
     CubeMap<uint32_t> src_cubes;
     CubeMap<std::vector<uint32_t>> hw_cubes;
@@ -607,6 +681,10 @@ private:
     }
     // The compiled entries that take packets go into hw.stops by place, with
     // o(j) as the key: as far as each of check 2's pairs need them, then all.
+    // Check 1's scan reads only the compiled entries and their cubes: it
+    // runs on a second thread while check 2's pairs are listed.
+    std::future<std::vector<std::pair<uint32_t, uint32_t>>> clashes = std::async(
+        std::launch::async | std::launch::deferred, [this, &hw] { return TableClashes(hw); });
     Pairs listed = ListPairs(src, hw, hw_cubes, origin, table_start);
     hw.InsertStops(hw.entries.size(), all_, origin);
 
@@ -639,42 +717,23 @@ private:
       return out;
     };
 
-    // 1. One table, two outcomes. The entries are in lookup order, so each
-    // table's are together; each table gets its own index.
-    std::optional<expand::OverlapIndex> table_index;
-    for (size_t id = 0; id < hw.entries.size(); ++id) {
-      Tick();
-      const Entry &e = hw.entries[id];
-      if (id == 0 || e.table != hw.entries[id - 1].table) {
-        table_index.emplace();
-        for (size_t k = id; k < hw.entries.size() && hw.entries[k].table == e.table; ++k) {
-          table_index->Plan(all_[hw.entries[k].rule]);
-        }
-      }
-      const PacketSpace::Literals &lit = Lit(e.rule);
-      std::vector<uint32_t> clash;
-      table_index->Query(all_[e.rule], [&](uint32_t j) {
-        const Entry &other = hw.entries[j];
-        if (other.outcome_id != e.outcome_id && PacketSpace::MayOverlap(lit, Lit(other.rule))) {
-          clash.push_back(j);
-        }
-      });
-      table_index->Insert(static_cast<uint32_t>(id), all_[e.rule]);
-      for (uint32_t j : clash) {
-        PacketSpace::Literals lits = PacketSpace::Meet(lit, Lit(hw.entries[j].rule));
-        Packet p;
-        if (Uncovered(lits, held_by(0, table_start[id]), p)) {
-          space_->Decode(p);
-          result.status = Result::Status::kFailed;
-          result.counterexample = Format(p);
-          result.detail =
-              llvm::formatv("it meets two compiled rules of one lookup table ({0}) with "
-                            "different outcomes, and the NIC may apply either",
-                            TableName(e.table));
-          return false;
-        }
+    // 1. One table, two outcomes: the packets two such entries share must
+    // all be taken in earlier tables.
+    for (auto [id, j] : clashes.get()) {
+      PacketSpace::Literals lits =
+          PacketSpace::Meet(Lit(hw.entries[id].rule), Lit(hw.entries[j].rule));
+      Packet p;
+      if (Uncovered(lits, held_by(0, table_start[id]), p)) {
+        space_->Decode(p);
+        result.status = Result::Status::kFailed;
+        result.counterexample = Format(p);
+        result.detail = llvm::formatv("it meets two compiled rules of one lookup table ({0}) with "
+                                      "different outcomes, and the NIC may apply either",
+                                      TableName(hw.entries[id].table));
+        return false;
       }
     }
+    Tick(hw.entries.size());
 
     // 2. A packet's first trapping source rule r and first stopping
     // compiled entry j must agree. Two literal facts settle most pairs:
@@ -830,9 +889,11 @@ private:
 
   const PacketSpace::Literals &Lit(size_t rule) const { return space_->CubeOfRule(rule); }
 
-  /// One rule compared: reports progress every 1024.
-  void Tick() {
-    if (++progress_done_ % 1024 == 0 && options_.progress) {
+  /// `n` rules compared: reports progress every 1024.
+  void Tick(uint64_t n = 1) {
+    uint64_t before = progress_done_;
+    progress_done_ += n;
+    if (before / 1024 != progress_done_ / 1024 && options_.progress) {
       options_.progress(progress_done_, progress_total_);
     }
   }
@@ -940,8 +1001,6 @@ private:
   std::vector<expand::TernaryRule> all_;
   size_t source_count_ = 0;
   const PacketSpace *space_ = nullptr;
-  /// SourceOutcome() of each policy rule.
-  std::vector<Outcome> source_outcomes_;
   std::map<Outcome, uint32_t> outcome_ids_;
   uint64_t progress_done_ = 0, progress_total_ = 0;
 };
@@ -1001,7 +1060,9 @@ Source ExpandSource(const ir::Policy &policy) {
   });
   if (scratch.error_count() > 0) {
     out.error = "a rule has more alternatives than the proof expands (65536)";
+    return out;
   }
+  Prepare(policy, out);
   return out;
 }
 

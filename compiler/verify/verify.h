@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,16 @@ struct Source {
   std::vector<expand::TernaryRule> rules;
   /// Not empty: the source could not be expanded, and why.
   std::string error;
+  /// The rules' outcomes, and per port and direction an overlap index of
+  /// the trapping ones: the source side of the comparison, which also
+  /// depends on the policy alone.
+  struct Prepared;
+  std::unique_ptr<Prepared> prepared;
+
+  Source();
+  ~Source();
+  Source(Source &&) noexcept;
+  Source &operator=(Source &&) noexcept;
 };
 Source ExpandSource(const ir::Policy &policy);
 
