@@ -28,6 +28,31 @@ constexpr ir::Layer kOuter = ir::Layer::kOuter;
 constexpr ir::Layer kTunnel = ir::Layer::kTunnel;
 constexpr ir::Layer kInner = ir::Layer::kInner;
 
+/// splitmix64: a fixed sequence per seed, so results do not vary by run.
+class SplitMix {
+public:
+  explicit SplitMix(uint64_t seed) : state_(seed) {}
+  uint64_t operator()() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+
+private:
+  uint64_t state_;
+};
+
+/// The bits of `vars` variables drawn from `seed` (all 0 for seed 0).
+std::vector<uint8_t> DrawBits(uint64_t seed, size_t vars) {
+  std::vector<uint8_t> bits(vars, 0);
+  SplitMix next(seed);
+  for (uint8_t &bit : bits) {
+    bit = seed == 0 ? 0 : static_cast<uint8_t>(next() & 1);
+  }
+  return bits;
+}
+
 } // namespace
 
 PacketSpace::PacketSpace(llvm::ArrayRef<expand::TernaryRule> rules, int max_nodes) {
@@ -95,6 +120,9 @@ PacketSpace::PacketSpace(llvm::ArrayRef<expand::TernaryRule> rules, int max_node
   bdd_error_hook(OnBddError);
   bdd_gbc_hook(nullptr);
   bdd_setvarnum(next > 0 ? next : 1);
+  for (uint64_t seed = 0; seed < kCachedSeeds; ++seed) {
+    drawn_[seed] = DrawBits(seed, static_cast<size_t>(bdd_varnum()));
+  }
 
   // The universe (see the header): facts of every real packet.
   bdd u = bddtrue;
@@ -367,31 +395,6 @@ Packet PacketSpace::Pick(const bdd &set) const {
 }
 
 namespace {
-/// splitmix64: a fixed sequence per seed, so results do not vary by run.
-class SplitMix {
-public:
-  explicit SplitMix(uint64_t seed) : state_(seed) {}
-  uint64_t operator()() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-
-private:
-  uint64_t state_;
-};
-
-/// The bits of `vars` variables drawn from `seed` (all 0 for seed 0).
-std::vector<uint8_t> DrawBits(uint64_t seed, size_t vars) {
-  std::vector<uint8_t> bits(vars, 0);
-  SplitMix next(seed);
-  for (uint8_t &bit : bits) {
-    bit = seed == 0 ? 0 : static_cast<uint8_t>(next() & 1);
-  }
-  return bits;
-}
-
 /// Calls `fn(var, value)` for each literal of `cube`.
 template <typename Fn> void ForLiterals(const PacketSpace::Literals &cube, Fn &&fn) {
   for (const PacketSpace::CubeWord &w : cube) {
@@ -442,12 +445,8 @@ bool PacketSpace::PickInCube(const Literals &cube, uint64_t seed,
                              std::vector<uint8_t> &bits) const {
   auto vars = static_cast<size_t>(bdd_varnum());
   if (seed < kCachedSeeds) {
-    // The drawn bits depend on the seed alone: drawn once per seed.
-    std::vector<uint8_t> &drawn = drawn_[seed];
-    if (drawn.size() != vars) {
-      drawn = DrawBits(seed, vars);
-    }
-    bits.assign(drawn.begin(), drawn.end());
+    // The drawn bits depend on the seed alone: drawn once, up front.
+    bits.assign(drawn_[seed].begin(), drawn_[seed].end());
   } else {
     bits = DrawBits(seed, vars);
   }

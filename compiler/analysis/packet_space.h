@@ -96,7 +96,13 @@ public:
   /// (one of Universe()), without building a set; false if there is none.
   /// Seed 0 leaves free bits 0 and takes low branches first, like Pick();
   /// other seeds draw the free bits from a fixed sequence per seed.
+  ///
+  /// With a seed below kCachedSeeds it only reads the model and BuDDy's
+  /// nodes, as do CubeOfRule(), CornerOf(), QueryPoint() and the static
+  /// cube tests: several threads may call them at once while no thread
+  /// makes or frees a BDD.
   bool PickInCube(const Literals &cube, uint64_t seed, std::vector<uint8_t> &bits) const;
+  static constexpr uint64_t kCachedSeeds = 8;
   /// Adds to `out` the cubes of the rules that hold the packet `bits`
   /// (typically found by a point query, QueryPoint()), among those that
   /// count.
@@ -161,9 +167,8 @@ private:
   int num_vars_ = 0;
   /// LiteralsOf(rules_[i]), for CubeOfRule() and Contains().
   std::vector<Literals> cubes_;
-  /// PickInCube()'s drawn bits for the first seeds, made when first asked.
-  static constexpr uint64_t kCachedSeeds = 8;
-  mutable std::vector<uint8_t> drawn_[kCachedSeeds];
+  /// PickInCube()'s drawn bits for the first seeds, made with the model.
+  std::vector<uint8_t> drawn_[kCachedSeeds];
   std::map<std::pair<ir::Layer, Header>, int> header_vars_;
   std::map<ir::Layer, int> vlan_vars_;
   std::map<std::pair<ir::Layer, Field>, Block> blocks_;

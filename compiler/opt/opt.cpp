@@ -1,6 +1,7 @@
 #include "compiler/opt/opt.h"
 
 #include <algorithm>
+#include <future>
 #include <numeric>
 #include <utility>
 
@@ -95,48 +96,147 @@ void ExactRefiner::Prepare(const ir::Policy &policy, const expand::Expanded &exp
     const ir::Rule &r = policy.rules[info.source];
     return std::make_pair(static_cast<int>(r.direction), r.port);
   };
-  for (const target::HwRuleInfo &info : hw.rules) {
-    if (policy.rules[info.source].kind == ast::RuleKind::kNormal) {
-      groups_[group_key(info)].index.Plan(expanded.rules[info.expanded]);
-    }
-  }
-  // Each rule's packets minus what the earlier trapping rules of its port
-  // and direction take; a rule left with none changes nothing.
-  // The places in hw.rules of the rules kept, so that the rules move once.
-  std::vector<uint32_t> kept;
-  uint32_t removed = 0;
-  for (uint32_t i = 0; i < hw.rules.size(); ++i) {
+  // Every normal rule goes into its group's index, in policy order.
+  auto n = static_cast<uint32_t>(hw.rules.size());
+  std::vector<Group *> group_of(n, nullptr);
+  std::vector<uint32_t> id_of(n, 0);
+  for (uint32_t i = 0; i < n; ++i) {
     const target::HwRuleInfo &info = hw.rules[i];
     const ir::Rule &r = policy.rules[info.source];
-    auto pos = static_cast<uint32_t>(kept.size());
-    const expand::TernaryRule &rule = expanded.rules[info.expanded];
-    const PacketSpace::Literals &literals = space_->CubeOfRule(info.expanded);
     if (r.kind != ast::RuleKind::kNormal) {
+      continue;
+    }
+    Group &group = groups_[group_key(info)];
+    group.index.Plan(expanded.rules[info.expanded]);
+    group_of[i] = &group;
+    id_of[i] = static_cast<uint32_t>(group.cubes.size());
+    group.cubes.push_back(&space_->CubeOfRule(info.expanded));
+    group.skip.push_back(r.pass);
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    if (group_of[i] != nullptr) {
+      group_of[i]->index.Insert(id_of[i], expanded.rules[hw.rules[i].expanded], id_of[i]);
+    }
+  }
+  for (auto &[key, group] : groups_) {
+    group.rules.assign(group.cubes.size(), 0);
+    group.absent.assign(group.cubes.size(), false);
+  }
+
+  // A rule is left out when every packet it matches is taken by an earlier
+  // trapping rule of its port and direction. Most rules are reached by a
+  // sample packet that no earlier rule holds. An earlier rule that is left
+  // out has each of its packets taken by a still earlier one, so the
+  // samples may ask every earlier rule, and the rules do not depend on each
+  // other: two threads sample them against the whole index (the index and
+  // the model are only read). The later rules that hold the packet that
+  // reached a rule are kept for RemoveRedundant().
+  constexpr uint8_t kNoPacket = kSamples + 1;
+  std::vector<uint8_t> reached(n, kSamples);
+  std::vector<uint32_t> later_end(n, 0);
+  auto sample = [&](uint32_t lo, uint32_t hi, std::vector<uint32_t> &later) {
+    std::vector<uint8_t> bits;
+    for (uint32_t i = lo; i < hi; ++i) {
+      const Group *group = group_of[i];
+      if (group != nullptr) {
+        uint32_t own = id_of[i];
+        for (uint64_t seed = 0; seed < kSamples; ++seed) {
+          if (!space_->PickInCube(*group->cubes[own], seed, bits)) {
+            reached[i] = kNoPacket;
+            break;
+          }
+          bool taken = false;
+          size_t mark = later.size();
+          space_->QueryPoint(group->index, bits, [&](uint32_t id) {
+            if (taken || id == own || !PacketSpace::InCube(*group->cubes[id], bits)) {
+              return;
+            }
+            if (id > own) {
+              later.push_back(id);
+            } else if (!group->skip[id]) {
+              taken = true;
+            }
+          });
+          later.resize(taken ? mark : later.size());
+          if (!taken) {
+            reached[i] = static_cast<uint8_t>(seed);
+            break;
+          }
+        }
+      }
+      later_end[i] = static_cast<uint32_t>(later.size());
+    }
+  };
+  std::vector<uint32_t> later_lo, later_hi;
+  uint32_t half = n / 2;
+  {
+    std::future<void> high =
+        std::async(std::launch::async | std::launch::deferred, [&] { sample(half, n, later_hi); });
+    sample(0, half, later_lo);
+    high.get();
+  }
+
+  // The rules in order: those no sample reached are settled exactly, with
+  // only the earlier trapping rules that hold the least packet not yet
+  // taken.
+  std::vector<uint32_t> kept;
+  uint32_t removed = 0;
+  reach_start_.assign(1, 0);
+  for (uint32_t i = 0; i < n; ++i) {
+    const target::HwRuleInfo &info = hw.rules[i];
+    auto pos = static_cast<uint32_t>(kept.size());
+    const PacketSpace::Literals &literals = space_->CubeOfRule(info.expanded);
+    Group *group = group_of[i];
+    if (group == nullptr) {
       kept.push_back(i);
       pos_.push_back(pos);
       literals_.push_back(&literals);
       group_of_.push_back(nullptr);
       reached_by_.push_back(kSamples);
+      reach_start_.push_back(static_cast<uint32_t>(reach_later_.size()));
       continue;
     }
-    Group &group = groups_[group_key(info)];
-    uint8_t reached_by = kSamples;
-    if (!Reachable(group, literals, pos, &reached_by)) {
+    uint32_t id = id_of[i];
+    group->rules[id] = pos;
+    bool reachable = reached[i] < kSamples;
+    if (reached[i] == kSamples) {
+      std::vector<uint8_t> bits;
+      reachable = space_->Uncovered(
+          literals,
+          [&](const std::vector<uint8_t> &at, std::vector<const PacketSpace::Literals *> &out) {
+            space_->QueryPoint(
+                group->index, at,
+                [&](uint32_t j) {
+                  if (!group->skip[j] && PacketSpace::InCube(*group->cubes[j], at)) {
+                    out.push_back(group->cubes[j]);
+                  }
+                },
+                id);
+          },
+          bits);
+    }
+    if (!reachable) {
       ++removed; // every packet it matches is taken before it
+      group->skip[id] = true;
+      group->absent[id] = true;
       continue;
     }
+    kept.push_back(i);
     pos_.push_back(pos);
     literals_.push_back(&literals);
-    reached_by_.push_back(reached_by);
-    auto id = static_cast<uint32_t>(group.rules.size());
-    group.index.Insert(id, rule, id);
-    group.rules.push_back(pos);
-    group.skip.push_back(r.pass);
-    kept.push_back(i);
-    group_of_.push_back(&group);
+    group_of_.push_back(group);
+    reached_by_.push_back(reached[i]);
+    if (reached[i] < kSamples) {
+      const std::vector<uint32_t> &later = i < half ? later_lo : later_hi;
+      uint32_t begin = i == 0 || i == half ? 0 : later_end[i - 1];
+      reach_later_.insert(reach_later_.end(), later.begin() + begin, later.begin() + later_end[i]);
+    }
+    reach_start_.push_back(static_cast<uint32_t>(reach_later_.size()));
   }
   uint32_t redundant = PacketSpace::Overflowed() ? 0 : RemoveRedundant(policy, hw.rules, kept);
   reached_by_ = {};
+  reach_start_ = {};
+  reach_later_ = {};
   if (PacketSpace::Overflowed()) {
     // The answers are not to be used; the rules go through unchanged.
     fallback_ = llvm::formatv("the exact model needs more than {0} BDD nodes", options_.max_nodes);
@@ -188,22 +288,34 @@ uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
     bool differs = false;
     std::vector<uint8_t> bits;
     for (uint64_t seed = reached_by_[k]; seed < kSamples && !differs; ++seed) {
-      if (!space_->PickInCube(lit, seed, bits)) {
-        break; // not reached: the sets below say so
-      }
-      if (seed != reached_by_[k] && TakenBefore(*group, bits, pos_[k])) {
-        continue;
-      }
       auto next = static_cast<uint32_t>(kept.size());
-      space_->QueryPoint(
-          group->index, bits,
-          [&](uint32_t id) {
-            uint32_t j = group->rules[id];
-            if (j > k && !gone[j] && PacketSpace::InCube(*literals_[j], bits)) {
-              next = std::min(next, j);
-            }
-          },
-          UINT32_MAX, later_ids);
+      auto consider = [&](uint32_t id) {
+        uint32_t j = group->rules[id];
+        if (!group->absent[id] && j > k && !gone[j]) {
+          next = std::min(next, j);
+        }
+      };
+      if (seed == reached_by_[k]) {
+        // Prepare() listed the later rules that hold this packet.
+        for (uint32_t s = reach_start_[k]; s < reach_start_[k + 1]; ++s) {
+          consider(reach_later_[s]);
+        }
+      } else {
+        if (!space_->PickInCube(lit, seed, bits)) {
+          break; // not reached: the sets below say so
+        }
+        if (TakenBefore(*group, bits, pos_[k])) {
+          continue;
+        }
+        space_->QueryPoint(
+            group->index, bits,
+            [&](uint32_t id) {
+              if (PacketSpace::InCube(*group->cubes[id], bits)) {
+                consider(id);
+              }
+            },
+            UINT32_MAX, later_ids);
+      }
       differs = next == kept.size() || !alike(next);
     }
     if (differs) {
@@ -214,7 +326,8 @@ uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
         rule,
         [&](uint32_t id) {
           uint32_t j = group->rules[id];
-          if (j > k && !gone[j] && PacketSpace::MayOverlap(lit, *literals_[j])) {
+          if (!group->absent[id] && j > k && !gone[j] &&
+              PacketSpace::MayOverlap(lit, *literals_[j])) {
             later.push_back(j);
           }
         },
@@ -310,7 +423,7 @@ uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
   renumbered[gone.size()] = stays;
   for (auto &[key, group] : groups_) {
     for (size_t id = 0; id < group.rules.size(); ++id) {
-      if (gone[group.rules[id]]) {
+      if (!group.absent[id] && gone[group.rules[id]]) {
         group.skip[id] = true;
       }
       group.rules[id] = renumbered[group.rules[id]];

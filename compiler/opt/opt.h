@@ -55,12 +55,20 @@ private:
   /// which packets reach a rule: indexed by their first fields, in policy
   /// order.
   struct Group {
-    /// Its kept normal rules, `pass` rules too, each with its id as key.
+    /// Its normal rules, `pass` rules too, in policy order (ids), each with
+    /// its id as key.
     expand::OverlapIndex index;
-    std::vector<uint32_t> rules; ///< index ids -> hardware rules, by place
+    /// Per id: the place of the kept rule (pos_), or for a rule left out,
+    /// the place of the next rule kept, so that places stay in order.
+    std::vector<uint32_t> rules;
+    /// Per id: its cube.
+    std::vector<const analysis::PacketSpace::Literals *> cubes;
     /// Per id: not one of the trapping rules that take packets (a `pass`
-    /// rule, or one RemoveRedundant() left out).
+    /// rule, or one that is left out).
     std::vector<bool> skip;
+    /// Per id: left out by Prepare() because no packet reaches it. Such a
+    /// rule is no earlier rule's packets' next taker either.
+    std::vector<bool> absent;
     /// The ids of the rules before place `pos` (ExactRefiner::pos_, which
     /// is a kept rule's own place): those below the result.
     uint32_t Below(uint32_t pos) const {
@@ -114,8 +122,11 @@ private:
   std::vector<uint32_t> pos_;
   std::vector<const analysis::PacketSpace::Literals *> literals_;
   /// Per kept rule, until RemoveRedundant() is done: the seed of the first
-  /// sample packet that reached it in Prepare() (kSamples: none did).
+  /// sample packet that reached it in Prepare() (kSamples: none did), and
+  /// the ids of the later rules of its group that hold that packet, from
+  /// reach_later_[reach_start_[k]] to reach_later_[reach_start_[k + 1]].
   std::vector<uint8_t> reached_by_;
+  std::vector<uint32_t> reach_start_, reach_later_;
   std::deque<analysis::PacketSpace::Literals> piece_literals_;
   std::string fallback_;
 };
