@@ -1,6 +1,7 @@
 #include "compiler/expand/overlap_index.h"
 
 #include <algorithm>
+#include <future>
 
 #include "llvm/Support/MathExtras.h"
 
@@ -228,25 +229,77 @@ void OverlapIndex::PrefixTrie<T>::Visit(Prefix q, const uint32_t &bar, uint32_t 
   }
 }
 
+void OverlapIndex::InsertInto(unsigned o, const std::array<Prefix, 2> &p, bool repeat, uint32_t id,
+                              uint32_t key) {
+  Inner &inner = repeat ? outer_[o].Repeat(outer_path_[o], id, key)
+                        : outer_[o].Add(p[o], id, key, outer_path_[o]);
+  Bucket &bucket =
+      repeat ? inner.Repeat(inner_path_[o], id, key) : inner.Add(p[1 - o], id, key, inner_path_[o]);
+  bucket.max_key = std::max(bucket.max_key, key);
+  bucket.ids.push_back(id);
+}
+
+void OverlapIndex::Inserted(uint32_t id, const std::array<Prefix, 2> &p) {
+  ascending_ = ascending_ && (size_ == 0 || id > last_id_);
+  last_id_ = id;
+  last_ = p;
+  ++size_;
+}
+
 void OverlapIndex::Insert(uint32_t id, const TernaryRule &rule, uint32_t key) {
   if (!chosen_) {
     Choose();
   }
-  Prefix p[2] = {PrefixOf(rule, 0), PrefixOf(rule, 1)};
-  bool repeat = size_ > 0 && p[0] == last_[0] && p[1] == last_[1];
+  std::array<Prefix, 2> p = {PrefixOf(rule, 0), PrefixOf(rule, 1)};
+  bool repeat = size_ > 0 && p == last_;
   for (unsigned o = 0; o < (nkeys_ > 1 ? 2u : 1u); ++o) {
-    Inner &inner = repeat ? outer_[o].Repeat(outer_path_[o], id, key)
-                          : outer_[o].Add(p[o], id, key, outer_path_[o]);
-    Bucket &bucket = repeat ? inner.Repeat(inner_path_[o], id, key)
-                            : inner.Add(p[1 - o], id, key, inner_path_[o]);
-    bucket.max_key = std::max(bucket.max_key, key);
-    bucket.ids.push_back(id);
+    InsertInto(o, p, repeat, id, key);
   }
-  ascending_ = ascending_ && (size_ == 0 || id > last_id_);
-  last_id_ = id;
-  last_[0] = p[0];
-  last_[1] = p[1];
-  ++size_;
+  Inserted(id, p);
+}
+
+void OverlapIndex::InsertAll(llvm::ArrayRef<Item> items) {
+  if (items.empty()) {
+    return;
+  }
+  if (!chosen_) {
+    Choose();
+  }
+  // Below this many, a thread costs more than it saves.
+  constexpr size_t kThreadFrom = 4096;
+  auto run = [&](auto &&low, auto &&high) {
+    if (items.size() < kThreadFrom) {
+      low();
+      high();
+      return;
+    }
+    std::future<void> other = std::async(std::launch::async | std::launch::deferred, high);
+    low();
+    other.get();
+  };
+  std::vector<std::array<Prefix, 2>> p(items.size());
+  auto prefixes = [&](size_t lo, size_t hi) {
+    for (size_t i = lo; i < hi; ++i) {
+      p[i] = {PrefixOf(*items[i].rule, 0), PrefixOf(*items[i].rule, 1)};
+    }
+  };
+  size_t half = items.size() / 2;
+  run([&] { prefixes(0, half); }, [&] { prefixes(half, items.size()); });
+  // Each field's trie on its own thread: they share nothing.
+  auto build = [&](unsigned o) {
+    for (size_t i = 0; i < items.size(); ++i) {
+      bool repeat = i > 0 ? p[i] == p[i - 1] : size_ > 0 && p[0] == last_;
+      InsertInto(o, p[i], repeat, items[i].id, items[i].key);
+    }
+  };
+  if (nkeys_ > 1) {
+    run([&] { build(0); }, [&] { build(1); });
+  } else {
+    build(0);
+  }
+  for (size_t i = 0; i < items.size(); ++i) {
+    Inserted(items[i].id, p[i]);
+  }
 }
 
 template <typename Fn>

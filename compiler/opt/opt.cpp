@@ -113,12 +113,14 @@ void ExactRefiner::Prepare(const ir::Policy &policy, const expand::Expanded &exp
     group.cubes.push_back(&space_->CubeOfRule(info.expanded));
     group.skip.push_back(r.pass);
   }
+  std::map<const Group *, std::vector<expand::OverlapIndex::Item>> items;
   for (uint32_t i = 0; i < n; ++i) {
     if (group_of[i] != nullptr) {
-      group_of[i]->index.Insert(id_of[i], expanded.rules[hw.rules[i].expanded], id_of[i]);
+      items[group_of[i]].push_back({id_of[i], &expanded.rules[hw.rules[i].expanded], id_of[i]});
     }
   }
   for (auto &[key, group] : groups_) {
+    group.index.InsertAll(items[&group]);
     group.rules.assign(group.cubes.size(), 0);
     group.absent.assign(group.cubes.size(), false);
   }

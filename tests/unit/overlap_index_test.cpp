@@ -138,6 +138,47 @@ TEST(OverlapIndex, BoundedQueriesKeepEveryRuleInBounds) {
   }
 }
 
+// InsertAll() (two threads past a few thousand rules) answers every query
+// as one Insert() per rule does, in the same order, then and after more
+// single inserts (its last prefixes and paths are kept for them).
+TEST(OverlapIndex, InsertAllAnswersAsInsert) {
+  std::mt19937 rng(5);
+  std::vector<TernaryRule> rules;
+  for (int round = 0; round < 10; ++round) {
+    std::vector<TernaryRule> more = NestedRules(rng);
+    rules.insert(rules.end(), more.begin(), more.end());
+  }
+  OverlapIndex one_by_one, at_once;
+  std::vector<OverlapIndex::Item> items;
+  size_t bulk = rules.size() - 100;
+  for (const TernaryRule &r : rules) {
+    one_by_one.Plan(r);
+    at_once.Plan(r);
+  }
+  for (uint32_t i = 0; i < rules.size(); ++i) {
+    uint32_t key = rng() % 64;
+    one_by_one.Insert(i, rules[i], key);
+    if (i < bulk) {
+      items.push_back({i, &rules[i], key});
+    } else {
+      if (i == bulk) {
+        at_once.InsertAll(items);
+      }
+      at_once.Insert(i, rules[i], key);
+    }
+  }
+  ASSERT_GT(items.size(), 4096u);
+  EXPECT_EQ(at_once.size(), one_by_one.size());
+  for (size_t q = 0; q < rules.size(); q += 7) {
+    auto below = static_cast<uint32_t>(rng() % (rules.size() + 1));
+    auto min_key = static_cast<uint32_t>(rng() % 72);
+    std::vector<uint32_t> a, b;
+    one_by_one.Query(rules[q], [&](uint32_t id) { a.push_back(id); }, below, min_key);
+    at_once.Query(rules[q], [&](uint32_t id) { b.push_back(id); }, below, min_key);
+    ASSERT_EQ(a, b) << "query " << q;
+  }
+}
+
 // A search for the largest key among the rules that overlap a query, raising
 // its bar as it finds larger ones (as priority assignment does), finds the
 // same largest key as testing every rule.
