@@ -1,8 +1,8 @@
 #include "compiler/expand/overlap_index.h"
 
 #include <algorithm>
-#include <future>
 
+#include "compiler/base/parallel.h"
 #include "llvm/Support/MathExtras.h"
 
 namespace flowc::expand {
@@ -265,18 +265,7 @@ void OverlapIndex::InsertAll(llvm::ArrayRef<Item> items) {
   if (!chosen_) {
     Choose();
   }
-  // Below this many, a thread costs more than it saves.
-  constexpr size_t kThreadFrom = 4096;
-  auto run = [&](auto &&low, auto &&high) {
-    if (items.size() < kThreadFrom) {
-      low();
-      high();
-      return;
-    }
-    std::future<void> other = std::async(std::launch::async | std::launch::deferred, high);
-    low();
-    other.get();
-  };
+  bool parallel = items.size() >= kParallelFrom;
   std::vector<std::array<Prefix, 2>> p(items.size());
   auto prefixes = [&](size_t lo, size_t hi) {
     for (size_t i = lo; i < hi; ++i) {
@@ -284,7 +273,7 @@ void OverlapIndex::InsertAll(llvm::ArrayRef<Item> items) {
     }
   };
   size_t half = items.size() / 2;
-  run([&] { prefixes(0, half); }, [&] { prefixes(half, items.size()); });
+  RunBoth([&] { prefixes(0, half); }, [&] { prefixes(half, items.size()); }, parallel);
   // Each field's trie on its own thread: they share nothing.
   auto build = [&](unsigned o) {
     for (size_t i = 0; i < items.size(); ++i) {
@@ -293,7 +282,7 @@ void OverlapIndex::InsertAll(llvm::ArrayRef<Item> items) {
     }
   };
   if (nkeys_ > 1) {
-    run([&] { build(0); }, [&] { build(1); });
+    RunBoth([&] { build(0); }, [&] { build(1); }, parallel);
   } else {
     build(0);
   }

@@ -34,7 +34,7 @@ public:
     uint32_t key;
   };
   /// Insert() of each item in order, with the index's two tries built on
-  /// two threads when there are many.
+  /// two threads when there are many (kParallelFrom).
   void InsertAll(llvm::ArrayRef<Item> items);
   /// Calls `fn` with the id of every inserted rule that may overlap `rule`
   /// (a superset of those that do), each once. Only ids below `below` are

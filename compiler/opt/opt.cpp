@@ -1,10 +1,10 @@
 #include "compiler/opt/opt.h"
 
 #include <algorithm>
-#include <future>
 #include <numeric>
 #include <utility>
 
+#include "compiler/base/parallel.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FormatVariadic.h"
 
@@ -35,28 +35,40 @@ std::vector<uint32_t> ExactRefiner::Before(const Group &group, const expand::Ter
   return before;
 }
 
-void ExactRefiner::ForHoldersBefore(const Group &group, const std::vector<uint8_t> &bits,
-                                    uint32_t pos, llvm::function_ref<void(uint32_t)> fn) const {
+void ExactRefiner::ForHolders(const Group &group, const std::vector<uint8_t> &bits, uint32_t below,
+                              llvm::function_ref<void(uint32_t)> fn) const {
   space_->QueryPoint(
       group.index, bits,
       [&](uint32_t id) {
-        uint32_t h = group.rules[id];
-        if (!group.skip[id] && PacketSpace::InCube(*literals_[h], bits)) {
-          fn(h);
+        if (!group.skip[id] && PacketSpace::InCube(*group.cubes[id], bits)) {
+          fn(id);
         }
       },
-      group.Below(pos));
+      below);
 }
 
 bool ExactRefiner::TakenBefore(const Group &group, const std::vector<uint8_t> &bits,
                                uint32_t pos) const {
   bool taken = false;
-  ForHoldersBefore(group, bits, pos, [&](uint32_t) { taken = true; });
+  ForHolders(group, bits, group.Below(pos), [&](uint32_t) { taken = true; });
   return taken;
 }
 
+bool ExactRefiner::Uncovered(const Group &group, const PacketSpace::Literals &literals,
+                             uint32_t below) const {
+  // Only the earlier rules that hold the least packet not yet taken are
+  // asked for.
+  std::vector<uint8_t> bits;
+  return space_->Uncovered(
+      literals,
+      [&](const std::vector<uint8_t> &at, std::vector<const PacketSpace::Literals *> &out) {
+        ForHolders(group, at, below, [&](uint32_t id) { out.push_back(group.cubes[id]); });
+      },
+      bits);
+}
+
 bool ExactRefiner::Reachable(const Group &group, const PacketSpace::Literals &literals,
-                             uint32_t pos, uint8_t *reached_by) const {
+                             uint32_t pos) const {
   // Most answers are "yes", and a packet of the rule that no earlier rule
   // takes shows it: the index finds the few rules that hold one packet,
   // where listing every earlier rule that meets the rule can take thousands.
@@ -66,20 +78,10 @@ bool ExactRefiner::Reachable(const Group &group, const PacketSpace::Literals &li
       return false; // no packet of it can exist
     }
     if (!TakenBefore(group, bits, pos)) {
-      if (reached_by != nullptr) {
-        *reached_by = static_cast<uint8_t>(seed);
-      }
       return true;
     }
   }
-  // Then exactly, asking only for the earlier rules that hold the least
-  // packet not yet taken.
-  return space_->Uncovered(
-      literals,
-      [&](const std::vector<uint8_t> &at, std::vector<const PacketSpace::Literals *> &out) {
-        ForHoldersBefore(group, at, pos, [&](uint32_t h) { out.push_back(literals_[h]); });
-      },
-      bits);
+  return Uncovered(group, literals, group.Below(pos));
 }
 
 void ExactRefiner::Prepare(const ir::Policy &policy, const expand::Expanded &expanded,
@@ -100,6 +102,7 @@ void ExactRefiner::Prepare(const ir::Policy &policy, const expand::Expanded &exp
   auto n = static_cast<uint32_t>(hw.rules.size());
   std::vector<Group *> group_of(n, nullptr);
   std::vector<uint32_t> id_of(n, 0);
+  std::map<const Group *, std::vector<expand::OverlapIndex::Item>> items;
   for (uint32_t i = 0; i < n; ++i) {
     const target::HwRuleInfo &info = hw.rules[i];
     const ir::Rule &r = policy.rules[info.source];
@@ -107,17 +110,13 @@ void ExactRefiner::Prepare(const ir::Policy &policy, const expand::Expanded &exp
       continue;
     }
     Group &group = groups_[group_key(info)];
+    auto id = static_cast<uint32_t>(group.cubes.size());
     group.index.Plan(expanded.rules[info.expanded]);
+    items[&group].push_back({id, &expanded.rules[info.expanded], id});
     group_of[i] = &group;
-    id_of[i] = static_cast<uint32_t>(group.cubes.size());
+    id_of[i] = id;
     group.cubes.push_back(&space_->CubeOfRule(info.expanded));
     group.skip.push_back(r.pass);
-  }
-  std::map<const Group *, std::vector<expand::OverlapIndex::Item>> items;
-  for (uint32_t i = 0; i < n; ++i) {
-    if (group_of[i] != nullptr) {
-      items[group_of[i]].push_back({id_of[i], &expanded.rules[hw.rules[i].expanded], id_of[i]});
-    }
   }
   for (auto &[key, group] : groups_) {
     group.index.InsertAll(items[&group]);
@@ -171,12 +170,8 @@ void ExactRefiner::Prepare(const ir::Policy &policy, const expand::Expanded &exp
   };
   std::vector<uint32_t> later_lo, later_hi;
   uint32_t half = n / 2;
-  {
-    std::future<void> high =
-        std::async(std::launch::async | std::launch::deferred, [&] { sample(half, n, later_hi); });
-    sample(0, half, later_lo);
-    high.get();
-  }
+  RunBoth([&] { sample(0, half, later_lo); }, [&] { sample(half, n, later_hi); },
+          n >= kParallelFrom);
 
   // The rules in order: those no sample reached are settled exactly, with
   // only the earlier trapping rules that hold the least packet not yet
@@ -202,20 +197,7 @@ void ExactRefiner::Prepare(const ir::Policy &policy, const expand::Expanded &exp
     group->rules[id] = pos;
     bool reachable = reached[i] < kSamples;
     if (reached[i] == kSamples) {
-      std::vector<uint8_t> bits;
-      reachable = space_->Uncovered(
-          literals,
-          [&](const std::vector<uint8_t> &at, std::vector<const PacketSpace::Literals *> &out) {
-            space_->QueryPoint(
-                group->index, at,
-                [&](uint32_t j) {
-                  if (!group->skip[j] && PacketSpace::InCube(*group->cubes[j], at)) {
-                    out.push_back(group->cubes[j]);
-                  }
-                },
-                id);
-          },
-          bits);
+      reachable = Uncovered(*group, literals, id);
     }
     if (!reachable) {
       ++removed; // every packet it matches is taken before it

@@ -87,10 +87,11 @@ private:
   std::vector<uint32_t> Before(const Group &group, const expand::TernaryRule &rule,
                                const analysis::PacketSpace::Literals &literals, uint32_t pos,
                                bool &covered) const;
-  /// Calls `fn` with each trapping rule of `group` before place `pos` that
-  /// holds the packet `bits` (analysis::Packet::bits), found by a point query.
-  void ForHoldersBefore(const Group &group, const std::vector<uint8_t> &bits, uint32_t pos,
-                        llvm::function_ref<void(uint32_t)> fn) const;
+  /// Calls `fn` with the id of each trapping rule of `group` with an id
+  /// below `below` that holds the packet `bits` (analysis::Packet::bits),
+  /// found by a point query.
+  void ForHolders(const Group &group, const std::vector<uint8_t> &bits, uint32_t below,
+                  llvm::function_ref<void(uint32_t)> fn) const;
   /// Whether a trapping rule of `group` before place `pos` takes the packet
   /// `bits`.
   bool TakenBefore(const Group &group, const std::vector<uint8_t> &bits, uint32_t pos) const;
@@ -98,10 +99,14 @@ private:
   /// answers need no set, few enough to cost little when none settles it.
   static constexpr uint64_t kSamples = 4;
   /// Whether some packet of the cube `literals` is taken by no trapping
-  /// rule of `group` before place `pos`. If a sample packet shows it,
-  /// `reached_by` (when given) is set to its seed.
-  bool Reachable(const Group &group, const analysis::PacketSpace::Literals &literals, uint32_t pos,
-                 uint8_t *reached_by = nullptr) const;
+  /// rule of `group` with an id below `below`, exactly (without samples).
+  bool Uncovered(const Group &group, const analysis::PacketSpace::Literals &literals,
+                 uint32_t below) const;
+  /// Whether some packet of the cube `literals` is taken by no trapping
+  /// rule of `group` before place `pos`: sample packets first, then
+  /// Uncovered().
+  bool Reachable(const Group &group, const analysis::PacketSpace::Literals &literals,
+                 uint32_t pos) const;
 
   /// Leaves out of `kept` (places in `rules`, in policy order, with pos_,
   /// literals_ and group_of_ by their place in `kept`) the rules that later

@@ -1,7 +1,6 @@
 #include "compiler/verify/verify.h"
 
 #include <algorithm>
-#include <future>
 #include <map>
 #include <numeric>
 #include <optional>
@@ -10,6 +9,7 @@
 #include <vector>
 
 #include "compiler/analysis/packet_space.h"
+#include "compiler/base/parallel.h"
 #include "compiler/emit/buffer.h"
 #include "compiler/expand/expand.h"
 #include "compiler/expand/overlap_index.h"
@@ -681,11 +681,12 @@ private:
     }
     // The compiled entries that take packets go into hw.stops by place, with
     // o(j) as the key: as far as each of check 2's pairs need them, then all.
-    // Check 1's scan reads only the compiled entries and their cubes: it
-    // runs on a second thread while check 2's pairs are listed.
-    std::future<std::vector<std::pair<uint32_t, uint32_t>>> clashes = std::async(
-        std::launch::async | std::launch::deferred, [this, &hw] { return TableClashes(hw); });
-    Pairs listed = ListPairs(src, hw, hw_cubes, origin, table_start);
+    // Check 1's scan reads only the compiled entries and their cubes (not
+    // hw.stops): it runs on a second thread while check 2's pairs are listed.
+    Pairs listed;
+    std::vector<std::pair<uint32_t, uint32_t>> clashes;
+    RunBoth([&] { listed = ListPairs(src, hw, hw_cubes, origin, table_start); },
+            [&] { clashes = TableClashes(hw); }, hw.entries.size() >= kParallelFrom);
     hw.InsertStops(hw.entries.size(), all_, origin);
 
     // The rules that hold a packet: the source rules before place
@@ -719,7 +720,7 @@ private:
 
     // 1. One table, two outcomes: the packets two such entries share must
     // all be taken in earlier tables.
-    for (auto [id, j] : clashes.get()) {
+    for (auto [id, j] : clashes) {
       PacketSpace::Literals lits =
           PacketSpace::Meet(Lit(hw.entries[id].rule), Lit(hw.entries[j].rule));
       Packet p;
