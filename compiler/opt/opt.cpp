@@ -14,26 +14,16 @@ using analysis::PacketSpace;
 
 ExactRefiner::~ExactRefiner() = default;
 
-std::vector<uint32_t> ExactRefiner::Before(const Group &group, const expand::TernaryRule &rule,
-                                           const PacketSpace::Literals &literals, uint32_t pos,
-                                           bool &covered) const {
-  // Only the earlier rules whose cubes meet this one can take its packets;
-  // the index finds them without looking at the others.
-  std::vector<uint32_t> before;
-  covered = false;
-  group.index.Query(
-      rule,
-      [&](uint32_t id) {
-        uint32_t h = group.rules[id];
-        if (covered || group.skip[id] || !PacketSpace::MayOverlap(literals, *literals_[h])) {
-          return;
-        }
-        before.push_back(h);
-        covered = PacketSpace::CubeContains(*literals_[h], literals);
-      },
-      group.Below(pos));
-  return before;
+namespace {
+/// How many variables a cube fixes: the more, the fewer rules it meets.
+unsigned FixedVars(const PacketSpace::Literals &cube) {
+  unsigned n = 0;
+  for (const PacketSpace::CubeWord &w : cube) {
+    n += llvm::countPopulation(w.care);
+  }
+  return n;
 }
+} // namespace
 
 void ExactRefiner::ForHolders(const Group &group, const std::vector<uint8_t> &bits, uint32_t below,
                               llvm::function_ref<void(uint32_t)> fn) const {
@@ -256,7 +246,6 @@ uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
     if (group == nullptr || policy.rules[rules[kept[k]].source].pass) {
       continue;
     }
-    const expand::TernaryRule &rule = expanded_->rules[rules[kept[k]].expanded];
     const PacketSpace::Literals &lit = *literals_[k];
     // The group's rules after this one: ids from `later_ids` on.
     uint32_t later_ids = group->Below(static_cast<uint32_t>(k + 1));
@@ -271,12 +260,18 @@ uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
     // that reached the rule are taken before it, and that one is not.
     bool differs = false;
     std::vector<uint8_t> bits;
+    // The first later rule (place and id) that holds the packet that
+    // reached it, for the sets below.
+    auto first = static_cast<uint32_t>(kept.size());
+    uint32_t first_id = 0;
     for (uint64_t seed = reached_by_[k]; seed < kSamples && !differs; ++seed) {
       auto next = static_cast<uint32_t>(kept.size());
+      uint32_t next_id = 0;
       auto consider = [&](uint32_t id) {
         uint32_t j = group->rules[id];
-        if (!group->absent[id] && j > k && !gone[j]) {
-          next = std::min(next, j);
+        if (!group->absent[id] && j > k && !gone[j] && j < next) {
+          next = j;
+          next_id = id;
         }
       };
       if (seed == reached_by_[k]) {
@@ -284,6 +279,8 @@ uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
         for (uint32_t s = reach_start_[k]; s < reach_start_[k + 1]; ++s) {
           consider(reach_later_[s]);
         }
+        first = next;
+        first_id = next_id;
       } else {
         if (!space_->PickInCube(lit, seed, bits)) {
           break; // not reached: the sets below say so
@@ -305,76 +302,116 @@ uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
     if (differs) {
       continue;
     }
-    std::vector<uint32_t> later;
-    group->index.Query(
-        rule,
-        [&](uint32_t id) {
-          uint32_t j = group->rules[id];
-          if (!group->absent[id] && j > k && !gone[j] &&
-              PacketSpace::MayOverlap(lit, *literals_[j])) {
-            later.push_back(j);
-          }
-        },
-        UINT32_MAX, later_ids);
-    // Without a later rule of its outcome that meets it, some packet ends
-    // elsewhere.
-    if (llvm::none_of(later, alike)) {
-      continue;
-    }
-    llvm::sort(later);
-    // Literals settle the common case: the first later rule that contains
-    // it is alike, and so is every later rule before that one that may meet
-    // it. Each packet that reaches it then goes on to one of those.
-    auto whole = llvm::find_if(
-        later, [&](uint32_t j) { return PacketSpace::CubeContains(*literals_[j], lit); });
-    if (whole != later.end() && std::all_of(later.begin(), std::next(whole), alike)) {
-      gone[k] = true;
-      ++count;
-      continue;
-    }
-    // Sets for the rest, walking the later rules in order. `left` is its
-    // packets that no later rule walked so far holds, the earlier trapping
-    // rules not taken out: they are many for a wide rule, and only the
-    // packets it shares with a later rule of another outcome, or that no
-    // later rule holds, need them. A kept rule is reached, so none of them
-    // contains it.
-    bool covered = false;
-    std::vector<uint32_t> before = Before(*group, rule, lit, pos_[k], covered);
-    llvm::sort(before);
-    // `set` less the earlier trapping rules that may meet `cube` (a cube
-    // that holds `set`).
-    auto unreached = [&](bdd set, const PacketSpace::Literals &cube) {
-      for (uint32_t h : before) {
-        if (set == bddfalse) {
+    // Sets for the rest, one packet at a time as in Uncovered(): `left` is
+    // its packets not yet settled. The least one is taken out with the cubes
+    // of the earlier trapping rules that hold it (they take it before this
+    // rule would), or else it goes first to a later rule L, which must be
+    // alike. Then every packet of L that no rule of another outcome between
+    // the two holds goes to L or to an alike rule before it, and is settled.
+    // Each round takes out the packet it picked, so an earlier rule or an L
+    // comes up at most once, and only those that hold a packet of the rule
+    // are touched, not every rule that meets it.
+    bdd left;
+    bool built = false;
+    bool redundant = true;
+    std::vector<const PacketSpace::Literals *> found;
+    std::vector<std::pair<uint32_t, uint32_t>> unlike; // (place, id)
+    for (uint32_t next = first, next_id = first_id;;) {
+      if (next == kept.size()) {
+        if (!built) {
+          left = space_->Match(lit) & space_->Universe();
+          built = true;
+        }
+        if (left == bddfalse || PacketSpace::Overflowed()) {
           break;
         }
-        if (PacketSpace::MayOverlap(*literals_[h], cube)) {
-          set = bdd_apply(set, space_->Match(*literals_[h]), bddop_diff);
+        bits = space_->Pick(left).bits;
+        found.clear();
+        ForHolders(*group, bits, group->Below(pos_[k]),
+                   [&](uint32_t id) { found.push_back(group->cubes[id]); });
+        if (!found.empty()) {
+          for (const PacketSpace::Literals *c : found) {
+            left = bdd_apply(left, space_->Match(*c), bddop_diff);
+          }
+          continue;
+        }
+        space_->QueryPoint(
+            group->index, bits,
+            [&](uint32_t id) {
+              uint32_t j = group->rules[id];
+              if (!group->absent[id] && j > k && !gone[j] && j < next &&
+                  PacketSpace::InCube(*group->cubes[id], bits)) {
+                next = j;
+                next_id = id;
+              }
+            },
+            UINT32_MAX, later_ids);
+        if (next == kept.size() || !alike(next)) {
+          redundant = false; // it goes to the default rules or elsewhere
+          break;
         }
       }
-      return set;
-    };
-    bdd left = space_->Match(lit) & space_->Universe();
-    bool redundant = true;
-    for (uint32_t j : later) {
-      if (left == bddfalse) {
+      // The rules between the two with another outcome (or `pass`) that
+      // may hold packets of both, asked of the index with the narrower of
+      // the two (the one whose cube fixes more variables).
+      PacketSpace::Literals meet = PacketSpace::Meet(lit, *literals_[next]);
+      uint32_t narrow =
+          FixedVars(*literals_[next]) > FixedVars(lit) ? next : static_cast<uint32_t>(k);
+      unlike.clear();
+      group->index.Query(
+          expanded_->rules[rules[kept[narrow]].expanded],
+          [&](uint32_t id) {
+            uint32_t j = group->rules[id];
+            if (!group->absent[id] && j > k && j < next && !gone[j] && !alike(j) &&
+                PacketSpace::MayOverlap(meet, *literals_[j])) {
+              unlike.emplace_back(j, id);
+            }
+          },
+          next_id, later_ids);
+      // A packet of both and of such a rule U that no earlier trapping
+      // rule takes and no later rule before U holds goes to U first: it
+      // shows the rule is not redundant. Without one, every packet of L
+      // that reaches the rule goes to L or to an alike rule before it.
+      llvm::sort(unlike);
+      for (auto [j, id] : unlike) {
+        PacketSpace::Literals cube = PacketSpace::Meet(meet, *literals_[j]);
+        uint32_t below = group->Below(pos_[k]);
+        if (space_->Uncovered(
+                cube,
+                [&](const std::vector<uint8_t> &at,
+                    std::vector<const PacketSpace::Literals *> &out) {
+                  ForHolders(*group, at, below,
+                             [&](uint32_t h) { out.push_back(group->cubes[h]); });
+                  space_->QueryPoint(
+                      group->index, at,
+                      [&](uint32_t h) {
+                        uint32_t i = group->rules[h];
+                        if (!group->absent[h] && i > k && !gone[i] &&
+                            PacketSpace::InCube(*group->cubes[h], at)) {
+                          out.push_back(group->cubes[h]);
+                        }
+                      },
+                      id, later_ids);
+                },
+                bits)) {
+          redundant = false;
+          break;
+        }
+      }
+      if (!redundant || PacketSpace::Overflowed()) {
         break;
       }
-      bdd cube = space_->Match(*literals_[j]);
-      bdd shared = left & cube;
-      if (shared == bddfalse) {
-        continue;
+      if (!built && PacketSpace::CubeContains(*literals_[next], lit)) {
+        break; // literals settle the common case: it all goes to L
       }
-      // Packets that reach it and go on to `j` first must not exist where
-      // `j` has another outcome.
-      if (!alike(j) && unreached(shared, PacketSpace::Meet(lit, *literals_[j])) != bddfalse) {
-        redundant = false;
-        break;
+      if (!built) {
+        left = space_->Match(lit) & space_->Universe();
+        built = true;
       }
-      left = bdd_apply(left, cube, bddop_diff);
+      left = bdd_apply(left, space_->Match(*literals_[next]), bddop_diff);
+      next = static_cast<uint32_t>(kept.size());
     }
-    // Packets no later rule holds would go to the default rules.
-    if (redundant && unreached(left, lit) == bddfalse && !PacketSpace::Overflowed()) {
+    if (redundant && !PacketSpace::Overflowed()) {
       gone[k] = true;
       ++count;
     }

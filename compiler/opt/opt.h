@@ -81,12 +81,6 @@ private:
     }
   };
 
-  /// The trapping rules of `group` before place `pos` whose cubes meet
-  /// `rule` (with `literals`, its cube), in no order; `covered` says whether
-  /// one of them contains it (the list stops there).
-  std::vector<uint32_t> Before(const Group &group, const expand::TernaryRule &rule,
-                               const analysis::PacketSpace::Literals &literals, uint32_t pos,
-                               bool &covered) const;
   /// Calls `fn` with the id of each trapping rule of `group` with an id
   /// below `below` that holds the packet `bits` (analysis::Packet::bits),
   /// found by a point query.
