@@ -5,6 +5,7 @@
 #include <cassert>
 #include <iterator>
 
+#include "compiler/base/parallel.h"
 #include "llvm/ADT/STLExtras.h"
 
 #include "llvm/ADT/SmallString.h"
@@ -59,24 +60,41 @@ PacketSpace::PacketSpace(llvm::ArrayRef<expand::TernaryRule> rules, int max_node
   overflowed = false;
   // Collect what the rules use, in a fixed order: presence bits first, then
   // field blocks by (layer, field).
-  std::map<std::pair<ir::Layer, Field>, unsigned> fields;
-  std::map<std::pair<ir::Layer, Header>, bool> headers;
-  std::map<ir::Layer, bool> vlans;
+  // (Flags by number while the rules are read: a map per match costs more
+  // than the rest of the model at 100k rules.)
+  constexpr unsigned kFields = static_cast<unsigned>(Field::kNone) + 1;
+  std::vector<bool> field_used(ir::kNumLayers * kFields, false), vlan_used(ir::kNumLayers, false);
+  uint32_t header_used[ir::kNumLayers] = {0, 0, 0};
   for (const expand::TernaryRule &r : rules) {
     for (unsigned l = 0; l < ir::kNumLayers; ++l) {
-      for (unsigned h = 0; h < kNumHeaders; ++h) {
-        if (r.headers[l] & (1u << h)) {
-          headers[{static_cast<ir::Layer>(l), static_cast<Header>(h)}] = true;
-        }
-      }
+      header_used[l] |= r.headers[l];
     }
     for (const expand::TernaryMatch &m : r.matches) {
       Field f = GetFieldInfo(m.field).container == Field::kNone ? m.field
                                                                 : GetFieldInfo(m.field).container;
-      fields[{m.layer, f}] = GetFieldInfo(f).bits;
+      field_used[static_cast<unsigned>(m.layer) * kFields + static_cast<unsigned>(f)] = true;
       if (IsVlanTagField(m.field)) {
-        vlans[m.layer] = true;
+        vlan_used[static_cast<unsigned>(m.layer)] = true;
       }
+    }
+  }
+  std::map<std::pair<ir::Layer, Field>, unsigned> fields;
+  std::map<std::pair<ir::Layer, Header>, bool> headers;
+  std::map<ir::Layer, bool> vlans;
+  for (unsigned l = 0; l < ir::kNumLayers; ++l) {
+    auto layer = static_cast<ir::Layer>(l);
+    for (unsigned h = 0; h < kNumHeaders; ++h) {
+      if (header_used[l] & (1u << h)) {
+        headers[{layer, static_cast<Header>(h)}] = true;
+      }
+    }
+    for (unsigned f = 0; f < kFields; ++f) {
+      if (field_used[l * kFields + f]) {
+        fields[{layer, static_cast<Field>(f)}] = GetFieldInfo(static_cast<Field>(f)).bits;
+      }
+    }
+    if (vlan_used[l]) {
+      vlans[layer] = true;
     }
   }
   // An IP header, or a header IP carries, needs both IP families in the
@@ -105,10 +123,16 @@ PacketSpace::PacketSpace(llvm::ArrayRef<expand::TernaryRule> rules, int max_node
   }
   num_vars_ = next;
   rules_ = rules;
-  cubes_.reserve(rules.size());
-  for (const expand::TernaryRule &r : rules) {
-    cubes_.push_back(LiteralsOf(r));
-  }
+  // Each rule's cube only reads the model: two threads share them.
+  cubes_.resize(rules.size());
+  auto cubes = [&](size_t lo, size_t hi) {
+    for (size_t i = lo; i < hi; ++i) {
+      cubes_[i] = LiteralsOf(rules[i]);
+    }
+  };
+  size_t half = rules.size() / 2;
+  RunBoth([&] { cubes(0, half); }, [&] { cubes(half, rules.size()); },
+          rules.size() >= kParallelFrom);
   // Most questions are answered on the cubes; the BDDs hold a few thousand
   // nodes in a build and a few hundred thousand in `flowc check`. The table
   // starts small (touching a table sized for every rule's cube was 3% of a

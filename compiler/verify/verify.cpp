@@ -333,64 +333,88 @@ public:
   }
 
 private:
-  /// Decodes every emitted rule from its bytes.
+  /// Decodes every emitted rule from its bytes, the two halves on two
+  /// threads; a rule that does not decode is reported (the first one).
   bool ReadBack(Result &result) {
-    emitted_.reserve(out_.size());
-    for (size_t i = 0; i < out_.size(); ++i) {
-      const emit::OutputRule &o = out_[i];
-      llvm::Expected<emit::HwRule> back = emit::Decode(o.bytes);
-      if (!back) {
-        result.status = Result::Status::kFailed;
-        result.detail = llvm::formatv("hardware rule {0} does not decode: {1}", i,
-                                      llvm::toString(back.takeError()));
-        return false;
-      }
-      Emitted e;
-      e.rule = std::move(*back);
-      e.dont_trap = (e.rule.flags & emit::kFlagDontTrap) != 0;
-      int direction =
-          static_cast<int>((e.rule.flags & emit::kFlagEgress) != 0 ? ast::Direction::kEgress
-                                                                   : ast::Direction::kIngress);
-      e.group = {direction, e.rule.port};
-      if (o.queue_index) {
-        e.outcome.emplace_back(static_cast<int>(ast::ActionKind::kSteer), *o.queue_index);
-      }
-      for (size_t s = 0; s < e.rule.specs.size(); ++s) {
-        const emit::HwSpec &spec = e.rule.specs[s];
-        std::string binding = s < o.bindings.size() ? o.bindings[s] : std::string();
-        auto index_of = [&](const std::vector<ir::Object> &objects) -> uint32_t {
-          for (size_t k = 0; k < objects.size(); ++k) {
-            if (objects[k].name == binding) {
-              return static_cast<uint32_t>(k);
-            }
-          }
-          return UINT32_MAX;
-        };
-        switch (spec.kind) {
-        case SpecKind::kActionTag:
-          e.outcome.emplace_back(static_cast<int>(ast::ActionKind::kTag), spec.tag);
-          break;
-        case SpecKind::kActionDrop:
-          e.outcome.emplace_back(static_cast<int>(ast::ActionKind::kDrop), 0);
-          break;
-        case SpecKind::kActionCount:
-          e.outcome.emplace_back(static_cast<int>(ast::ActionKind::kCount),
-                                 index_of(policy_.counters));
-          break;
-        case SpecKind::kActionHandle:
-          e.outcome.emplace_back(static_cast<int>(ast::ActionKind::kHandle),
-                                 index_of(policy_.handles));
-          break;
-        default:
-          break;
+    emitted_.resize(out_.size());
+    // Per half: the first rule that does not decode, and why.
+    struct Failure {
+      size_t index = SIZE_MAX;
+      std::string why;
+    };
+    auto decode = [&](size_t lo, size_t hi, Failure &failure) {
+      for (size_t i = lo; i < hi; ++i) {
+        if (!ReadBackRule(out_[i], emitted_[i], failure.why)) {
+          failure.index = i;
+          return;
         }
       }
-      llvm::sort(e.outcome);
-      e.table = e.rule.type == emit::AttrType::kNormal
-                    ? target::TableOf(e.rule, target_.profile->multicast_first_spec)
-                    : 2ull * e.rule.priority + (e.dont_trap ? 0 : 1);
-      emitted_.push_back(std::move(e));
+    };
+    Failure low, high;
+    size_t half = out_.size() / 2;
+    RunBoth([&] { decode(0, half, low); }, [&] { decode(half, out_.size(), high); },
+            out_.size() >= kParallelFrom);
+    const Failure &first = low.index != SIZE_MAX ? low : high;
+    if (first.index != SIZE_MAX) {
+      result.status = Result::Status::kFailed;
+      result.detail =
+          llvm::formatv("hardware rule {0} does not decode: {1}", first.index, first.why);
+      return false;
     }
+    return true;
+  }
+
+  /// One emitted rule read back into `e`; false, with `why`, if its bytes
+  /// do not decode. Reads only the policy and the target.
+  bool ReadBackRule(const emit::OutputRule &o, Emitted &e, std::string &why) const {
+    llvm::Expected<emit::HwRule> back = emit::Decode(o.bytes);
+    if (!back) {
+      why = llvm::toString(back.takeError());
+      return false;
+    }
+    e.rule = std::move(*back);
+    e.dont_trap = (e.rule.flags & emit::kFlagDontTrap) != 0;
+    int direction =
+        static_cast<int>((e.rule.flags & emit::kFlagEgress) != 0 ? ast::Direction::kEgress
+                                                                 : ast::Direction::kIngress);
+    e.group = {direction, e.rule.port};
+    if (o.queue_index) {
+      e.outcome.emplace_back(static_cast<int>(ast::ActionKind::kSteer), *o.queue_index);
+    }
+    for (size_t s = 0; s < e.rule.specs.size(); ++s) {
+      const emit::HwSpec &spec = e.rule.specs[s];
+      llvm::StringRef binding = s < o.bindings.size() ? llvm::StringRef(o.bindings[s]) : "";
+      auto index_of = [&](const std::vector<ir::Object> &objects) -> uint32_t {
+        for (size_t k = 0; k < objects.size(); ++k) {
+          if (objects[k].name == binding) {
+            return static_cast<uint32_t>(k);
+          }
+        }
+        return UINT32_MAX;
+      };
+      switch (spec.kind) {
+      case SpecKind::kActionTag:
+        e.outcome.emplace_back(static_cast<int>(ast::ActionKind::kTag), spec.tag);
+        break;
+      case SpecKind::kActionDrop:
+        e.outcome.emplace_back(static_cast<int>(ast::ActionKind::kDrop), 0);
+        break;
+      case SpecKind::kActionCount:
+        e.outcome.emplace_back(static_cast<int>(ast::ActionKind::kCount),
+                               index_of(policy_.counters));
+        break;
+      case SpecKind::kActionHandle:
+        e.outcome.emplace_back(static_cast<int>(ast::ActionKind::kHandle),
+                               index_of(policy_.handles));
+        break;
+      default:
+        break;
+      }
+    }
+    llvm::sort(e.outcome);
+    e.table = e.rule.type == emit::AttrType::kNormal
+                  ? target::TableOf(e.rule, target_.profile->multicast_first_spec)
+                  : 2ull * e.rule.priority + (e.dont_trap ? 0 : 1);
     return true;
   }
 
@@ -407,12 +431,21 @@ private:
     outcome_ids_ = std::move(source_.prepared->ids);
     all_ = std::move(source_.rules);
     source_count_ = all_.size();
-    all_.reserve(source_count_ + emitted_.size());
+    std::vector<uint32_t> normal;
     for (size_t i = 0; i < emitted_.size(); ++i) {
       if (emitted_[i].rule.type == emit::AttrType::kNormal) {
-        all_.push_back(MatchOf(emitted_[i].rule, static_cast<uint32_t>(i)));
+        normal.push_back(static_cast<uint32_t>(i));
       }
     }
+    all_.resize(source_count_ + normal.size());
+    auto matches = [&](size_t lo, size_t hi) {
+      for (size_t n = lo; n < hi; ++n) {
+        all_[source_count_ + n] = MatchOf(emitted_[normal[n]].rule, normal[n]);
+      }
+    };
+    size_t half = normal.size() / 2;
+    RunBoth([&] { matches(0, half); }, [&] { matches(half, normal.size()); },
+            normal.size() >= kParallelFrom);
     return true;
   }
 
