@@ -510,6 +510,13 @@ bool PacketSpace::PickInCube(const Literals &cube, uint64_t seed,
   return walk(walk, universe_.id());
 }
 
+void PacketSpace::Pack(const std::vector<uint8_t> &bits, PackedBits &packed) {
+  packed.assign(bits.size() / 64 + 1, 0);
+  for (size_t var = 0; var < bits.size(); ++var) {
+    packed[var / 64] |= uint64_t{bits[var]} << (var % 64);
+  }
+}
+
 bool PacketSpace::InCube(const Literals &cube, const std::vector<uint8_t> &bits) {
   for (const CubeWord &w : cube) {
     for (uint64_t care = w.care; care != 0; care &= care - 1) {

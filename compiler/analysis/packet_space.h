@@ -15,6 +15,7 @@
 #include "llvm/ADT/APInt.h"
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/STLFunctionalExtras.h"
+#include "llvm/ADT/SmallVector.h"
 
 #include <bdd.h>
 
@@ -120,6 +121,19 @@ public:
   bool Uncovered(const Literals &cube, Holders holders, std::vector<uint8_t> &bits) const;
   /// Whether the packet `bits` (Packet::bits) lies in `cube`.
   static bool InCube(const Literals &cube, const std::vector<uint8_t> &bits);
+  /// A packet's bits packed 64 variables to a word, as in CubeWord: for
+  /// testing one packet against many cubes.
+  using PackedBits = llvm::SmallVector<uint64_t, 8>;
+  static void Pack(const std::vector<uint8_t> &bits, PackedBits &packed);
+  /// InCube() for a packet packed by Pack(): a word at a time.
+  static bool InCube(const Literals &cube, llvm::ArrayRef<uint64_t> packed) {
+    for (const CubeWord &w : cube) {
+      if (((packed[w.word] ^ w.value) & w.care) != 0) {
+        return false;
+      }
+    }
+    return true;
+  }
   /// Whether every packet of `inner` lies in `outer` (each literal of
   /// `outer` is one of `inner`'s).
   static bool CubeContains(const Literals &outer, const Literals &inner);

@@ -27,10 +27,12 @@ unsigned FixedVars(const PacketSpace::Literals &cube) {
 
 void ExactRefiner::ForHolders(const Group &group, const std::vector<uint8_t> &bits, uint32_t below,
                               llvm::function_ref<void(uint32_t)> fn) const {
+  PacketSpace::PackedBits packed;
+  PacketSpace::Pack(bits, packed);
   space_->QueryPoint(
       group.index, bits,
       [&](uint32_t id) {
-        if (!group.skip[id] && PacketSpace::InCube(*group.cubes[id], bits)) {
+        if (!group.skip[id] && PacketSpace::InCube(*group.cubes[id], packed)) {
           fn(id);
         }
       },
@@ -127,6 +129,7 @@ void ExactRefiner::Prepare(const ir::Policy &policy, const expand::Expanded &exp
   std::vector<uint32_t> later_end(n, 0);
   auto sample = [&](uint32_t lo, uint32_t hi, std::vector<uint32_t> &later) {
     std::vector<uint8_t> bits;
+    PacketSpace::PackedBits packed;
     for (uint32_t i = lo; i < hi; ++i) {
       const Group *group = group_of[i];
       if (group != nullptr) {
@@ -138,8 +141,9 @@ void ExactRefiner::Prepare(const ir::Policy &policy, const expand::Expanded &exp
           }
           bool taken = false;
           size_t mark = later.size();
+          PacketSpace::Pack(bits, packed);
           space_->QueryPoint(group->index, bits, [&](uint32_t id) {
-            if (taken || id == own || !PacketSpace::InCube(*group->cubes[id], bits)) {
+            if (taken || id == own || !PacketSpace::InCube(*group->cubes[id], packed)) {
               return;
             }
             if (id > own) {
@@ -219,12 +223,16 @@ void ExactRefiner::Prepare(const ir::Policy &policy, const expand::Expanded &exp
     space_.reset();
     return;
   }
-  std::vector<target::HwRuleInfo> rules;
-  rules.reserve(kept.size());
+  // The kept rules close up in place (`kept` ascends): a new vector would
+  // fault in as many fresh pages as the rules take.
+  size_t to = 0;
   for (uint32_t i : kept) {
-    rules.push_back(std::move(hw.rules[i]));
+    if (i != to) {
+      hw.rules[to] = std::move(hw.rules[i]);
+    }
+    ++to;
   }
-  hw.rules = std::move(rules);
+  hw.rules.erase(hw.rules.begin() + static_cast<std::ptrdiff_t>(to), hw.rules.end());
   hw.removed += removed;
   hw.redundant += redundant;
   hw.exact_levels = true;
@@ -260,6 +268,7 @@ uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
     // that reached the rule are taken before it, and that one is not.
     bool differs = false;
     std::vector<uint8_t> bits;
+    PacketSpace::PackedBits packed;
     // The first later rule (place and id) that holds the packet that
     // reached it, for the sets below.
     auto first = static_cast<uint32_t>(kept.size());
@@ -288,10 +297,11 @@ uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
         if (TakenBefore(*group, bits, pos_[k])) {
           continue;
         }
+        PacketSpace::Pack(bits, packed);
         space_->QueryPoint(
             group->index, bits,
             [&](uint32_t id) {
-              if (PacketSpace::InCube(*group->cubes[id], bits)) {
+              if (PacketSpace::InCube(*group->cubes[id], packed)) {
                 consider(id);
               }
             },
@@ -335,12 +345,13 @@ uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
           }
           continue;
         }
+        PacketSpace::Pack(bits, packed);
         space_->QueryPoint(
             group->index, bits,
             [&](uint32_t id) {
               uint32_t j = group->rules[id];
               if (!group->absent[id] && j > k && !gone[j] && j < next &&
-                  PacketSpace::InCube(*group->cubes[id], bits)) {
+                  PacketSpace::InCube(*group->cubes[id], packed)) {
                 next = j;
                 next_id = id;
               }
@@ -382,12 +393,13 @@ uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
                     std::vector<const PacketSpace::Literals *> &out) {
                   ForHolders(*group, at, below,
                              [&](uint32_t h) { out.push_back(group->cubes[h]); });
+                  PacketSpace::Pack(at, packed);
                   space_->QueryPoint(
                       group->index, at,
                       [&](uint32_t h) {
                         uint32_t i = group->rules[h];
                         if (!group->absent[h] && i > k && !gone[i] &&
-                            PacketSpace::InCube(*group->cubes[h], at)) {
+                            PacketSpace::InCube(*group->cubes[h], packed)) {
                           out.push_back(group->cubes[h]);
                         }
                       },

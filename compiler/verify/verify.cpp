@@ -728,12 +728,14 @@ private:
     auto held_by = [&](uint32_t src_below, uint32_t hw_below) {
       return [&, src_below, hw_below](const std::vector<uint8_t> &bits,
                                       std::vector<const PacketSpace::Literals *> &out) {
+        PacketSpace::PackedBits packed;
+        PacketSpace::Pack(bits, packed);
         for (auto [side, below] : {std::pair(&src, src_below), std::pair(&hw, hw_below)}) {
           space_->QueryPoint(
               side->stops, bits,
               [&](uint32_t k) {
                 const PacketSpace::Literals &cube = Lit(side->entries[k].rule);
-                if (PacketSpace::InCube(cube, bits)) {
+                if (PacketSpace::InCube(cube, packed)) {
                   out.push_back(&cube);
                 }
               },

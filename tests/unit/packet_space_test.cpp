@@ -145,6 +145,31 @@ TEST(PacketSpace, PointQueriesFindEveryRuleThatHoldsThePacket) {
   }
 }
 
+TEST(PacketSpace, PackedPacketsAnswerInCubeAsTheirBits) {
+  Space s;
+  ASSERT_TRUE(s.space);
+  size_t in = 0, out = 0;
+  s.ForEachMeet([&](size_t a, size_t b, const PacketSpace::Literals &cube) {
+    for (uint64_t seed = 0; seed < 12; ++seed) {
+      std::vector<uint8_t> bits;
+      if (!s.space->PickInCube(cube, seed, bits)) {
+        continue;
+      }
+      PacketSpace::PackedBits packed;
+      PacketSpace::Pack(bits, packed);
+      for (size_t j = 0; j < s.expanded.rules.size(); ++j) {
+        const PacketSpace::Literals &other = s.space->CubeOfRule(j);
+        bool held = PacketSpace::InCube(other, bits);
+        EXPECT_EQ(PacketSpace::InCube(other, packed), held) << a << " " << b << " rule " << j;
+        ++(held ? in : out);
+      }
+    }
+  });
+  // Both answers are exercised.
+  EXPECT_GT(in, 0u);
+  EXPECT_GT(out, 0u);
+}
+
 // Uncovered() against the sets: for each rule's cube and meet of two, and
 // several sets of other rules, it says whether the cube has a packet none of
 // them holds exactly when the BDD difference is not empty, and gives the
