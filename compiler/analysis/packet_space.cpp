@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstring>
 #include <iterator>
 
 #include "compiler/base/parallel.h"
@@ -10,6 +11,7 @@
 
 #include "llvm/ADT/SmallString.h"
 #include "llvm/ADT/SmallVector.h"
+#include "llvm/Support/Endian.h"
 #include "llvm/Support/MathExtras.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -512,7 +514,16 @@ bool PacketSpace::PickInCube(const Literals &cube, uint64_t seed,
 
 void PacketSpace::Pack(const std::vector<uint8_t> &bits, PackedBits &packed) {
   packed.assign(bits.size() / 64 + 1, 0);
-  for (size_t var = 0; var < bits.size(); ++var) {
+  // Eight variables at a time: with each byte 0 or 1, the multiply moves
+  // byte i's bit to bit 56 + i, and no two products meet.
+  size_t var = 0;
+  for (; var + 8 <= bits.size(); var += 8) {
+    uint64_t eight;
+    std::memcpy(&eight, bits.data() + var, sizeof eight);
+    eight = llvm::support::endian::byte_swap(eight, llvm::support::little);
+    packed[var / 64] |= ((eight * 0x0102040810204080ull) >> 56) << (var % 64);
+  }
+  for (; var < bits.size(); ++var) {
     packed[var / 64] |= uint64_t{bits[var]} << (var % 64);
   }
 }
