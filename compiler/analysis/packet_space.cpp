@@ -513,6 +513,7 @@ bool PacketSpace::PickInCube(const Literals &cube, uint64_t seed,
 }
 
 void PacketSpace::Pack(const std::vector<uint8_t> &bits, PackedBits &packed) {
+  assert(llvm::all_of(bits, [](uint8_t b) { return b <= 1; }) && "bits are 0 or 1");
   packed.assign(bits.size() / 64 + 1, 0);
   // Eight variables at a time: with each byte 0 or 1, the multiply moves
   // byte i's bit to bit 56 + i, and no two products meet.

@@ -121,8 +121,9 @@ public:
   bool Uncovered(const Literals &cube, Holders holders, std::vector<uint8_t> &bits) const;
   /// Whether the packet `bits` (Packet::bits) lies in `cube`.
   static bool InCube(const Literals &cube, const std::vector<uint8_t> &bits);
-  /// A packet's bits packed 64 variables to a word, as in CubeWord: for
-  /// testing one packet against many cubes.
+  /// A packet's bits (each 0 or 1, as every function here makes them)
+  /// packed 64 variables to a word, as in CubeWord: for testing one packet
+  /// against many cubes.
   using PackedBits = llvm::SmallVector<uint64_t, 8>;
   static void Pack(const std::vector<uint8_t> &bits, PackedBits &packed);
   /// InCube() for a packet packed by Pack(): a word at a time.

@@ -29,6 +29,12 @@ void ExactRefiner::ForHolders(const Group &group, const std::vector<uint8_t> &bi
                               llvm::function_ref<void(uint32_t)> fn) const {
   PacketSpace::PackedBits packed;
   PacketSpace::Pack(bits, packed);
+  ForHolders(group, bits, packed, below, fn);
+}
+
+void ExactRefiner::ForHolders(const Group &group, const std::vector<uint8_t> &bits,
+                              llvm::ArrayRef<uint64_t> packed, uint32_t below,
+                              llvm::function_ref<void(uint32_t)> fn) const {
   space_->QueryPoint(
       group.index, bits,
       [&](uint32_t id) {
@@ -384,16 +390,16 @@ uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
       // shows the rule is not redundant. Without one, every packet of L
       // that reaches the rule goes to L or to an alike rule before it.
       llvm::sort(unlike);
+      uint32_t below = group->Below(pos_[k]);
       for (auto [j, id] : unlike) {
         PacketSpace::Literals cube = PacketSpace::Meet(meet, *literals_[j]);
-        uint32_t below = group->Below(pos_[k]);
         if (space_->Uncovered(
                 cube,
                 [&](const std::vector<uint8_t> &at,
                     std::vector<const PacketSpace::Literals *> &out) {
-                  ForHolders(*group, at, below,
-                             [&](uint32_t h) { out.push_back(group->cubes[h]); });
                   PacketSpace::Pack(at, packed);
+                  ForHolders(*group, at, packed, below,
+                             [&](uint32_t h) { out.push_back(group->cubes[h]); });
                   space_->QueryPoint(
                       group->index, at,
                       [&](uint32_t h) {

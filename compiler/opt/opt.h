@@ -17,6 +17,7 @@
 #include "compiler/analysis/packet_space.h"
 #include "compiler/expand/overlap_index.h"
 #include "compiler/target/legalize.h"
+#include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/STLFunctionalExtras.h"
 
 namespace flowc::opt {
@@ -85,6 +86,10 @@ private:
   /// below `below` that holds the packet `bits` (analysis::Packet::bits),
   /// found by a point query.
   void ForHolders(const Group &group, const std::vector<uint8_t> &bits, uint32_t below,
+                  llvm::function_ref<void(uint32_t)> fn) const;
+  /// ForHolders() with the packet already packed (PacketSpace::Pack()).
+  void ForHolders(const Group &group, const std::vector<uint8_t> &bits,
+                  llvm::ArrayRef<uint64_t> packed, uint32_t below,
                   llvm::function_ref<void(uint32_t)> fn) const;
   /// Whether a trapping rule of `group` before place `pos` takes the packet
   /// `bits`.
