@@ -60,10 +60,8 @@ std::vector<uint8_t> DrawBits(uint64_t seed, size_t vars) {
 
 PacketSpace::PacketSpace(llvm::ArrayRef<expand::TernaryRule> rules, int max_nodes) {
   overflowed = false;
-  // Collect what the rules use, in a fixed order: presence bits first, then
-  // field blocks by (layer, field).
-  // (Flags by number while the rules are read: a map per match costs more
-  // than the rest of the model at 100k rules.)
+  // What the rules use, as flags by number (a map insert per match cost
+  // more than the rest of the model at 100k rules).
   constexpr unsigned kFields = static_cast<unsigned>(Field::kNone) + 1;
   std::vector<bool> field_used(ir::kNumLayers * kFields, false), vlan_used(ir::kNumLayers, false);
   uint32_t header_used[ir::kNumLayers] = {0, 0, 0};
@@ -80,48 +78,41 @@ PacketSpace::PacketSpace(llvm::ArrayRef<expand::TernaryRule> rules, int max_node
       }
     }
   }
-  std::map<std::pair<ir::Layer, Field>, unsigned> fields;
-  std::map<std::pair<ir::Layer, Header>, bool> headers;
-  std::map<ir::Layer, bool> vlans;
-  for (unsigned l = 0; l < ir::kNumLayers; ++l) {
-    auto layer = static_cast<ir::Layer>(l);
-    for (unsigned h = 0; h < kNumHeaders; ++h) {
-      if (header_used[l] & (1u << h)) {
-        headers[{layer, static_cast<Header>(h)}] = true;
-      }
-    }
-    for (unsigned f = 0; f < kFields; ++f) {
-      if (field_used[l * kFields + f]) {
-        fields[{layer, static_cast<Field>(f)}] = GetFieldInfo(static_cast<Field>(f)).bits;
-      }
-    }
-    if (vlan_used[l]) {
-      vlans[layer] = true;
-    }
-  }
   // An IP header, or a header IP carries, needs both IP families in the
   // model: with only IPv4 named, "UDP needs IP" would read "UDP needs IPv4"
   // and a rule `udp` would look shadowed by a rule `ipv4`.
-  auto named = [&](ir::Layer l, Header h) { return headers.count({l, h}) != 0; };
+  auto bit = [](Header h) { return 1u << static_cast<unsigned>(h); };
+  auto used = [&](ir::Layer l) -> uint32_t & { return header_used[static_cast<unsigned>(l)]; };
   for (ir::Layer l : {kOuter, kInner}) {
-    bool ip = named(l, Header::kIpv4) || named(l, Header::kIpv6) || named(l, Header::kTcp) ||
-              named(l, Header::kUdp) || named(l, Header::kEsp) ||
-              (l == kOuter && named(kTunnel, Header::kGre));
-    if (ip) {
-      headers[{l, Header::kIpv4}] = true;
-      headers[{l, Header::kIpv6}] = true;
+    uint32_t on_ip = bit(Header::kIpv4) | bit(Header::kIpv6) | bit(Header::kTcp) |
+                     bit(Header::kUdp) | bit(Header::kEsp);
+    if ((used(l) & on_ip) != 0 || (l == kOuter && (used(kTunnel) & bit(Header::kGre)) != 0)) {
+      used(l) |= bit(Header::kIpv4) | bit(Header::kIpv6);
     }
   }
+  // The variables in order: presence bits by (layer, header), then VLAN
+  // tags by layer, then field blocks by (layer, field).
   int next = 0;
-  for (const auto &[key, used] : headers) {
-    header_vars_[key] = next++;
+  for (unsigned l = 0; l < ir::kNumLayers; ++l) {
+    for (unsigned h = 0; h < kNumHeaders; ++h) {
+      if (header_used[l] & (1u << h)) {
+        header_vars_[{static_cast<ir::Layer>(l), static_cast<Header>(h)}] = next++;
+      }
+    }
   }
-  for (const auto &[layer, used] : vlans) {
-    vlan_vars_[layer] = next++;
+  for (unsigned l = 0; l < ir::kNumLayers; ++l) {
+    if (vlan_used[l]) {
+      vlan_vars_[static_cast<ir::Layer>(l)] = next++;
+    }
   }
-  for (const auto &[key, bits] : fields) {
-    blocks_[key] = Block{next, bits};
-    next += static_cast<int>(bits);
+  for (unsigned l = 0; l < ir::kNumLayers; ++l) {
+    for (unsigned f = 0; f < kFields; ++f) {
+      if (field_used[l * kFields + f]) {
+        unsigned width = GetFieldInfo(static_cast<Field>(f)).bits;
+        blocks_[{static_cast<ir::Layer>(l), static_cast<Field>(f)}] = Block{next, width};
+        next += static_cast<int>(width);
+      }
+    }
   }
   num_vars_ = next;
   rules_ = rules;
