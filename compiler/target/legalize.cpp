@@ -3,6 +3,8 @@
 #include "compiler/target/legalize.h"
 
 #include <algorithm>
+#include <array>
+#include <cassert>
 #include <map>
 #include <numeric>
 #include <tuple>
@@ -774,47 +776,80 @@ private:
     }
   }
 
-  /// Where budget fitting puts a rule, by the length of its chain (the level
-  /// it would need without fitting). Rules whose chains map to one level
-  /// compete there and need copies or cuts, but two rules with chains of the
-  /// same length never compete (one would be above the other). So the chain
-  /// lengths are cut into runs, one per level, such that as few competing
-  /// pairs of rules as possible share a level. The first kExactLevels keep
-  /// their level, to leave room below for the copies, which are small and
-  /// low.
+  /// Where budget fitting puts a rule, by its side (below) and the length of
+  /// its chain (the level it would need without fitting). Rules placed on one
+  /// level that compete need copies or cuts, but two rules with chains of the
+  /// same length never compete (one would be above the other). The first
+  /// kExactLevels chain lengths keep their level, to leave room below for the
+  /// copies, which are small and low; the longer ones are cut into runs.
+  ///
+  /// - *Runs*: one level per run of chain lengths, for both sides; every
+  ///   competing pair inside a run costs a copy.
+  /// - *Staggered*: each rule has one of two sides, chosen so that rules of
+  ///   one side rarely compete (on ClassBench policies, rules without a
+  ///   source address compete with those without a destination address, not
+  ///   among themselves). The runs become windows, and in each window one
+  ///   side (the *leading* side, alternating) takes level exact + w and the
+  ///   other exact + w + 1, so a side keeps one level over two windows.
+  ///   Inside a window only the pairs whose earlier rule is on the other side
+  ///   cost a copy, since the leading side's rules already come first: about
+  ///   half of what a run costs, with one window fewer than runs.
+  ///
+  /// GoalsFor() counts the competing pairs and keeps the cheaper.
   class FitGoal {
   public:
     static constexpr unsigned kExactLevels = 2;
 
-    /// `lengths` chain lengths, more than `levels`; `cost(a, b)`: how many
-    /// pairs of rules compete among those with chain lengths in [a, b).
-    FitGoal(unsigned lengths, unsigned levels,
-            llvm::function_ref<double(unsigned, unsigned)> cost) {
-      unsigned exact = std::min(kExactLevels, levels - 1);
-      level_.resize(lengths);
-      for (unsigned c = 0; c < exact; ++c) {
-        level_[c] = c;
-      }
-      std::vector<unsigned> runs =
-          Runs(lengths - exact, levels - exact,
-               [&](unsigned a, unsigned b) { return cost(exact + a, exact + b); });
+    /// `cost(run, a, b)`: what sharing run (or window) `run` costs the
+    /// rules with chain lengths in [a, b) (a block sum of pair counts).
+    using Cost = llvm::function_ref<double(unsigned, unsigned, unsigned)>;
+
+    /// `lengths` chain lengths, more than `levels`.
+    static FitGoal Runs(unsigned lengths, unsigned levels, Cost cost) {
+      FitGoal goal(lengths, levels);
+      unsigned exact = goal.exact_;
+      std::vector<unsigned> runs = Split(lengths - exact, levels - exact, cost, exact);
       for (unsigned c = exact; c < lengths; ++c) {
-        level_[c] = exact + runs[c - exact];
+        goal.level_[0][c] = goal.level_[1][c] = exact + runs[c - exact];
       }
+      return goal;
     }
 
-    unsigned LevelFor(unsigned chain) const {
-      return level_[std::min<size_t>(chain, level_.size() - 1)];
+    /// `lead`: the side that leads the first window. Needs two levels past
+    /// the exact ones.
+    static FitGoal Staggered(unsigned lengths, unsigned levels, unsigned lead, Cost cost) {
+      FitGoal goal(lengths, levels);
+      unsigned exact = goal.exact_;
+      assert(levels >= exact + 2);
+      std::vector<unsigned> windows = Split(lengths - exact, levels - exact - 1, cost, exact);
+      for (unsigned c = exact; c < lengths; ++c) {
+        unsigned w = windows[c - exact];
+        unsigned leading = lead ^ (w & 1);
+        goal.level_[leading][c] = exact + w;
+        goal.level_[leading ^ 1][c] = exact + w + 1;
+      }
+      return goal;
+    }
+
+    unsigned LevelFor(unsigned side, unsigned chain) const {
+      return level_[side][std::min<size_t>(chain, level_[side].size() - 1)];
     }
 
   private:
+    FitGoal(unsigned lengths, unsigned levels) : exact_(std::min(kExactLevels, levels - 1)) {
+      for (std::vector<unsigned> &level : level_) {
+        level.resize(lengths);
+        std::iota(level.begin(), level.begin() + exact_, 0u);
+      }
+    }
+
     /// Cuts 0..m-1 into at most `parts` runs of consecutive indexes,
-    /// minimizing the sum of cost(run start, run end): dynamic programming,
-    /// with divide and conquer over the split points (the costs are sums
-    /// over square blocks of a matrix that is not negative, so the best
-    /// split moves right with the run's end). Returns each index's run.
-    static std::vector<unsigned> Runs(unsigned m, unsigned parts,
-                                      llvm::function_ref<double(unsigned, unsigned)> cost) {
+    /// minimizing the sum of cost(run, offset + start, offset + end):
+    /// dynamic programming, with divide and conquer over the split points
+    /// (the costs are sums over square blocks of matrices that are not
+    /// negative, so the best split moves right with the run's end). Returns
+    /// each index's run.
+    static std::vector<unsigned> Split(unsigned m, unsigned parts, Cost cost, unsigned offset) {
       const double inf = std::numeric_limits<double>::infinity();
       std::vector<double> prev(m + 1, inf), cur(m + 1, inf);
       // from[p][i]: where the last of p+1 runs covering [0, i) starts.
@@ -828,7 +863,7 @@ private:
           unsigned mid = lo + (hi - lo) / 2, best_j = jlo;
           double best = inf;
           for (unsigned j = jlo; j <= std::min(mid, jhi); ++j) {
-            double v = prev[j] + cost(j, mid);
+            double v = prev[j] + cost(p, offset + j, offset + mid);
             if (v < best) {
               best = v;
               best_j = j;
@@ -858,23 +893,27 @@ private:
       return run;
     }
 
-    /// Per chain length, its level.
-    std::vector<unsigned> level_;
+    unsigned exact_;
+    /// Per side and chain length, the level.
+    std::array<std::vector<unsigned>, 2> level_;
   };
 
   /// The goal level of each rule of a group (by out_.rules index) whose
   /// chains (chain_, from a placement without fitting) are longer than the
-  /// target's levels. The pairs of rules that overlap with different
-  /// outcomes are counted per pair of chain lengths (without asking the
-  /// exact model, which would cost as much as fitting) for FitGoal. A rule
-  /// may also wait up to the level below the first goal of the rules after
-  /// it that it overlaps, and a rule that none overlaps up to the last
-  /// level: it then rarely needs fitting, and none of them has to move for
-  /// it. Past kMaxCounted lengths, where the table would be large (134 MB
-  /// at the limit), every pair of rules with different chain lengths
-  /// counts instead, and no rule waits.
+  /// target's levels, by FitGoal. One pass over the overlap index finds the
+  /// pairs of rules that overlap with different outcomes (without asking
+  /// the exact model, which would cost as much as fitting). It gives each
+  /// rule, in policy order, the side that fewer of the earlier rules it
+  /// competes with (of chains within about a window of its own) have, and
+  /// counts the pairs per side of each rule and per chain length (in at
+  /// most kBuckets buckets of lengths past the exact ones). A rule may also
+  /// wait up to the level below the first goal of the rules after it that
+  /// it overlaps, and a rule that none overlaps up to the last level: it
+  /// then rarely needs fitting, and none of them has to move for it. Past
+  /// kMaxCounted lengths every pair of rules with different chain lengths
+  /// counts instead (runs only), and no rule waits.
   std::vector<unsigned> GoalsFor(const std::vector<size_t> &members) {
-    static constexpr unsigned kMaxCounted = 4096;
+    static constexpr unsigned kMaxCounted = 4096, kBuckets = 1024;
     unsigned lengths = 0;
     for (size_t i : members) {
       lengths = std::max(lengths, chain_[i] + 1);
@@ -891,26 +930,47 @@ private:
         sum[c + 1] = sum[c] + rules[c];
         squares[c + 1] = squares[c] + rules[c] * rules[c];
       }
-      FitGoal goal(lengths, levels, [&](unsigned a, unsigned b) {
+      FitGoal goal = FitGoal::Runs(lengths, levels, [&](unsigned, unsigned a, unsigned b) {
         double n = sum[b] - sum[a];
         return (n * n - (squares[b] - squares[a])) / 2;
       });
       for (size_t i : members) {
-        goals[i] = goal.LevelFor(chain_[i]);
+        goals[i] = goal.LevelFor(0, chain_[i]);
       }
       return goals;
     }
-    // pairs[x * (lengths + 1) + y]: competing pairs with the earlier rule's
-    // length below x and the later one's below y.
-    size_t side = lengths + 1;
-    std::vector<double> pairs(side * side, 0);
-    // Per rule, the shortest chain of a later rule that overlaps it with a
-    // different outcome (`lengths`: none).
-    std::vector<unsigned> next(out_.rules.size(), lengths);
+    unsigned exact = std::min(FitGoal::kExactLevels, levels - 1);
+    // Chain lengths past the exact ones, `scale` to a bucket.
+    unsigned scale = std::max(1u, (lengths - exact + kBuckets - 1) / kBuckets);
+    auto bucket = [&](unsigned chain) {
+      return chain < exact ? chain : exact + (chain - exact) / scale;
+    };
+    unsigned buckets = bucket(lengths - 1) + 1;
+    // About one window's chain lengths: competing rules further apart than
+    // that rarely share a level, so they do not decide a side.
+    unsigned near = std::max(1u, (lengths - exact) / std::max(1u, levels - exact - 1));
+    // pairs[se * 2 + sl][x * side + y]: competing pairs whose earlier rule
+    // is on side se with its chain's bucket below x, and whose later rule is
+    // on side sl with its bucket below y.
+    size_t side = buckets + 1;
+    std::array<std::vector<double>, 4> pairs;
+    for (std::vector<double> &p : pairs) {
+      p.assign(side * side, 0);
+    }
+    std::vector<uint8_t> side_of(out_.rules.size(), 0);
     expand::OverlapIndex index;
     for (size_t i : members) {
       index.Plan(expanded_.rules[out_.rules[i].expanded]);
     }
+    std::vector<uint32_t> competing;
+    // The pairs again, for Refine(): per rule (by place in `members`), the
+    // places of the earlier rules it competes with.
+    std::vector<uint32_t> place(out_.rules.size(), 0);
+    for (size_t p = 0; p < members.size(); ++p) {
+      place[members[p]] = static_cast<uint32_t>(p);
+    }
+    std::vector<uint32_t> earlier;
+    std::vector<size_t> earlier_at(members.size() + 1, 0);
     for (size_t k = 0; k < members.size();) {
       size_t end = k + 1;
       while (end < members.size() &&
@@ -919,13 +979,26 @@ private:
       }
       for (size_t b = k; b < end; ++b) {
         size_t self = members[b];
+        competing.clear();
         index.Query(expanded_.rules[out_.rules[self].expanded], [&](uint32_t j) {
           if (!SameOutcome(policy_, out_.rules[j], out_.rules[self]) &&
               Overlap(cons_[j], cons_[self])) {
-            pairs[(chain_[j] + 1) * side + chain_[self] + 1] += 1;
-            next[j] = std::min(next[j], chain_[self]);
+            competing.push_back(j);
           }
         });
+        std::array<unsigned, 2> close = {0, 0};
+        for (uint32_t j : competing) {
+          if (chain_[self] - chain_[j] <= near) {
+            ++close[side_of[j]];
+          }
+        }
+        unsigned s = close[1] < close[0] ? 1 : 0;
+        side_of[self] = static_cast<uint8_t>(s);
+        for (uint32_t j : competing) {
+          pairs[side_of[j] * 2 + s][(bucket(chain_[j]) + 1) * side + bucket(chain_[self]) + 1] += 1;
+          earlier.push_back(place[j]);
+        }
+        earlier_at[b + 1] = earlier.size();
       }
       for (size_t b = k; b < end; ++b) {
         index.Insert(static_cast<uint32_t>(members[b]),
@@ -933,24 +1006,176 @@ private:
       }
       k = end;
     }
-    for (size_t x = 1; x < side; ++x) {
-      for (size_t y = 1; y < side; ++y) {
-        pairs[x * side + y] +=
-            pairs[(x - 1) * side + y] + pairs[x * side + y - 1] - pairs[(x - 1) * side + y - 1];
+    for (std::vector<double> &p : pairs) {
+      for (size_t x = 1; x < side; ++x) {
+        for (size_t y = 1; y < side; ++y) {
+          p[x * side + y] +=
+              p[(x - 1) * side + y] + p[x * side + y - 1] - p[(x - 1) * side + y - 1];
+        }
       }
     }
-    FitGoal goal(lengths, levels, [&](unsigned a, unsigned b) {
-      return pairs[b * side + b] - pairs[a * side + b] - pairs[b * side + a] + pairs[a * side + a];
-    });
-    for (size_t i : members) {
-      goals[i] = goal.LevelFor(chain_[i]);
-      if (next[i] == lengths) {
-        goals[i] = levels - 1;
-      } else if (goal.LevelFor(next[i]) > goals[i]) {
-        goals[i] = goal.LevelFor(next[i]) - 1;
+    // The pairs of `p` with both buckets in [a, b).
+    auto block = [&](const std::vector<double> &p, unsigned a, unsigned b) {
+      return p[b * side + b] - p[a * side + b] - p[b * side + a] + p[a * side + a];
+    };
+    std::vector<FitGoal> tried;
+    tried.push_back(FitGoal::Runs(buckets, levels, [&](unsigned, unsigned a, unsigned b) {
+      return block(pairs[0], a, b) + block(pairs[1], a, b) + block(pairs[2], a, b) +
+             block(pairs[3], a, b);
+    }));
+    for (unsigned lead = 0; lead < 2 && levels >= exact + 2; ++lead) {
+      tried.push_back(
+          FitGoal::Staggered(buckets, levels, lead, [&](unsigned w, unsigned a, unsigned b) {
+            unsigned leading = lead ^ (w & 1);
+            return block(pairs[(leading ^ 1) * 2 + leading], a, b) + block(pairs[0], a, b) +
+                   block(pairs[3], a, b);
+          }));
+    }
+    Competing competing_pairs(std::move(earlier), std::move(earlier_at));
+    std::vector<unsigned> best;
+    size_t best_cost = SIZE_MAX;
+    auto consider = [&](std::vector<unsigned> level) {
+      Wait(competing_pairs, levels, level);
+      size_t cost = Copies(competing_pairs, level);
+      if (cost < best_cost) {
+        best_cost = cost;
+        best = std::move(level);
       }
+    };
+    for (const FitGoal &goal : tried) {
+      std::vector<unsigned> level(members.size());
+      for (size_t p = 0; p < members.size(); ++p) {
+        level[p] = goal.LevelFor(side_of[members[p]], bucket(chain_[members[p]]));
+      }
+      consider(level);
+      Refine(competing_pairs, levels, exact, level);
+      consider(std::move(level));
+    }
+    for (size_t p = 0; p < members.size(); ++p) {
+      goals[members[p]] = best[p];
     }
     return goals;
+  }
+
+  /// The pairs of rules of a group that compete, both ways: per rule (by
+  /// place in the group), the places of the earlier rules it competes with,
+  /// `earlier[earlier_at[p]..earlier_at[p + 1])`, and of the later ones.
+  struct Competing {
+    Competing(std::vector<uint32_t> earlier_in, std::vector<size_t> earlier_at_in)
+        : earlier(std::move(earlier_in)), earlier_at(std::move(earlier_at_in)),
+          later_at(earlier_at.size(), 0), later(earlier.size()) {
+      size_t n = earlier_at.size() - 1;
+      for (uint32_t x : earlier) {
+        ++later_at[x + 1];
+      }
+      for (size_t p = 0; p < n; ++p) {
+        later_at[p + 1] += later_at[p];
+      }
+      std::vector<size_t> fill(later_at.begin(), later_at.end() - 1);
+      for (size_t y = 0; y < n; ++y) {
+        for (size_t e = earlier_at[y]; e < earlier_at[y + 1]; ++e) {
+          later[fill[earlier[e]]++] = static_cast<uint32_t>(y);
+        }
+      }
+    }
+
+    std::vector<uint32_t> earlier;
+    std::vector<size_t> earlier_at, later_at;
+    std::vector<uint32_t> later;
+  };
+
+  /// Improves the goal `level` of each rule of a group (by place in the
+  /// group) by local search over the competing `pairs`: a pair whose
+  /// earlier rule is not above the later one costs a copy or a cut. Each
+  /// sweep moves every rule, in policy order, to the level where its own
+  /// pairs cost least, given every other rule's (the deepest of the best,
+  /// which leaves the most room to the rules after it), until a sweep moves
+  /// few rules. The rules with the shortest chains keep their exact levels,
+  /// to leave room for copies.
+  static void Refine(const Competing &pairs, unsigned levels, unsigned exact,
+                     std::vector<unsigned> &level) {
+    static constexpr unsigned kMaxLevels = 64, kSweeps = 8;
+    const std::vector<uint32_t> &earlier = pairs.earlier, &later = pairs.later;
+    const std::vector<size_t> &earlier_at = pairs.earlier_at, &later_at = pairs.later_at;
+    size_t n = level.size();
+    if (levels <= kMaxLevels) {
+      std::vector<int64_t> cost(levels), at(levels);
+      for (unsigned sweep = 0; sweep < kSweeps; ++sweep) {
+        size_t moved = 0;
+        for (size_t p = 0; p < n; ++p) {
+          if (level[p] < exact) {
+            continue;
+          }
+          // cost[l]: were this rule at l, its earlier rules at l or below
+          // (in number), and its later rules at l or above.
+          std::fill(cost.begin(), cost.end(), 0);
+          std::fill(at.begin(), at.end(), 0);
+          for (size_t e = earlier_at[p]; e < earlier_at[p + 1]; ++e) {
+            ++cost[level[earlier[e]]];
+          }
+          for (size_t e = later_at[p]; e < later_at[p + 1]; ++e) {
+            ++at[level[later[e]]];
+          }
+          for (unsigned l = levels - 1; l-- > 0;) {
+            cost[l] += cost[l + 1];
+          }
+          int64_t above = 0;
+          for (unsigned l = 0; l < levels; ++l) {
+            above += at[l];
+            cost[l] += above;
+          }
+          unsigned best = level[p];
+          for (unsigned l = levels; l-- > exact;) {
+            if (cost[l] < cost[best]) {
+              best = l;
+            }
+          }
+          if (best != level[p]) {
+            level[p] = best;
+            ++moved;
+          }
+        }
+        if (moved * 1000 < n) {
+          break;
+        }
+      }
+    }
+  }
+
+  /// Lets each rule of a group wait up to the level below the first `level`
+  /// of the later rules it competes with (the last level if there are none):
+  /// it then rarely needs fitting, and none of them has to move for it.
+  static void Wait(const Competing &pairs, unsigned levels, std::vector<unsigned> &level) {
+    for (size_t p = 0; p < level.size(); ++p) {
+      unsigned wait = levels - 1;
+      for (size_t e = pairs.later_at[p]; e < pairs.later_at[p + 1]; ++e) {
+        unsigned first = level[pairs.later[e]];
+        wait = std::min(wait, first > 0 ? first - 1 : 0);
+      }
+      level[p] = std::max(level[p], wait);
+    }
+  }
+
+  /// About how many copies Place() makes to fit a group's rules to `goal`:
+  /// in policy order, each rule takes a copy for every earlier rule it
+  /// competes with on its goal level or below, and otherwise the level below
+  /// the lowest of them (its place, which may be above its goal).
+  static size_t Copies(const Competing &pairs, const std::vector<unsigned> &goal) {
+    std::vector<unsigned> level(goal.size(), 0);
+    size_t copies = 0;
+    for (size_t y = 0; y < goal.size(); ++y) {
+      unsigned at = 0;
+      for (size_t e = pairs.earlier_at[y]; e < pairs.earlier_at[y + 1]; ++e) {
+        unsigned x = level[pairs.earlier[e]];
+        if (x >= goal[y]) {
+          ++copies;
+        } else {
+          at = std::max(at, x + 1);
+        }
+      }
+      level[y] = at;
+    }
+    return copies;
   }
 
   /// One source rule's block of hardware rules as placed, for the reports
