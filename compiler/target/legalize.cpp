@@ -988,7 +988,8 @@ private:
         });
         std::array<unsigned, 2> close = {0, 0};
         for (uint32_t j : competing) {
-          if (chain_[self] - chain_[j] <= near) {
+          // Overlap is not reach: an earlier rule may have the longer chain.
+          if (chain_[self] <= chain_[j] + near && chain_[j] <= chain_[self] + near) {
             ++close[side_of[j]];
           }
         }
