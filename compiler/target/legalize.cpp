@@ -795,7 +795,7 @@ private:
   ///   cost a copy, since the leading side's rules already come first: about
   ///   half of what a run costs, with one window fewer than runs.
   ///
-  /// GoalsFor() counts the competing pairs and keeps the cheaper.
+  /// GoalsFor() tries both and keeps what Copies() finds cheapest.
   class FitGoal {
   public:
     static constexpr unsigned kExactLevels = 2;
@@ -900,18 +900,18 @@ private:
 
   /// The goal level of each rule of a group (by out_.rules index) whose
   /// chains (chain_, from a placement without fitting) are longer than the
-  /// target's levels, by FitGoal. One pass over the overlap index finds the
-  /// pairs of rules that overlap with different outcomes (without asking
-  /// the exact model, which would cost as much as fitting). It gives each
-  /// rule, in policy order, the side that fewer of the earlier rules it
-  /// competes with (of chains within about a window of its own) have, and
-  /// counts the pairs per side of each rule and per chain length (in at
-  /// most kBuckets buckets of lengths past the exact ones). A rule may also
-  /// wait up to the level below the first goal of the rules after it that
-  /// it overlaps, and a rule that none overlaps up to the last level: it
-  /// then rarely needs fitting, and none of them has to move for it. Past
-  /// kMaxCounted lengths every pair of rules with different chain lengths
-  /// counts instead (runs only), and no rule waits.
+  /// target's levels. One pass over the overlap index finds the pairs of
+  /// rules that overlap with different outcomes (without asking the exact
+  /// model, which would cost as much as fitting). It gives each rule, in
+  /// policy order, the side that fewer of the earlier rules it competes with
+  /// (of chains within about a window of its own) have, counts the pairs per
+  /// side of each rule and per chain length (in at most kBuckets buckets of
+  /// lengths past the exact ones) for FitGoal's runs and staggered windows,
+  /// and keeps the pairs for Refine(), Wait() and Copies(). Each of the
+  /// three goals is taken as it is and after Refine(), then with Wait();
+  /// the one of the six with the fewest Copies() wins. Past kMaxCounted
+  /// lengths every pair of rules with different chain lengths counts
+  /// instead (runs only), and no rule waits.
   std::vector<unsigned> GoalsFor(const std::vector<size_t> &members) {
     static constexpr unsigned kMaxCounted = 4096, kBuckets = 1024;
     unsigned lengths = 0;
@@ -1092,7 +1092,9 @@ private:
   /// pairs cost least, given every other rule's (the deepest of the best,
   /// which leaves the most room to the rules after it), until a sweep moves
   /// few rules. The rules with the shortest chains keep their exact levels,
-  /// to leave room for copies.
+  /// to leave room for copies. Targets with more than kMaxLevels levels
+  /// (mlx4's 4,096) are left as they are: a sweep costs a pass over the
+  /// levels per rule.
   static void Refine(const Competing &pairs, unsigned levels, unsigned exact,
                      std::vector<unsigned> &level) {
     static constexpr unsigned kMaxLevels = 64, kSweeps = 8;
