@@ -1542,6 +1542,9 @@ private:
     }
     const uint64_t safe = TableFill::SafeRules(entries, groups);
     const unsigned max_priority = target_.MaxPriority();
+    if (!TablesCanHold(table, mask, multicast)) {
+      return; // no move can help
+    }
     std::vector<std::vector<Constraint>> cons(n);
     std::map<std::pair<int, unsigned>, expand::OverlapIndex> index;
     for (size_t i = 0; i < n; ++i) {
@@ -1674,6 +1677,87 @@ private:
                                      "must stay before a later rule it overlaps with a "
                                      "different outcome"));
     }
+  }
+
+  /// Whether the trapping rules of each port and direction (those FitTables()
+  /// may move: not DONT_TRAP, not multicast-only) could fit their levels'
+  /// tables at all, whatever their levels (TableFill::MostRules()). Where
+  /// they cannot, it reports FL8017 at the first rule (in the order of
+  /// `table`, which is policy order) by which the rules so far cannot fit,
+  /// and returns false: moving rules would only take time.
+  bool TablesCanHold(const std::vector<uint32_t> &table, const std::vector<uint32_t> &mask,
+                     const std::vector<bool> &multicast) {
+    const unsigned entries = target_.TableEntries(), groups = profile_.table_groups;
+    const uint64_t tables = uint64_t{target_.MaxPriority()} + 1;
+    // The movable rules of each (direction, port), in order.
+    std::map<std::pair<int, unsigned>, std::vector<uint32_t>> movable;
+    for (size_t i = 0; i < out_.rules.size(); ++i) {
+      const HwRuleInfo &hw = out_.rules[i];
+      if (table[i] == UINT32_MAX || multicast[i] || (hw.rule.flags & emit::kFlagDontTrap) != 0) {
+        continue;
+      }
+      const ir::Rule &r = policy_.rules[hw.source];
+      movable[{static_cast<int>(r.direction), r.port}].push_back(static_cast<uint32_t>(i));
+    }
+    auto most = [&](llvm::ArrayRef<uint32_t> rules, size_t masks) {
+      std::vector<uint64_t> per_mask(masks, 0);
+      for (uint32_t i : rules) {
+        ++per_mask[mask[i]];
+      }
+      return TableFill::MostRules(entries, groups, tables, std::move(per_mask));
+    };
+    const size_t masks = mask.empty() ? 0 : *std::max_element(mask.begin(), mask.end()) + 1;
+    bool fits = true;
+    for (const auto &[key, rules] : movable) {
+      const uint64_t bound = most(rules, masks);
+      if (rules.size() <= bound) {
+        continue;
+      }
+      fits = false;
+      // Adding a rule raises the bound by at most one, so once the rules so
+      // far do not fit, no longer prefix does: search for the first.
+      size_t lo = 0, hi = rules.size(); // rules[0..lo) fit, rules[0..hi) do not
+      while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        (mid <= most(llvm::ArrayRef(rules).take_front(mid), masks) ? lo : hi) = mid;
+      }
+      const llvm::ArrayRef<uint32_t> prefix = llvm::ArrayRef(rules).take_front(hi);
+      llvm::DenseSet<uint32_t> distinct;
+      uint64_t added = 0; // copies and pieces, made after expansion
+      for (uint32_t i : prefix) {
+        distinct.insert(mask[i]);
+        added += out_.rules[i].expanded >= out_.expanded;
+      }
+      const HwRuleInfo &last = out_.rules[prefix.back()];
+      const ir::Rule &r = policy_.rules[last.source];
+      current_ = &r;
+      const uint64_t group_size = entries / (groups + 1);
+      Report(Kind::kTableFull, r.range.Start,
+             llvm::formatv("{0}'s {1} flow tables (priorities 0..{2}) cannot hold the rules up "
+                           "to this one, whatever their priorities (ENOSPC): {3} rules with {4} "
+                           "different match masks",
+                           Name(), tables, tables - 1, hi, distinct.size()))
+          .Range(r.range)
+          .AddNote(llvm::SMLoc(),
+                   llvm::formatv("a table has {0} entries in groups of one mask each, the "
+                                 "first {1} of {2} entries and the later ones of 1 (verbs-facts "
+                                 "§3.8): {3} tables have {4} big groups, which hold the most "
+                                 "with the most frequent masks, and {3} x {5} one-entry groups; "
+                                 "they take at most {6} of these {7} rules, and {8} of all {9} "
+                                 "rules of this port and direction",
+                                 entries, groups, group_size, tables, tables * groups,
+                                 entries - groups * group_size, most(prefix, masks), hi, bound,
+                                 rules.size())
+                       .str())
+          .AddNote(llvm::SMLoc(),
+                   added > 0 ? llvm::formatv("{0} of these {1} rules were added to fit {2} "
+                                             "priority levels (--stats counts them)",
+                                             added, hi, tables)
+                                   .str()
+                             : std::string("none of them was added to fit the priority levels: "
+                                           "they are the policy's rules after expansion"));
+    }
+    return fits;
   }
 
   /// The lowest level a rule of `later` may take after hardware rule `j`

@@ -1,6 +1,7 @@
 #include "compiler/target/tables.h"
 
 #include <algorithm>
+#include <functional>
 
 #include "compiler/emit/layout.h"
 
@@ -42,6 +43,40 @@ uint64_t TableFill::SafeRules(unsigned entries, unsigned groups) {
     return entries;
   }
   return uint64_t{entries} - uint64_t{groups} * group_size + groups;
+}
+
+uint64_t TableFill::MostRules(unsigned entries, unsigned groups, uint64_t tables,
+                              std::vector<uint64_t> per_mask) {
+  const uint64_t group_size = entries / (groups + 1);
+  uint64_t total = 0;
+  for (uint64_t count : per_mask) {
+    total += count;
+  }
+  if (group_size <= 1) {
+    return std::min(total, tables * entries); // one-entry groups only
+  }
+  const uint64_t big = tables * groups;
+  uint64_t rules = tables * (entries - groups * group_size);
+  // Whole groups of the masks first, then the largest remainders.
+  uint64_t whole = 0;
+  for (uint64_t &count : per_mask) {
+    whole += count / group_size;
+    count %= group_size;
+  }
+  if (whole >= big) {
+    return std::min(total, rules + big * group_size);
+  }
+  rules += whole * group_size;
+  uint64_t left = big - whole;
+  if (left < per_mask.size()) {
+    std::nth_element(per_mask.begin(), per_mask.begin() + static_cast<std::ptrdiff_t>(left),
+                     per_mask.end(), std::greater<>());
+    per_mask.resize(left);
+  }
+  for (uint64_t count : per_mask) {
+    rules += count;
+  }
+  return std::min(total, rules);
 }
 
 bool MulticastOnly(const emit::HwSpec &s) {

@@ -37,6 +37,17 @@ public:
   /// order: each of the first groups may hold one rule only.
   static uint64_t SafeRules(unsigned entries, unsigned groups);
 
+  /// The most rules that `tables` tables of this shape take, whatever
+  /// their priorities and order, where `per_mask` counts the rules of each
+  /// match mask. A table makes its big groups first, so it has one-entry
+  /// groups only once all of its big ones exist: it holds at most its
+  /// big groups' rules, each group of one mask, plus
+  /// `entries - groups * (entries / (groups + 1))` others. The big groups
+  /// hold the most when they take the most frequent masks whole groups at
+  /// a time. An upper bound: the levels the rules must keep are not asked.
+  static uint64_t MostRules(unsigned entries, unsigned groups, uint64_t tables,
+                            std::vector<uint64_t> per_mask);
+
 private:
   /// The size of the group a new mask (or a mask whose groups are full)
   /// gets: big while fewer than `groups_` big ones exist, then one entry.

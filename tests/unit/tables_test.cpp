@@ -1,6 +1,9 @@
 // Unit tests for the model of mlx5's auto-grouped flow tables.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <random>
+
 #include "compiler/target/tables.h"
 
 namespace flowc::target {
@@ -81,6 +84,52 @@ TEST(TableFill, SmallTablesMakeOneEntryGroups) {
   EXPECT_EQ(t.Add(0), Slot::kSingle);
   EXPECT_EQ(t.Add(1), Slot::kSingle);
   EXPECT_EQ(t.Add(2), Slot::kFull);
+}
+
+TEST(TableFill, MostRulesCountsBigGroupsAndSingleEntries) {
+  // 14 entries, 6 groups: big groups of 2 and 2 single entries per table.
+  EXPECT_EQ(TableFill::MostRules(14, 6, 2, {30}), 28u); // one mask fills both tables
+  EXPECT_EQ(TableFill::MostRules(14, 6, 2, std::vector<uint64_t>(40, 1)), 16u);
+  EXPECT_EQ(TableFill::MostRules(14, 6, 2, {3, 3, 1}), 7u); // all of them
+  // 5 whole groups, then the largest remainders: 10 + 1 + 1 + 4 singles.
+  EXPECT_EQ(TableFill::MostRules(14, 6, 1, {5, 5, 1, 1, 1, 1, 1, 1, 1}), 12u);
+  EXPECT_EQ(TableFill::MostRules(3, 6, 4, std::vector<uint64_t>(20, 1)), 12u);
+}
+
+// No way of filling the tables places more rules than the bound: here each
+// rule goes to the first table with room, most frequent mask first, which
+// places exactly as many when every mask is its own (the bound is tight).
+TEST(TableFill, MostRulesBoundsEveryFill) {
+  std::mt19937 rng(7);
+  for (int round = 0; round < 200; ++round) {
+    const unsigned entries = 8 + rng() % 40, tables = 1 + rng() % 4;
+    std::vector<uint64_t> per_mask(1 + rng() % 30);
+    bool distinct = round % 2 == 0;
+    for (uint64_t &count : per_mask) {
+      count = distinct ? 1 : rng() % 25;
+    }
+    std::vector<uint32_t> order;
+    for (uint32_t m = 0; m < per_mask.size(); ++m) {
+      order.insert(order.end(), per_mask[m], m);
+    }
+    std::stable_sort(order.begin(), order.end(),
+                     [&](uint32_t a, uint32_t b) { return per_mask[a] > per_mask[b]; });
+    std::vector<TableFill> fills(tables, TableFill(entries, 6));
+    uint64_t placed = 0;
+    for (uint32_t m : order) {
+      for (TableFill &t : fills) {
+        if (t.Add(m) != Slot::kFull) {
+          ++placed;
+          break;
+        }
+      }
+    }
+    uint64_t most = TableFill::MostRules(entries, 6, tables, per_mask);
+    EXPECT_LE(placed, most) << "round " << round;
+    if (distinct) {
+      EXPECT_EQ(placed, most) << "round " << round;
+    }
+  }
 }
 
 TEST(MaskKey, ValuesAndActionsDoNotCountButMasksDo) {
