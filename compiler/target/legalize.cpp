@@ -1956,6 +1956,7 @@ private:
     const ir::Rule &jr = policy_.rules[jsource];
     // ToCube() merges the two rules' matches of each field into one.
     Cube both = ToCube(expand::Meet(jrule, expanded_mut_->rules[out_.rules[self].expanded]));
+    Coarsen(index, j, both, limit);
     std::string key = CubeKey(both);
     bool whole = key == CubeKey(ToCube(jrule));
     auto known = copies_.find({j, key});
@@ -2002,7 +2003,7 @@ private:
     // Before the block being placed: no later step of Place() looks there,
     // and the group is put back in policy order once placed.
     members.insert(members.begin() + static_cast<std::ptrdiff_t>(copies_at_), c);
-    index.Insert(static_cast<uint32_t>(c), expanded_mut_->rules[out_.rules[c].expanded]);
+    index.Insert(static_cast<uint32_t>(c), expanded_mut_->rules[out_.rules[c].expanded], lv + 1);
     std::vector<size_t> made{c};
     if (lv >= limit) {
       made.clear();
@@ -2021,6 +2022,77 @@ private:
     before.insert(before.end(), made.begin(), made.end());
     copies_.emplace(std::make_pair(j, std::move(key)), std::move(made));
     return true;
+  }
+
+  /// Widens `both`, the packets hardware rule `j` shares with a later rule,
+  /// to a copy of `j` that keeps only one of the fields in which the later
+  /// rule narrows `j`, where such a copy still fits above `limit`: any
+  /// cube between the two rules' meet and `j` takes the packets of the
+  /// meet, and wider copies have fewer masks and serve more later rules.
+  /// The level asked here counts every earlier rule that competes with the
+  /// copy, whether or not its packets reach it, so it is never too high.
+  void Coarsen(const expand::OverlapIndex &index, size_t j, Cube &both, unsigned limit) {
+    const HwRuleInfo &jhw = out_.rules[j];
+    const uint32_t jsource = jhw.source;
+    const ir::Rule &jr = policy_.rules[jsource];
+    Cube jc = ToCube(expanded_mut_->rules[jhw.expanded]);
+    std::vector<std::pair<ir::Layer, Field>> narrowed;
+    for (const auto &[key, vm] : both.fields) {
+      auto it = jc.fields.find(key);
+      if (it == jc.fields.end() || it->second.second != vm.second) {
+        narrowed.push_back(key);
+      }
+    }
+    if (narrowed.size() < 2) {
+      return; // `both` keeps one field of the later rule already
+    }
+    // Of those that fit, the one with the fewest mask bits: the widest.
+    std::optional<Cube> best;
+    unsigned best_bits = UINT_MAX;
+    for (const auto &key : narrowed) {
+      Cube c = jc;
+      std::copy(std::begin(both.rule.headers), std::end(both.rule.headers),
+                std::begin(c.rule.headers));
+      std::copy(std::begin(both.vlan), std::end(both.vlan), std::begin(c.vlan));
+      c.fields[key] = both.fields[key];
+      unsigned bits = 0;
+      for (const auto &[k, vm] : c.fields) {
+        bits += vm.second.countPopulation();
+      }
+      if (bits >= best_bits) {
+        continue;
+      }
+      // A copy made before for another rule serves if it is above `limit`.
+      auto known = copies_.find({j, CubeKey(c)});
+      if (known != copies_.end()) {
+        if (llvm::all_of(known->second, [&](size_t k) { return level_[k] < limit; })) {
+          best = std::move(c);
+          best_bits = bits;
+        }
+        continue;
+      }
+      expand::TernaryRule t = FromCube(c);
+      std::vector<Constraint> cons = ConstraintsOf(t);
+      // Only the rules whose level keeps the copy at `limit` or past it
+      // matter: their keys (level + 1) are at least `limit`.
+      bool blocked = false;
+      index.Query(
+          t,
+          [&](uint32_t y) {
+            const HwRuleInfo &before = out_.rules[y];
+            blocked =
+                blocked || (!gone_[y] && before.source < jsource && LevelAbove(y, jr) >= limit &&
+                            !SameOutcome(policy_, before, jhw) && Overlap(cons_[y], cons));
+          },
+          UINT32_MAX, limit);
+      if (!blocked) {
+        best = std::move(c);
+        best_bits = bits;
+      }
+    }
+    if (best) {
+      both = std::move(*best);
+    }
   }
 
   /// A rule of `r` for cube `t`, made while fitting: its masks must be ones
@@ -2073,7 +2145,7 @@ private:
     for (size_t p : pieces) {
       HwRuleInfo &hw = out_.rules[p];
       hw.rule.priority = static_cast<uint16_t>(level_[p]);
-      index.Insert(static_cast<uint32_t>(p), expanded_mut_->rules[hw.expanded]);
+      index.Insert(static_cast<uint32_t>(p), expanded_mut_->rules[hw.expanded], level_[p] + 1);
     }
     ++out_.lowered;
     return true;
