@@ -2050,10 +2050,19 @@ private:
     std::optional<Cube> best;
     unsigned best_bits = UINT_MAX;
     for (const auto &key : narrowed) {
+      // Only a field of a header `j` has (and an 802.1Q tag if `j` has
+      // one): the copy then has `j`'s headers and specs. With a header of
+      // the later rule it could need more than its specs say: an ESP,
+      // VXLAN or MPLS spec with a zero mask matches any packet on mlx5
+      // (verbs-facts §3.2), and only the fields it would leave out (IP
+      // protocol 50, UDP port 4789, ...) make it match what it names.
+      auto [layer, field] = key;
+      auto l = static_cast<unsigned>(layer);
+      if ((jc.rule.headers[l] & ir::Bit(GetFieldInfo(field).header)) == 0 ||
+          (IsVlanTagField(field) && !jc.vlan[l])) {
+        continue;
+      }
       Cube c = jc;
-      std::copy(std::begin(both.rule.headers), std::end(both.rule.headers),
-                std::begin(c.rule.headers));
-      std::copy(std::begin(both.vlan), std::end(both.vlan), std::begin(c.vlan));
       c.fields[key] = both.fields[key];
       unsigned bits = 0;
       for (const auto &[k, vm] : c.fields) {

@@ -26,6 +26,10 @@ source and compiled must agree, and (queues unique to rules) the queues the
 source side names must be those the NIC delivers to. Half the policies share two queues among
 their rules; there, each FL9004 (redundant-rule) report is checked by
 building the policy without the rule: every packet must go where it went. Policies flowc cannot build for mlx5 are skipped.
+Each iteration also makes a policy of 20 to 80 rules over three queues and
+builds it for 16 levels and for 8 (`--cap=-prio16`); where budget fitting
+then adds copies or cuts rules, the NIC must deliver every packet as it does
+with the 16-level build, and enough policies must need fitting.
 Every build runs flowc's proof that the emitted rules equal the source. Each
 policy is also built with one injected fault (--inject-fault): wherever the
 faulty rules send a test packet elsewhere on the NIC the proof must refuse
@@ -460,6 +464,46 @@ FAULTS = ("priority", "reverse", "drop-rule", "mask")
 COUNTEREXAMPLE = re.compile(r"^  packet: (.*)$", re.M)
 
 
+def check_fitting(args, r, k, tmp, fitting, failures):
+    """Budget fitting: a policy of 20 to 80 rules over three queues, built for
+    16 levels and for 8 (mlx5 without 'prio16'), where the rules that need
+    more are fitted by copies and cuts (FL8009's page). Where fitting made
+    the 8-level build, the NIC must treat every packet as the 16-level one
+    does. Counts [policies fitted, copies made] in `fitting`."""
+    n = r.randint(20, 80)
+    text = "target mlx5;\nqueue q0, q1, q2;\ningress port 1 {\n" + \
+        "".join(random_rule(r, i, 3)[0] for i in range(n)) + "}\n"
+    flow, wide, fitted = (os.path.join(tmp, name) for name in ("f.flow", "f16.fbin", "f8.fbin"))
+    with open(flow, "w") as f:
+        f.write(text)
+    fit = subprocess.run([args.flowc, "build", flow, "-o", fitted, "--cap=-prio16", "--stats"],
+                         capture_output=True, text=True)
+    if "internal error" in fit.stderr:
+        failures.append(f"policy {k}: the proof refused the build fitted to 8 levels: "
+                        f"{fit.stderr[:400]}\n{text}")
+        return
+    if fit.returncode != 0 or "to fit 8 levels" not in fit.stderr or \
+            subprocess.run([args.flowc, "build", flow, "-o", wide],
+                           capture_output=True).returncode != 0:
+        return
+    fitting[0] += 1
+    copies = re.search(r"(\d+) rule\(s\) were added for the packets", fit.stderr)
+    fitting[1] += int(copies.group(1)) if copies else 0
+    ips, ports = ip_values(), port_values()
+    lines = "".join(f"1 {frame(r, ips, ports)[0].hex()}\n" for _ in range(args.packets))
+    got = [subprocess.run([args.sim_run, "--ports", "1", fbin], input=lines, capture_output=True,
+                          text=True).stdout.splitlines()[1:1 + args.packets]
+           for fbin in (wide, fitted)]
+    if len(got[0]) != args.packets or len(got[1]) != args.packets:
+        failures.append(f"policy {k}: the sim did not run both builds\n{text}")
+        return
+    for line, a, b in zip(lines.splitlines(), got[0], got[1]):
+        if a != b:
+            failures.append(f"policy {k}: fitted to 8 levels, packet {line} went to '{b}', "
+                            f"not '{a}' as with 16\n{text}")
+            return
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("flowc")
@@ -479,6 +523,8 @@ def main():
     # (queues unique to rules) that took a test packet on the NIC, packets
     # sent, packets traced, packets some rule took on the NIC]
     news = {kind: [0, 0, 0, 0, 0, 0] for kind in NEW_KINDS}
+    # [policies fitted to 8 levels, copies they added]
+    fitting = [0, 0]
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
         flow, fbin = os.path.join(tmp, "p.flow"), os.path.join(tmp, "p.fbin")
@@ -540,6 +586,8 @@ def main():
                 if kind:
                     news[kind][0] += 1
                     news[kind][2] += not shared and f"q{i}" in took
+            check_fitting(args, random.Random(args.seed * 1000003 + k), k, tmp, fitting,
+                          failures)
             # The proof against a broken optimizer: each policy gets one of the
             # faults. Where the faulty rules send one of the packets elsewhere
             # on the NIC, the proof must refuse the build; its counterexample
@@ -664,6 +712,11 @@ def main():
                 taken < sent // 10 or traced_ < args.policies // 10:
             failures.append(f"{kind}: too few rules or packets exercised")
             print(f"shadow_differential: {failures[-1]}")
+    print(f"shadow_differential: {fitting[0]} policies fitted to 8 levels with {fitting[1]} "
+          f"copies, classified alike on the NIC")
+    # Enough of them must need fitting, and copies.
+    if fitting[0] < args.policies // 20 or fitting[1] < args.policies // 20:
+        failures.append("too few policies fitted to 8 levels")
     print(f"shadow_differential: {checked} policies built and classified ({skipped} skipped), "
           f"{reports} FL9001, {partly} FL9003 and {reports_redundant} FL9004 reports, "
           f"{witnesses} examples checked, {traces} packets traced, "
