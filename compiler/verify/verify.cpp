@@ -1043,10 +1043,47 @@ private:
 
 } // namespace
 
+namespace {
+
+/// Whether `t` matches field `f` of `layer` fully, with one of `values`.
+bool Pins(const expand::TernaryRule &t, ir::Layer layer, Field f,
+          std::initializer_list<uint64_t> values) {
+  for (const expand::TernaryMatch &m : t.matches) {
+    if (m.layer == layer && m.field == f && m.mask.isAllOnes()) {
+      for (uint64_t v : values) {
+        if (m.value == v) {
+          return true;
+        }
+      }
+    }
+  }
+  return false;
+}
+
+} // namespace
+
 expand::TernaryRule MatchOf(const emit::HwRule &rule, uint32_t index) {
   expand::TernaryRule t;
   t.source = index;
+  // ESP, VXLAN_TUNNEL and MPLS specs with a zero mask add no match on mlx5
+  // (verbs-facts §3.2: they set only their own fields, and unlike TCP, UDP
+  // and GRE force no IP protocol), so they say their header is there only
+  // where the rule matches what carries it (checked below): the IP
+  // protocol 50, UDP port 4789, or the ethertype, UDP port or GRE protocol
+  // of MPLS by where the spec sits (§3.3).
+  struct Unmasked {
+    Header header;
+    ir::Layer layer;
+    SpecKind previous;
+  };
+  llvm::SmallVector<Unmasked, 2> unmasked;
+  ir::HeaderSet masked[ir::kNumLayers] = {0, 0, 0};
+  // The raw type of the spec before (§3.3), where it is UDP or GRE: an
+  // INNER UDP spec is not UDP (ETH stands for any other, or none).
+  SpecKind previous = SpecKind::kEth;
   for (const emit::HwSpec &spec : rule.specs) {
+    SpecKind before = previous;
+    previous = spec.inner ? SpecKind::kEth : spec.kind;
     std::optional<Header> h = HeaderOfSpec(spec.kind);
     if (!h) {
       continue;
@@ -1056,6 +1093,12 @@ expand::TernaryRule MatchOf(const emit::HwRule &rule, uint32_t index) {
                           ? ir::Layer::kTunnel
                           : ir::Layer::kOuter;
     t.headers[static_cast<unsigned>(layer)] |= ir::Bit(*h);
+    bool zero = llvm::all_of(spec.mask, [](uint8_t b) { return b == 0; });
+    if (zero && (*h == Header::kEsp || *h == Header::kVxlan || *h == Header::kMpls)) {
+      unmasked.push_back({*h, layer, before});
+    } else {
+      masked[static_cast<unsigned>(layer)] |= ir::Bit(*h);
+    }
     for (const FieldInfo &f : AllFields()) {
       if (f.header != *h || f.container != Field::kNone || !emit::PlacementOf(f.field, spec.kind)) {
         continue;
@@ -1064,6 +1107,31 @@ expand::TernaryRule MatchOf(const emit::HwRule &rule, uint32_t index) {
       if (!mask.isZero()) {
         t.matches.push_back({layer, f.field, value & mask, mask});
       }
+    }
+  }
+  for (const Unmasked &u : unmasked) {
+    const ir::Layer outer = ir::Layer::kOuter;
+    // The IP header and ethertype of an MPLS spec's own layer: inner when
+    // flagged INNER, else outer.
+    const ir::Layer ip = u.layer == ir::Layer::kInner ? ir::Layer::kInner : outer;
+    bool carried = false;
+    switch (u.header) {
+    case Header::kEsp:
+      carried = Pins(t, ip, Field::kIpv4Proto, {50}) || Pins(t, ip, Field::kIpv6NextHdr, {50});
+      break;
+    case Header::kVxlan:
+      carried = Pins(t, outer, Field::kUdpDst, {4789});
+      break;
+    default: // MPLS
+      carried = u.previous == SpecKind::kUdp ? Pins(t, outer, Field::kUdpDst, {6635})
+                : u.previous == SpecKind::kGre
+                    ? Pins(t, ir::Layer::kTunnel, Field::kGreProtocol, {0x8847, 0x8848})
+                    : Pins(t, ip, Field::kEthType, {0x8847, 0x8848});
+      break;
+    }
+    auto l = static_cast<unsigned>(u.layer);
+    if (!carried && (masked[l] & ir::Bit(u.header)) == 0) {
+      t.headers[l] &= ~ir::Bit(u.header);
     }
   }
   llvm::sort(t.matches, [](const expand::TernaryMatch &a, const expand::TernaryMatch &b) {
