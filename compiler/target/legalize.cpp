@@ -7,6 +7,7 @@
 #include <cassert>
 #include <map>
 #include <numeric>
+#include <set>
 #include <tuple>
 
 #include "compiler/expand/overlap_index.h"
@@ -1542,9 +1543,14 @@ private:
     }
     const uint64_t safe = TableFill::SafeRules(entries, groups);
     const unsigned max_priority = target_.MaxPriority();
-    if (!TablesCanHold(table, mask, multicast)) {
-      return; // no move can help
-    }
+    // Ports whose trapping rules no move can fit: reported, and left alone.
+    const std::set<std::pair<int, unsigned>> beyond = PortsBeyondTables(table, mask, multicast);
+    auto hopeless = [&](size_t i) {
+      const HwRuleInfo &hw = out_.rules[i];
+      const ir::Rule &r = policy_.rules[hw.source];
+      return !multicast[i] && (hw.rule.flags & emit::kFlagDontTrap) == 0 &&
+             beyond.count({static_cast<int>(r.direction), r.port}) != 0;
+    };
     std::vector<std::vector<Constraint>> cons(n);
     std::map<std::pair<int, unsigned>, expand::OverlapIndex> index;
     for (size_t i = 0; i < n; ++i) {
@@ -1577,7 +1583,7 @@ private:
       // after it, which are final by then.
       for (size_t i = n; i-- > 0;) {
         HwRuleInfo &hw = out_.rules[i];
-        if (table[i] == kNone || multicast[i] || need[table[i]] == 0 ||
+        if (table[i] == kNone || multicast[i] || need[table[i]] == 0 || hopeless(i) ||
             slot[i] == TableFill::Slot::kGroup || (hw.rule.flags & emit::kFlagDontTrap) != 0) {
           continue; // moving a rule that shares a group frees no entry
         }
@@ -1636,7 +1642,8 @@ private:
     // What still does not fit: the first rule each full table refuses.
     std::vector<bool> reported(keys.size(), false);
     for (size_t i = 0; i < n && full > 0; ++i) {
-      if (table[i] == kNone || slot[i] != TableFill::Slot::kFull || reported[table[i]]) {
+      if (table[i] == kNone || slot[i] != TableFill::Slot::kFull || reported[table[i]] ||
+          hopeless(i)) {
         continue;
       }
       reported[table[i]] = true;
@@ -1679,14 +1686,15 @@ private:
     }
   }
 
-  /// Whether the trapping rules of each port and direction (those FitTables()
-  /// may move: not DONT_TRAP, not multicast-only) could fit their levels'
-  /// tables at all, whatever their levels (TableFill::MostRules()). Where
-  /// they cannot, it reports FL8017 at the first rule (in the order of
-  /// `table`, which is policy order) by which the rules so far cannot fit,
-  /// and returns false: moving rules would only take time.
-  bool TablesCanHold(const std::vector<uint32_t> &table, const std::vector<uint32_t> &mask,
-                     const std::vector<bool> &multicast) {
+  /// The ports and directions whose trapping rules (those FitTables() may
+  /// move: not DONT_TRAP, not multicast-only) cannot fit their levels'
+  /// tables, whatever their levels (TableFill::MostRules()). For each, it
+  /// reports FL8017 at the first rule (in the order of `table`, which is
+  /// policy order) by which the rules so far cannot fit: moving them would
+  /// only take time.
+  std::set<std::pair<int, unsigned>> PortsBeyondTables(const std::vector<uint32_t> &table,
+                                                       const std::vector<uint32_t> &mask,
+                                                       const std::vector<bool> &multicast) {
     const unsigned entries = target_.TableEntries(), groups = profile_.table_groups;
     const uint64_t tables = uint64_t{target_.MaxPriority()} + 1;
     // The movable rules of each (direction, port), in order.
@@ -1707,13 +1715,13 @@ private:
       return TableFill::MostRules(entries, groups, tables, std::move(per_mask));
     };
     const size_t masks = mask.empty() ? 0 : *std::max_element(mask.begin(), mask.end()) + 1;
-    bool fits = true;
+    std::set<std::pair<int, unsigned>> beyond;
     for (const auto &[key, rules] : movable) {
       const uint64_t bound = most(rules, masks);
       if (rules.size() <= bound) {
         continue;
       }
-      fits = false;
+      beyond.insert(key);
       // Adding a rule raises the bound by at most one, so once the rules so
       // far do not fit, no longer prefix does: search for the first.
       size_t lo = 0, hi = rules.size(); // rules[0..lo) fit, rules[0..hi) do not
@@ -1739,16 +1747,24 @@ private:
                            Name(), tables, tables - 1, hi, distinct.size()))
           .Range(r.range)
           .AddNote(llvm::SMLoc(),
-                   llvm::formatv("a table has {0} entries in groups of one mask each, the "
-                                 "first {1} of {2} entries and the later ones of 1 (verbs-facts "
-                                 "§3.8): {3} tables have {4} big groups, which hold the most "
-                                 "with the most frequent masks, and {3} x {5} one-entry groups; "
-                                 "they take at most {6} of these {7} rules, and {8} of all {9} "
-                                 "rules of this port and direction",
-                                 entries, groups, group_size, tables, tables * groups,
-                                 entries - groups * group_size, most(prefix, masks), hi, bound,
-                                 rules.size())
-                       .str())
+                   (group_size > 1
+                        ? llvm::formatv("a table has {0} entries in groups of one mask each, "
+                                        "the first {1} of {2} entries and the later ones of 1 "
+                                        "(verbs-facts §3.8): {3} tables have {4} big groups, "
+                                        "which hold the most with the most frequent masks, and "
+                                        "{3} x {5} one-entry groups",
+                                        entries, groups, group_size, tables, tables * groups,
+                                        entries - groups * group_size)
+                              .str()
+                        : llvm::formatv("a table has {0} entries, too few for groups of more "
+                                        "than one (verbs-facts §3.8): {1} tables have {1} x {0} "
+                                        "entries",
+                                        entries, tables)
+                              .str()) +
+                       llvm::formatv("; they take at most {0} of these {1} rules, and {2} of "
+                                     "all {3} trapping rules of this port and direction",
+                                     most(prefix, masks), hi, bound, rules.size())
+                           .str())
           .AddNote(llvm::SMLoc(),
                    added > 0 ? llvm::formatv("{0} of these {1} rules were added to fit {2} "
                                              "priority levels (--stats counts them)",
@@ -1757,7 +1773,7 @@ private:
                              : std::string("none of them was added to fit the priority levels: "
                                            "they are the policy's rules after expansion"));
     }
-    return fits;
+    return beyond;
   }
 
   /// The lowest level a rule of `later` may take after hardware rule `j`
@@ -1959,8 +1975,11 @@ private:
     Coarsen(index, j, both, limit);
     std::string key = CubeKey(both);
     bool whole = key == CubeKey(ToCube(jrule));
+    // A copy made before serves if it is above `limit` (one made for a rule
+    // placed further down may not be); otherwise a new one takes its place.
     auto known = copies_.find({j, key});
-    if (known != copies_.end()) {
+    if (known != copies_.end() &&
+        llvm::all_of(known->second, [&](size_t k) { return level_[k] < limit; })) {
       before.insert(before.end(), known->second.begin(), known->second.end());
       return true;
     }
@@ -1995,7 +2014,7 @@ private:
     out_.rules[c].rule.priority = static_cast<uint16_t>(lv);
     if (c == j) {
       ++out_.lowered;
-      copies_.emplace(std::make_pair(j, std::move(key)), std::vector<size_t>{j});
+      copies_[{j, std::move(key)}] = std::vector<size_t>{j};
       before.push_back(j);
       return true; // already in `members` and the index
     }
@@ -2020,7 +2039,7 @@ private:
       }
     }
     before.insert(before.end(), made.begin(), made.end());
-    copies_.emplace(std::make_pair(j, std::move(key)), std::move(made));
+    copies_[{j, std::move(key)}] = std::move(made);
     return true;
   }
 
@@ -2216,8 +2235,9 @@ private:
   /// Per out_.rules index: the level it would need without budget fitting
   /// (Place() without a goal); pieces have their rule's.
   std::vector<unsigned> chain_;
-  /// Copy()'s rules: (earlier rule, CubeKey of the packets it shares with a
-  /// later one) -> the rule that takes them.
+  /// Copy()'s rules: (earlier rule, CubeKey of the copy's packets: those it
+  /// shares with a later one, or more, see Coarsen()) -> the rules that
+  /// take them, the latest made for that cube.
   std::map<std::pair<size_t, std::string>, std::vector<size_t>> copies_;
   /// Per out_.rules index: replaced by its pieces (also in dead_).
   std::vector<bool> gone_;

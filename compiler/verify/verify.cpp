@@ -1070,7 +1070,10 @@ expand::TernaryRule MatchOf(const emit::HwRule &rule, uint32_t index) {
   // and GRE force no IP protocol), so they say their header is there only
   // where the rule matches what carries it (checked below): the IP
   // protocol 50, UDP port 4789, or the ethertype, UDP port or GRE protocol
-  // of MPLS by where the spec sits (§3.3).
+  // of MPLS by where the spec sits (§3.3). With the carrier, the header is
+  // taken to be there, as for every real packet; the model's universe says
+  // only header => carrier, and a NIC would also take a packet that has the
+  // carrier but a short or fragmented header (as for TCP and UDP).
   struct Unmasked {
     Header header;
     ir::Layer layer;
@@ -1088,7 +1091,8 @@ expand::TernaryRule MatchOf(const emit::HwRule &rule, uint32_t index) {
     if (!h) {
       continue;
     }
-    ir::Layer layer = spec.inner ? ir::Layer::kInner
+    // mlx5 matches an INNER ESP spec on the outer SPI (§3.3).
+    ir::Layer layer = spec.inner && *h != Header::kEsp ? ir::Layer::kInner
                       : (*h == Header::kVxlan || *h == Header::kGre || *h == Header::kMpls)
                           ? ir::Layer::kTunnel
                           : ir::Layer::kOuter;

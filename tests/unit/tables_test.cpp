@@ -91,7 +91,8 @@ TEST(TableFill, MostRulesCountsBigGroupsAndSingleEntries) {
   EXPECT_EQ(TableFill::MostRules(14, 6, 2, {30}), 28u); // one mask fills both tables
   EXPECT_EQ(TableFill::MostRules(14, 6, 2, std::vector<uint64_t>(40, 1)), 16u);
   EXPECT_EQ(TableFill::MostRules(14, 6, 2, {3, 3, 1}), 7u); // all of them
-  // 5 whole groups, then the largest remainders: 10 + 1 + 1 + 4 singles.
+  // 4 whole groups (two of each mask of 5), the 2 largest remainders, and
+  // 2 single entries: 8 + 1 + 1 + 2.
   EXPECT_EQ(TableFill::MostRules(14, 6, 1, {5, 5, 1, 1, 1, 1, 1, 1, 1}), 12u);
   EXPECT_EQ(TableFill::MostRules(3, 6, 4, std::vector<uint64_t>(20, 1)), 12u);
 }
