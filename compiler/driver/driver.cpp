@@ -946,6 +946,13 @@ std::optional<int> Build(const CheckOptions &o, const ir::Policy &policy,
           << " (+" << static_cast<int64_t>(hw.copies) + hw.split_into - hw.split_from
           << " rules)\n";
     }
+    for (const target::HwPolicy::FitGoals &g : hw.fit_goals) {
+      err << "stats: goal levels of budget fitting: " << g.layout;
+      if (g.estimate > 0) {
+        err << " (estimated to need about " << g.estimate << " copies)";
+      }
+      err << "\n";
+    }
     if (hw.table_moves > 0 || hw.tables_reordered > 0) {
       err << "stats: to fit " << t->profile->name << "'s flow tables of " << t->TableEntries()
           << " entries, ";

@@ -938,6 +938,7 @@ private:
       for (size_t i : members) {
         goals[i] = goal.LevelFor(0, chain_[i]);
       }
+      out_.fit_goals.push_back({"runs of chain lengths, every pair of rules counted", 0});
       return goals;
     }
     unsigned exact = std::min(FitGoal::kExactLevels, levels - 1);
@@ -1036,26 +1037,32 @@ private:
     Competing competing_pairs(std::move(earlier), std::move(earlier_at));
     std::vector<unsigned> best;
     size_t best_cost = SIZE_MAX;
-    auto consider = [&](std::vector<unsigned> level) {
+    std::string best_name;
+    auto consider = [&](std::vector<unsigned> level, std::string name) {
       Wait(competing_pairs, levels, level);
       size_t cost = Copies(competing_pairs, level);
       if (cost < best_cost) {
         best_cost = cost;
         best = std::move(level);
+        best_name = std::move(name);
       }
     };
-    for (const FitGoal &goal : tried) {
+    for (size_t k = 0; k < tried.size(); ++k) {
       std::vector<unsigned> level(members.size());
       for (size_t p = 0; p < members.size(); ++p) {
-        level[p] = goal.LevelFor(side_of[members[p]], bucket(chain_[members[p]]));
+        level[p] = tried[k].LevelFor(side_of[members[p]], bucket(chain_[members[p]]));
       }
-      consider(level);
+      std::string name =
+          k == 0 ? "runs of chain lengths"
+                 : llvm::formatv("staggered windows of two sides, side {0} leading", k).str();
+      consider(level, name);
       Refine(competing_pairs, levels, exact, level);
-      consider(std::move(level));
+      consider(std::move(level), name + ", after local search");
     }
     for (size_t p = 0; p < members.size(); ++p) {
       goals[members[p]] = best[p];
     }
+    out_.fit_goals.push_back({std::move(best_name), best_cost});
     return goals;
   }
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "compiler/diag/diagnostic.h"
@@ -53,6 +54,13 @@ struct HwPolicy {
   /// Budget fitting: rules added for the packets an earlier rule shares
   /// with a later one, above both, so that the two may share a level.
   uint32_t copies = 0;
+  /// Budget fitting's goal levels, per group fitted: the layout GoalsFor()
+  /// chose, and the copies its estimate expected (0: not estimated).
+  struct FitGoals {
+    std::string layout;
+    uint64_t estimate = 0;
+  };
+  std::vector<FitGoals> fit_goals;
   /// Rules moved to a later level because the flow table of theirs would
   /// be full (mlx5, verbs-facts §3.8).
   uint32_t table_moves = 0;
