@@ -2,7 +2,6 @@
 #include <gtest/gtest.h>
 
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "compiler/emit/buffer.h"
@@ -89,67 +88,53 @@ TEST(VerifyReadBack, NamesTheFirstRuleThatDoesNotDecode) {
   EXPECT_NE(both.detail.find("hardware rule 17 does not decode"), std::string::npos) << both.detail;
 }
 
-/// A rule of `specs`; `fields` sets (field, value) with full masks on the
-/// spec at each index.
-emit::HwRule RuleOf(std::vector<emit::HwSpec> specs,
-                    std::vector<std::tuple<size_t, Field, uint64_t>> fields = {}) {
-  emit::HwRule rule;
-  for (auto &[at, field, value] : fields) {
-    unsigned bits = GetFieldInfo(field).bits;
-    emit::SetField(specs[at], field, llvm::APInt(bits, value), llvm::APInt::getAllOnes(bits));
-  }
-  rule.specs.assign(specs.begin(), specs.end());
-  return rule;
-}
-
-bool Has(const expand::TernaryRule &t, ir::Layer layer, Header h) {
-  return (t.headers[static_cast<unsigned>(layer)] & ir::Bit(h)) != 0;
-}
-
 // mlx5 reads an ESP, VXLAN_TUNNEL or MPLS spec with a zero mask as no match
 // at all (verbs-facts §3.2); the header counts only where the rule matches
 // what carries it.
 TEST(VerifyMatchOf, ZeroMaskTunnelSpecsNeedTheirCarrier) {
-  using emit::MakeSpec;
   using emit::SpecKind;
-  const auto outer = ir::Layer::kOuter, tunnel = ir::Layer::kTunnel;
-  // ESP: IP protocol 50.
-  EXPECT_FALSE(
-      Has(verify::MatchOf(RuleOf({MakeSpec(SpecKind::kIpv4), MakeSpec(SpecKind::kEsp)}), 0), outer,
-          Header::kEsp));
-  EXPECT_TRUE(Has(verify::MatchOf(RuleOf({MakeSpec(SpecKind::kIpv4Ext), MakeSpec(SpecKind::kEsp)},
-                                         {{0, Field::kIpv4Proto, 50}}),
-                                  0),
-                  outer, Header::kEsp));
-  // An ESP spec with an SPI mask matches ESP packets only.
-  EXPECT_TRUE(Has(verify::MatchOf(RuleOf({MakeSpec(SpecKind::kIpv4), MakeSpec(SpecKind::kEsp)},
-                                         {{1, Field::kEspSpi, 7}}),
-                                  0),
-                  outer, Header::kEsp));
-  // VXLAN: UDP port 4789.
-  EXPECT_FALSE(
-      Has(verify::MatchOf(RuleOf({MakeSpec(SpecKind::kUdp), MakeSpec(SpecKind::kVxlanTunnel)},
-                                 {{0, Field::kUdpDst, 53}}),
-                          0),
-          tunnel, Header::kVxlan));
-  EXPECT_TRUE(
-      Has(verify::MatchOf(RuleOf({MakeSpec(SpecKind::kUdp), MakeSpec(SpecKind::kVxlanTunnel)},
-                                 {{0, Field::kUdpDst, 4789}}),
-                          0),
-          tunnel, Header::kVxlan));
-  // MPLS, by the spec before it: UDP port 6635, or else the ethertype.
-  EXPECT_TRUE(Has(verify::MatchOf(RuleOf({MakeSpec(SpecKind::kUdp), MakeSpec(SpecKind::kMpls)},
-                                         {{0, Field::kUdpDst, 6635}}),
-                                  0),
-                  tunnel, Header::kMpls));
-  EXPECT_FALSE(Has(verify::MatchOf(RuleOf({MakeSpec(SpecKind::kEth), MakeSpec(SpecKind::kMpls)},
-                                          {{0, Field::kEthType, 0x0800}}),
-                                   0),
-                   tunnel, Header::kMpls));
-  EXPECT_TRUE(Has(verify::MatchOf(RuleOf({MakeSpec(SpecKind::kEth), MakeSpec(SpecKind::kMpls)},
-                                         {{0, Field::kEthType, 0x8847}}),
-                                  0),
-                  tunnel, Header::kMpls));
+  struct Case {
+    const char *what;
+    SpecKind first, second;
+    /// A full-mask match on spec `at`, if any (at 2: none).
+    size_t at;
+    Field field;
+    uint64_t value;
+    ir::Layer layer;
+    Header header;
+    bool required;
+  };
+  const ir::Layer outer = ir::Layer::kOuter, tunnel = ir::Layer::kTunnel;
+  const Case cases[] = {
+      {"ESP without IP protocol 50", SpecKind::kIpv4, SpecKind::kEsp, 2, Field::kNone, 0, outer,
+       Header::kEsp, false},
+      {"ESP with IP protocol 50", SpecKind::kIpv4Ext, SpecKind::kEsp, 0, Field::kIpv4Proto, 50,
+       outer, Header::kEsp, true},
+      {"ESP with an SPI mask", SpecKind::kIpv4, SpecKind::kEsp, 1, Field::kEspSpi, 7, outer,
+       Header::kEsp, true},
+      {"VXLAN under UDP port 53", SpecKind::kUdp, SpecKind::kVxlanTunnel, 0, Field::kUdpDst, 53,
+       tunnel, Header::kVxlan, false},
+      {"VXLAN under UDP port 4789", SpecKind::kUdp, SpecKind::kVxlanTunnel, 0, Field::kUdpDst, 4789,
+       tunnel, Header::kVxlan, true},
+      {"MPLS after UDP port 6635", SpecKind::kUdp, SpecKind::kMpls, 0, Field::kUdpDst, 6635, tunnel,
+       Header::kMpls, true},
+      {"MPLS after ethertype 0x0800", SpecKind::kEth, SpecKind::kMpls, 0, Field::kEthType, 0x0800,
+       tunnel, Header::kMpls, false},
+      {"MPLS after ethertype 0x8847", SpecKind::kEth, SpecKind::kMpls, 0, Field::kEthType, 0x8847,
+       tunnel, Header::kMpls, true},
+  };
+  for (const Case &c : cases) {
+    emit::HwRule rule;
+    rule.specs = {emit::MakeSpec(c.first), emit::MakeSpec(c.second)};
+    if (c.at < 2) {
+      unsigned bits = GetFieldInfo(c.field).bits;
+      emit::SetField(rule.specs[c.at], c.field, llvm::APInt(bits, c.value),
+                     llvm::APInt::getAllOnes(bits));
+    }
+    expand::TernaryRule t = verify::MatchOf(rule, 0);
+    bool has = (t.headers[static_cast<unsigned>(c.layer)] & ir::Bit(c.header)) != 0;
+    EXPECT_EQ(has, c.required) << c.what;
+  }
 }
 
 } // namespace
