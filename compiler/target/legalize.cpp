@@ -1982,12 +1982,10 @@ private:
     Coarsen(index, j, both, limit);
     std::string key = CubeKey(both);
     bool whole = key == CubeKey(ToCube(jrule));
-    // A copy made before serves if it is above `limit` (one made for a rule
-    // placed further down may not be); otherwise a new one takes its place.
-    auto known = copies_.find({j, key});
-    if (known != copies_.end() &&
-        llvm::all_of(known->second, [&](size_t k) { return level_[k] < limit; })) {
-      before.insert(before.end(), known->second.begin(), known->second.end());
+    // A copy made before serves if it is above `limit`; otherwise a new one
+    // takes its place.
+    if (const std::vector<size_t> *known = KnownCopy(j, key, limit)) {
+      before.insert(before.end(), known->begin(), known->end());
       return true;
     }
     // The copy, as a piece of j, so that the refiner knows its packets.
@@ -2050,6 +2048,18 @@ private:
     return true;
   }
 
+  /// The rules of the copy of hardware rule `j` with CubeKey `key` made
+  /// before, if they are all above `limit` (one made for a rule placed
+  /// further down may not be); else null.
+  const std::vector<size_t> *KnownCopy(size_t j, const std::string &key, unsigned limit) const {
+    auto known = copies_.find({j, key});
+    if (known == copies_.end() ||
+        !llvm::all_of(known->second, [&](size_t k) { return level_[k] < limit; })) {
+      return nullptr;
+    }
+    return &known->second;
+  }
+
   /// Widens `both`, the packets hardware rule `j` shares with a later rule,
   /// to a copy of `j` that keeps only one of the fields in which the later
   /// rule narrows `j`, where such a copy still fits above `limit`: any
@@ -2098,9 +2108,9 @@ private:
         continue;
       }
       // A copy made before for another rule serves if it is above `limit`.
-      auto known = copies_.find({j, CubeKey(c)});
-      if (known != copies_.end()) {
-        if (llvm::all_of(known->second, [&](size_t k) { return level_[k] < limit; })) {
+      std::string ckey = CubeKey(c);
+      if (copies_.count({j, ckey}) != 0) {
+        if (KnownCopy(j, ckey, limit) != nullptr) {
           best = std::move(c);
           best_bits = bits;
         }
