@@ -1,8 +1,11 @@
 #include "compiler/analysis/analysis.h"
 
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <optional>
+#include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -65,6 +68,98 @@ void AddFields(std::vector<std::pair<ir::Layer, Field>> &to,
   }
 }
 
+/// How many variables a cube fixes: the more, the fewer packets it holds.
+unsigned FixedVars(const PacketSpace::Literals &cube) {
+  unsigned n = 0;
+  for (const PacketSpace::CubeWord &w : cube) {
+    n += llvm::countPopulation(w.care);
+  }
+  return n;
+}
+
+/// An upper bound on the share of a rule's packets (counted by header
+/// values, within the universe) that earlier cubes take, without a set of
+/// them. A cube C that meets an expansion K takes exactly the share
+/// |C∧K∧U| / |K∧U| of it. The universe U depends on few variables (S): the
+/// count splits into the part over S, which is U's (asked of BuDDy once per
+/// pattern of literals on S, and there are few), and the rest, where each
+/// variable C fixes and K does not halves it. Summing over the cubes and
+/// expansions is the union bound (an expansion holds at most all of the
+/// rule's packets); it stops at 1.
+class TakenBound {
+public:
+  explicit TakenBound(const PacketSpace &space) : space_(space) {}
+
+  double operator()(llvm::ArrayRef<uint32_t> expansions,
+                    const std::vector<std::vector<uint32_t>> &before) {
+    double sum = 0;
+    for (size_t k = 0; k < expansions.size(); ++k) {
+      const PacketSpace::Literals &own = space_.CubeOfRule(expansions[k]);
+      double whole = CountOnUniverse(own);
+      if (whole == 0) {
+        continue; // no packet of it exists
+      }
+      for (uint32_t c : before[k]) {
+        const PacketSpace::Literals &other = space_.CubeOfRule(c);
+        if (!PacketSpace::MayOverlap(own, other)) {
+          continue;
+        }
+        PacketSpace::Literals both = PacketSpace::Meet(own, other);
+        sum += std::ldexp(CountOnUniverse(both) / whole, -FreeExtra(own, both));
+        if (sum >= 1) {
+          return 1;
+        }
+      }
+    }
+    return sum;
+  }
+
+private:
+  /// The packets of `cube`'s literals on the universe's variables alone,
+  /// within the universe.
+  double CountOnUniverse(const PacketSpace::Literals &cube) {
+    const std::vector<uint64_t> &free = space_.FreeOfUniverse();
+    PacketSpace::Literals on;
+    std::string key;
+    for (const PacketSpace::CubeWord &w : cube) {
+      uint64_t care = w.care & ~(w.word < free.size() ? free[w.word] : 0);
+      if (care != 0) {
+        on.push_back({w.word, care, w.value & care});
+        key.append(reinterpret_cast<const char *>(&on.back()), sizeof(PacketSpace::CubeWord));
+      }
+    }
+    auto found = counts_.find(key);
+    if (found != counts_.end()) {
+      return found->second;
+    }
+    double n = bdd_satcount(space_.Match(on) & space_.Universe());
+    counts_.emplace(std::move(key), n);
+    return n;
+  }
+  /// The variables outside the universe's that `inner` fixes and `outer`
+  /// does not (`inner` lies within `outer`).
+  int FreeExtra(const PacketSpace::Literals &outer, const PacketSpace::Literals &inner) const {
+    const std::vector<uint64_t> &free = space_.FreeOfUniverse();
+    int extra = 0;
+    size_t j = 0;
+    for (const PacketSpace::CubeWord &w : inner) {
+      while (j < outer.size() && outer[j].word < w.word) {
+        ++j;
+      }
+      uint64_t care = w.care;
+      if (j < outer.size() && outer[j].word == w.word) {
+        care &= ~outer[j].care;
+      }
+      care &= w.word < free.size() ? free[w.word] : 0;
+      extra += static_cast<int>(llvm::countPopulation(care));
+    }
+    return extra;
+  }
+
+  const PacketSpace &space_;
+  std::unordered_map<std::string, double> counts_;
+};
+
 } // namespace
 
 Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &diags) {
@@ -100,6 +195,7 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
   }
 
   PacketSpace space(expanded.rules, options.max_nodes);
+  TakenBound taken_bound(space);
   const bdd &u = space.Universe();
   // Each rule's expansions (expanded.rules indexes). Rule BDDs are built when
   // needed and kept only for rules that take another's packets: keeping
@@ -287,62 +383,111 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
     }
     ++stats.rules;
     Group &g = groups[{rule.direction, rule.port}];
-    // Per expansion, the earlier trapping expansions that may share a packet
-    // with it, and whether one of them contains it.
-    std::vector<std::vector<uint32_t>> before(expansions[i].size());
-    std::vector<bool> inside(expansions[i].size(), false);
-    size_t met = 0;
-    for (size_t k = 0; k < expansions[i].size(); ++k) {
-      const PacketSpace::Literals &lit = cube(expansions[i][k]);
-      g.earlier.Query(expanded.rules[expansions[i][k]], [&](uint32_t c) {
-        if (PacketSpace::MayOverlap(lit, cube(c))) {
-          before[k].push_back(c);
-          inside[k] = inside[k] || PacketSpace::CubeContains(cube(c), lit);
+    const std::vector<uint32_t> &own = expansions[i];
+    // The earlier trapping expansions that hold a packet: a point query,
+    // where listing every earlier cube that meets a wide rule can take
+    // thousands.
+    PacketSpace::PackedBits packed;
+    auto for_holders = [&](const std::vector<uint8_t> &bits, auto &&fn) {
+      PacketSpace::Pack(bits, packed);
+      space.QueryPoint(g.earlier, bits, [&](uint32_t c) {
+        if (PacketSpace::InCube(cube(c), packed)) {
+          fn(c);
         }
       });
-      met += before[k].size();
-    }
-    // Packets that reach the rule, found without a union: a few packets of
-    // each expansion that no earlier cube meeting it matches.
-    std::vector<Packet> witnesses;
-    size_t tried = 0;
-    for (size_t k = 0; k < expansions[i].size(); ++k) {
-      if (inside[k]) {
-        tried += 4;
-        continue;
+    };
+    auto holders = [&](const std::vector<uint8_t> &bits,
+                       std::vector<const PacketSpace::Literals *> &out) {
+      for_holders(bits, [&](uint32_t c) { out.push_back(&cube(c)); });
+    };
+    // The rule that takes `p` first: the earliest trapping rule holding it.
+    auto first_taker = [&](const Packet &p) -> std::optional<uint32_t> {
+      std::optional<uint32_t> first;
+      for_holders(p.bits, [&](uint32_t c) {
+        uint32_t j = expanded.rules[c].source;
+        first = first ? std::min(*first, j) : j;
+      });
+      return first;
+    };
+    // Per expansion, the earlier trapping expansions that may share a
+    // packet with it: listed only for the sets FL9003 and FL9004 build.
+    std::vector<std::vector<uint32_t>> before;
+    size_t met = 0;
+    auto list_before = [&]() {
+      if (!before.empty()) {
+        return;
       }
+      before.resize(own.size());
+      for (size_t k = 0; k < own.size(); ++k) {
+        const PacketSpace::Literals &lit = cube(own[k]);
+        g.earlier.Query(expanded.rules[own[k]], [&](uint32_t c) {
+          if (PacketSpace::MayOverlap(lit, cube(c))) {
+            before[k].push_back(c);
+          }
+        });
+        met += before[k].size();
+      }
+    };
+    auto before_lists = [&]() -> const std::vector<std::vector<uint32_t>> & {
+      list_before();
+      return before;
+    };
+    // Whether an earlier cube that may share a packet with it contains
+    // expansion k, by the listing (for an expansion no packet of which can
+    // exist, which has no packet to ask about).
+    auto listed_inside = [&](size_t k) {
+      list_before();
+      return llvm::any_of(
+          before[k], [&](uint32_t c) { return PacketSpace::CubeContains(cube(c), cube(own[k])); });
+    };
+    // Packets that reach the rule, found without a union: a few packets of
+    // each expansion that no earlier cube holds. An expansion inside an
+    // earlier cube (one that holds its first packet contains it) counts its
+    // four tries as taken without drawing them.
+    std::vector<Packet> witnesses;
+    std::vector<bool> inside(own.size(), false);
+    size_t tried = 0;
+    for (size_t k = 0; k < own.size(); ++k) {
+      const PacketSpace::Literals &lit = cube(own[k]);
       // Drawn in the cube itself: no set is built (seed 0 is the packet
       // Pick() gives of the expansion's packets).
-      for (uint64_t seed = 0; seed < 4 && tried < kMaxSamples; ++seed, ++tried) {
+      for (uint64_t seed = 0; seed < 4; ++seed) {
         Packet p;
-        if (!space.PickInCube(cube(expansions[i][k]), seed, p.bits)) {
+        if (!space.PickInCube(lit, seed, p.bits)) {
+          inside[k] = seed == 0 && listed_inside(k);
           break; // no packet of it can exist
         }
-        if (llvm::none_of(before[k],
-                          [&](uint32_t c) { return PacketSpace::InCube(cube(c), p.bits); })) {
+        bool taken = false;
+        for_holders(p.bits, [&](uint32_t c) {
+          taken = true;
+          inside[k] = inside[k] || (seed == 0 && PacketSpace::CubeContains(cube(c), lit));
+        });
+        if (inside[k] || tried >= kMaxSamples) {
+          break;
+        }
+        ++tried;
+        if (!taken) {
           witnesses.push_back(std::move(p));
         }
       }
+      tried += inside[k] ? 4 : 0;
     }
     // All the packets that reach it, built when needed: each expansion less
     // the earlier cubes that meet it.
     std::optional<bdd> reached;
     auto survives = [&]() -> const bdd & {
       if (!reached) {
+        list_before();
         bdd all = bddfalse;
-        for (size_t k = 0; k < expansions[i].size(); ++k) {
+        for (size_t k = 0; k < own.size(); ++k) {
           if (inside[k]) {
             continue;
           }
-          bdd left = space.Match(cube(expansions[i][k])) & u;
+          bdd left = space.Match(cube(own[k])) & u;
           // Wide cubes first: they take the most, so the set shrinks early.
           std::vector<std::pair<unsigned, uint32_t>> order;
           for (uint32_t c : before[k]) {
-            unsigned fixed = 0;
-            for (const PacketSpace::CubeWord &w : cube(c)) {
-              fixed += llvm::countPopulation(w.care);
-            }
-            order.emplace_back(fixed, c);
+            order.emplace_back(FixedVars(cube(c)), c);
           }
           llvm::sort(order);
           for (auto [fixed, c] : order) {
@@ -357,23 +502,48 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
       }
       return *reached;
     };
-    bool reaches = !witnesses.empty() || !Empty(survives());
+    // Without a witness, whether a packet reaches it at all is asked of the
+    // earlier cubes that hold the least packet not yet taken (Uncovered()),
+    // not of all those that meet it.
+    auto uncovered = [&]() {
+      std::vector<uint8_t> bits;
+      for (size_t k = 0; k < own.size(); ++k) {
+        if (!inside[k] && space.Uncovered(cube(own[k]), holders, bits)) {
+          return true;
+        }
+      }
+      return false;
+    };
+    // The gate of FL9003 (see below): the rule meets an earlier cube, and
+    // at most kPartlyExact of them or most of its samples are taken. Those
+    // met are counted only up to the bound unless the sets need them all.
+    auto partly_gate = [&](size_t found, size_t drawn) {
+      if (found * 2 <= drawn) {
+        list_before();
+        return met > 0;
+      }
+      if (!before.empty()) {
+        return met > 0 && met <= kPartlyExact;
+      }
+      size_t count = 0;
+      for (uint32_t e : own) {
+        const PacketSpace::Literals &lit = cube(e);
+        // Every key is 0: a bar of 1 ends the search.
+        g.earlier.Search(expanded.rules[e], [&](uint32_t c) -> uint32_t {
+          count += PacketSpace::MayOverlap(lit, cube(c)) ? 1 : 0;
+          return count > kPartlyExact ? 1 : 0;
+        });
+        if (count > kPartlyExact) {
+          return false;
+        }
+      }
+      return count > 0;
+    };
+    bool reaches = !witnesses.empty() || uncovered();
     if (PacketSpace::Overflowed()) {
       stats.complete = false;
       break;
     }
-    // The earlier trapping rules that may take its packets.
-    auto earlier_rules = [&]() {
-      std::vector<uint32_t> out;
-      for (const std::vector<uint32_t> &cs : before) {
-        for (uint32_t c : cs) {
-          out.push_back(expanded.rules[c].source);
-        }
-      }
-      llvm::sort(out);
-      out.erase(std::unique(out.begin(), out.end()), out.end());
-      return out;
-    };
     if (!reaches) {
       bdd match = build(i);
       if (Empty(match & u)) {
@@ -383,13 +553,12 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
       // yet accounted for, find the rule that takes it (the first earlier
       // trapping rule that matches it), repeat. Each rule named takes at
       // least that packet; one alone means it covers the whole rule.
-      std::vector<uint32_t> candidates = earlier_rules();
       std::vector<uint32_t> takers;
       Packet packet;
       bdd left = match & u;
       while (!Empty(left) && !PacketSpace::Overflowed()) {
         Packet p = space.Pick(left);
-        std::optional<uint32_t> taker = taker_of(candidates, p);
+        std::optional<uint32_t> taker = first_taker(p);
         if (!taker) {
           break; // cannot happen while the model is consistent; report nothing
         }
@@ -430,15 +599,15 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
     // the rule meets few earlier cubes or most of its sample packets are
     // taken: a rule most of whose samples get through is not mostly taken
     // (kPartlyGate in docs/architecture.md, "Analysis").
-    if (options.partly_percent > 0 && met > 0 &&
-        (met <= kPartlyExact || witnesses.size() * 2 <= tried)) {
+    if (options.partly_percent > 0 && partly_gate(witnesses.size(), tried) &&
+        100.0 * taken_bound(own, before_lists()) >= options.partly_percent - 1e-9) {
       bdd all = build(i) & u;
       const bdd &left_over = survives();
       double total = bdd_satcount(all), left = bdd_satcount(left_over);
       double percent = total > 0 ? 100.0 * (total - left) / total : 0;
       if (percent >= options.partly_percent && !PacketSpace::Overflowed()) {
         Packet lost = space.Pick(bdd_apply(all, left_over, bddop_diff));
-        std::optional<uint32_t> taker = taker_of(earlier_rules(), lost);
+        std::optional<uint32_t> taker = first_taker(lost);
         if (taker) {
           space.Decode(lost);
           Packet kept_packet = space.Pick(left_over);

@@ -7,6 +7,7 @@
 #include <iterator>
 
 #include "compiler/base/parallel.h"
+#include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/STLExtras.h"
 
 #include "llvm/ADT/SmallString.h"
@@ -237,6 +238,21 @@ PacketSpace::PacketSpace(llvm::ArrayRef<expand::TernaryRule> rules, int max_node
     }
   }
   universe_ = u;
+  auto vars = static_cast<size_t>(bdd_varnum());
+  free_of_universe_.assign(vars / 64 + 1, ~uint64_t{0});
+  // Each node of the universe once: its variable is one it depends on.
+  llvm::DenseSet<int> seen;
+  llvm::SmallVector<int, 64> stack = {u.id()};
+  while (!stack.empty()) {
+    int node = stack.pop_back_val();
+    if (node == bddtrue.id() || node == bddfalse.id() || !seen.insert(node).second) {
+      continue;
+    }
+    auto v = static_cast<size_t>(bdd_var(node));
+    free_of_universe_[v / 64] &= ~(uint64_t{1} << (v % 64));
+    stack.push_back(bdd_low(node));
+    stack.push_back(bdd_high(node));
+  }
 }
 
 PacketSpace::~PacketSpace() {

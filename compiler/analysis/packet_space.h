@@ -83,6 +83,11 @@ public:
   /// per IP header, TCP/UDP/ESP/GRE imply the IP protocol, IPv4/IPv6 imply
   /// the ethertype, VXLAN implies UDP port 4789.
   const bdd &Universe() const { return universe_; }
+  /// The variables Universe() does not depend on, by word as in CubeWord
+  /// (bit v % 64 of word v / 64). Packets differing only in them all exist
+  /// or none does, so within any cube each such variable a second cube
+  /// fixes halves the share of the cube's packets it can hold.
+  const std::vector<uint64_t> &FreeOfUniverse() const { return free_of_universe_; }
 
   /// Whether `rule`, one of the rules given to the constructor, matches
   /// `packet` (the same answer as Match(), by comparing bits).
@@ -188,6 +193,7 @@ private:
   std::map<ir::Layer, int> vlan_vars_;
   std::map<std::pair<ir::Layer, Field>, Block> blocks_;
   bdd universe_;
+  std::vector<uint64_t> free_of_universe_;
 };
 
 } // namespace flowc::analysis

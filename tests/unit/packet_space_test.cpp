@@ -2,6 +2,7 @@
 // cube within Universe(), and point queries of the overlap index.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <memory>
 
 #include "compiler/analysis/packet_space.h"
@@ -216,6 +217,54 @@ TEST(PacketSpace, UncoveredAgreesWithTheSetDifference) {
   EXPECT_GT(uncovered, 0u);
   EXPECT_GT(covered, 0u);
   EXPECT_GT(rounds_over_one, 0u);
+}
+
+// FreeOfUniverse() against the sets: for a rule's cube K and its meet M with
+// another rule, |M∧U| / |K∧U| is the same share counted on the universe's
+// variables alone, halved for each variable outside them that M fixes and K
+// does not. FL9003's bound (analysis.cpp, TakenBound) relies on it.
+TEST(PacketSpace, VariablesFreeOfTheUniverseHalveTheShareExactly) {
+  Space s;
+  ASSERT_TRUE(s.space);
+  const std::vector<uint64_t> &free = s.space->FreeOfUniverse();
+  auto on_universe = [&](const PacketSpace::Literals &cube) {
+    PacketSpace::Literals on;
+    for (const PacketSpace::CubeWord &w : cube) {
+      uint64_t care = w.care & ~(w.word < free.size() ? free[w.word] : 0);
+      on.push_back({w.word, care, w.value & care});
+    }
+    return bdd_satcount(s.space->Match(on) & s.space->Universe());
+  };
+  auto free_fixed = [&](const PacketSpace::Literals &cube) {
+    int n = 0;
+    for (const PacketSpace::CubeWord &w : cube) {
+      n += llvm::countPopulation(w.care & (w.word < free.size() ? free[w.word] : 0));
+    }
+    return n;
+  };
+  unsigned shares = 0, partial = 0;
+  bool some_free = false, some_bound = false;
+  for (uint64_t word : free) {
+    some_free = some_free || word != 0;
+    some_bound = some_bound || word != ~uint64_t{0};
+  }
+  EXPECT_TRUE(some_free);
+  EXPECT_TRUE(some_bound);
+  s.ForEachMeet([&](size_t a, size_t b, const PacketSpace::Literals &meet) {
+    const PacketSpace::Literals &outer = s.space->CubeOfRule(a);
+    double whole = bdd_satcount(s.space->Match(outer) & s.space->Universe());
+    if (whole == 0) {
+      return;
+    }
+    double exact = bdd_satcount(s.space->Match(meet) & s.space->Universe()) / whole;
+    double split = on_universe(meet) / on_universe(outer) *
+                   std::ldexp(1.0, free_fixed(outer) - free_fixed(meet));
+    EXPECT_DOUBLE_EQ(exact, split) << a << " " << b;
+    ++shares;
+    partial += exact > 0 && exact < 1;
+  });
+  EXPECT_GT(shares, 20u);
+  EXPECT_GT(partial, 5u);
 }
 
 } // namespace
