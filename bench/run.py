@@ -139,7 +139,7 @@ def main() -> int:
               f"{float(phases.get('target', 0)):>10.1f} "
               f"{(f'{float(analysis):.1f}' if analysis else 'skipped'):>12} "
               f"{(secs - ref[2]) * 1e6 / n:>8.2f}")
-    print("analysis: the FL9001/9003/9004 model, skipped above --analysis-limit (20000 rules "
+    print("analysis: the FL9001/9003/9004 model, skipped above --analysis-limit (200000 rules "
           "after expansion)")
     if not args.no_build:
         for target in args.build_targets.split(","):

@@ -17,7 +17,7 @@ struct Options {
   int max_nodes = 8 << 20;
   /// The most expanded (ternary) rules analysed; a larger policy is not
   /// analysed at all (0: no limit). flowc check's --analysis-limit.
-  uint32_t max_rules = 50000;
+  uint32_t max_rules = 200000;
   /// FL9003 is reported when earlier rules take at least this percentage of
   /// a rule's packets (0: never).
   double partly_percent = 90;

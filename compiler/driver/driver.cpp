@@ -75,7 +75,7 @@ Options:
   --warn-expansion=N        warn (FL8015) when a rule becomes more than N
                             hardware rules (default 64; 0 = never)
   --analysis-limit=N        analyse for shadowed rules (FL9001) only policies of
-                            at most N expanded rules (default 50000; 0 = no limit)
+                            at most N expanded rules (default 200000; 0 = no limit)
   --progress                print the analysis's progress on stderr (on a
                             terminal it is shown once it takes a second)
 
@@ -1148,6 +1148,20 @@ int RunCheck(const CheckOptions &o, llvm::raw_ostream &out, llvm::raw_ostream &e
         analysis::Stats stats = analysis::Analyze(policy, analysis, diags);
         progress.Finish();
         timer.Done("analysis");
+        // Saying nothing would read as "no shadowed rules".
+        if (stats.skipped) {
+          err << "flowc: note: shadowed, mostly shadowed and redundant rules (FL9001, FL9003, "
+                 "FL9004) were not looked for: the policy has "
+              << (stats.expanded != 0 ? std::to_string(stats.expanded)
+                                      : "more than " + std::to_string(analysis.max_rules))
+              << " rules after expansion, over --analysis-limit=" << analysis.max_rules
+              << " (0: no limit)\n";
+        } else if (!stats.complete) {
+          err << "flowc: note: the search for shadowed, mostly shadowed and redundant rules "
+                 "(FL9001, FL9003, FL9004) stopped early (a rule over an expansion limit, or the "
+                 "model over its BDD node limit): rules not reported on may still be shadowed or "
+                 "redundant\n";
+        }
         if (o.time_phases) {
           err << "analysis: " << stats.rules << " rule(s), " << stats.expanded
               << " ternary rule(s), " << stats.shadowed << " shadowed, " << stats.partly
