@@ -95,8 +95,8 @@ public:
     double sum = 0;
     for (size_t k = 0; k < expansions.size(); ++k) {
       const PacketSpace::Literals &own = space_.CubeOfRule(expansions[k]);
-      double whole = CountOnUniverse(own);
-      if (whole == 0) {
+      double whole = Log2CountOnUniverse(own);
+      if (whole == kNone) {
         continue; // no packet of it exists
       }
       for (uint32_t c : before[k]) {
@@ -105,7 +105,7 @@ public:
           continue;
         }
         PacketSpace::Literals both = PacketSpace::Meet(own, other);
-        sum += std::ldexp(CountOnUniverse(both) / whole, -FreeExtra(own, both));
+        sum += std::exp2(Log2CountOnUniverse(both) - whole - FreeExtra(own, both));
         if (sum >= 1) {
           return 1;
         }
@@ -115,9 +115,11 @@ public:
   }
 
 private:
-  /// The packets of `cube`'s literals on the universe's variables alone,
-  /// within the universe.
-  double CountOnUniverse(const PacketSpace::Literals &cube) {
+  /// Log2 of the number of packets of `cube`'s literals on the universe's
+  /// variables alone, within the universe; kNone if there are none. Counts
+  /// are over every variable, which a double does not hold past 2^1023.
+  static constexpr double kNone = -HUGE_VAL;
+  double Log2CountOnUniverse(const PacketSpace::Literals &cube) {
     const std::vector<uint64_t> &free = space_.FreeOfUniverse();
     PacketSpace::Literals on;
     std::string key;
@@ -125,14 +127,17 @@ private:
       uint64_t care = w.care & ~(w.word < free.size() ? free[w.word] : 0);
       if (care != 0) {
         on.push_back({w.word, care, w.value & care});
-        key.append(reinterpret_cast<const char *>(&on.back()), sizeof(PacketSpace::CubeWord));
+        for (uint64_t part : {uint64_t{w.word}, care, w.value & care}) {
+          key.append(reinterpret_cast<const char *>(&part), sizeof part);
+        }
       }
     }
     auto found = counts_.find(key);
     if (found != counts_.end()) {
       return found->second;
     }
-    double n = bdd_satcount(space_.Match(on) & space_.Universe());
+    bdd set = space_.Match(on) & space_.Universe();
+    double n = set == bddfalse ? kNone : bdd_satcountln(set);
     counts_.emplace(std::move(key), n);
     return n;
   }
@@ -605,6 +610,12 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
       const bdd &left_over = survives();
       double total = bdd_satcount(all), left = bdd_satcount(left_over);
       double percent = total > 0 ? 100.0 * (total - left) / total : 0;
+      if (!std::isfinite(total)) {
+        // Counts over more than 1,023 variables: their ratio, by logarithms.
+        percent = Empty(left_over)
+                      ? 100.0
+                      : 100.0 * (1 - std::exp2(bdd_satcountln(left_over) - bdd_satcountln(all)));
+      }
       if (percent >= options.partly_percent && !PacketSpace::Overflowed()) {
         Packet lost = space.Pick(bdd_apply(all, left_over, bddop_diff));
         std::optional<uint32_t> taker = first_taker(lost);
