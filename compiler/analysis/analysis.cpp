@@ -68,15 +68,6 @@ void AddFields(std::vector<std::pair<ir::Layer, Field>> &to,
   }
 }
 
-/// How many variables a cube fixes: the more, the fewer packets it holds.
-unsigned FixedVars(const PacketSpace::Literals &cube) {
-  unsigned n = 0;
-  for (const PacketSpace::CubeWord &w : cube) {
-    n += llvm::countPopulation(w.care);
-  }
-  return n;
-}
-
 /// An upper bound on the share of a rule's packets (counted by header
 /// values, within the universe) that earlier cubes take, without a set of
 /// them. A cube C that meets an expansion K takes exactly the share
@@ -99,13 +90,16 @@ public:
       if (whole == kNone) {
         continue; // no packet of it exists
       }
+      const int own_free = FreeFixed(own);
       for (uint32_t c : before[k]) {
         const PacketSpace::Literals &other = space_.CubeOfRule(c);
         if (!PacketSpace::MayOverlap(own, other)) {
           continue;
         }
         PacketSpace::Literals both = PacketSpace::Meet(own, other);
-        sum += std::exp2(Log2CountOnUniverse(both) - whole - FreeExtra(own, both));
+        // `both` fixes every variable `own` does, and these more.
+        int extra = FreeFixed(both) - own_free;
+        sum += std::exp2(Log2CountOnUniverse(both) - whole - extra);
         if (sum >= 1) {
           return 1;
         }
@@ -141,24 +135,15 @@ private:
     counts_.emplace(std::move(key), n);
     return n;
   }
-  /// The variables outside the universe's that `inner` fixes and `outer`
-  /// does not (`inner` lies within `outer`).
-  int FreeExtra(const PacketSpace::Literals &outer, const PacketSpace::Literals &inner) const {
+  /// How many variables outside the universe's `cube` fixes.
+  int FreeFixed(const PacketSpace::Literals &cube) const {
     const std::vector<uint64_t> &free = space_.FreeOfUniverse();
-    int extra = 0;
-    size_t j = 0;
-    for (const PacketSpace::CubeWord &w : inner) {
-      while (j < outer.size() && outer[j].word < w.word) {
-        ++j;
-      }
-      uint64_t care = w.care;
-      if (j < outer.size() && outer[j].word == w.word) {
-        care &= ~outer[j].care;
-      }
-      care &= w.word < free.size() ? free[w.word] : 0;
-      extra += static_cast<int>(llvm::countPopulation(care));
+    int n = 0;
+    for (const PacketSpace::CubeWord &w : cube) {
+      n += static_cast<int>(
+          llvm::countPopulation(w.care & (w.word < free.size() ? free[w.word] : 0)));
     }
-    return extra;
+    return n;
   }
 
   const PacketSpace &space_;
@@ -492,7 +477,7 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
           // Wide cubes first: they take the most, so the set shrinks early.
           std::vector<std::pair<unsigned, uint32_t>> order;
           for (uint32_t c : before[k]) {
-            order.emplace_back(FixedVars(cube(c)), c);
+            order.emplace_back(PacketSpace::FixedVars(cube(c)), c);
           }
           llvm::sort(order);
           for (auto [fixed, c] : order) {

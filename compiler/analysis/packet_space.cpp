@@ -549,6 +549,14 @@ bool PacketSpace::InCube(const Literals &cube, const std::vector<uint8_t> &bits)
   return true;
 }
 
+unsigned PacketSpace::FixedVars(const Literals &cube) {
+  unsigned n = 0;
+  for (const CubeWord &w : cube) {
+    n += llvm::countPopulation(w.care);
+  }
+  return n;
+}
+
 bool PacketSpace::CubeContains(const Literals &outer, const Literals &inner) {
   size_t j = 0;
   for (const CubeWord &w : outer) {

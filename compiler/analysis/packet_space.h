@@ -143,6 +143,9 @@ public:
   /// Whether every packet of `inner` lies in `outer` (each literal of
   /// `outer` is one of `inner`'s).
   static bool CubeContains(const Literals &outer, const Literals &inner);
+  /// How many variables `cube` fixes: the more, the fewer packets it holds
+  /// and the fewer cubes it meets.
+  static unsigned FixedVars(const Literals &cube);
   /// The packet `bits` as a rule that fixes every field block to its value
   /// (full masks): a query for OverlapIndex whose candidates include every
   /// rule whose cube holds the packet. QueryPoint() asks the same without

@@ -74,8 +74,10 @@ Options:
   --max-expansion=N         the most hardware rules one rule may become (4096)
   --warn-expansion=N        warn (FL8015) when a rule becomes more than N
                             hardware rules (default 64; 0 = never)
-  --analysis-limit=N        analyse for shadowed rules (FL9001) only policies of
-                            at most N expanded rules (default 200000; 0 = no limit)
+  --analysis-limit=N        look for shadowed, mostly shadowed and redundant
+                            rules (FL9001, FL9003, FL9004) only in policies of at
+                            most N expanded rules (default 200000; 0 = no limit);
+                            over it, a note says they were not looked for
   --progress                print the analysis's progress on stderr (on a
                             terminal it is shown once it takes a second)
 

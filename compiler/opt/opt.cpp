@@ -14,17 +14,6 @@ using analysis::PacketSpace;
 
 ExactRefiner::~ExactRefiner() = default;
 
-namespace {
-/// How many variables a cube fixes: the more, the fewer rules it meets.
-unsigned FixedVars(const PacketSpace::Literals &cube) {
-  unsigned n = 0;
-  for (const PacketSpace::CubeWord &w : cube) {
-    n += llvm::countPopulation(w.care);
-  }
-  return n;
-}
-} // namespace
-
 void ExactRefiner::ForHolders(const Group &group, const std::vector<uint8_t> &bits, uint32_t below,
                               llvm::function_ref<void(uint32_t)> fn) const {
   PacketSpace::PackedBits packed;
@@ -372,8 +361,9 @@ uint32_t ExactRefiner::RemoveRedundant(const ir::Policy &policy,
       // may hold packets of both, asked of the index with the narrower of
       // the two (the one whose cube fixes more variables).
       PacketSpace::Literals meet = PacketSpace::Meet(lit, *literals_[next]);
-      uint32_t narrow =
-          FixedVars(*literals_[next]) > FixedVars(lit) ? next : static_cast<uint32_t>(k);
+      uint32_t narrow = PacketSpace::FixedVars(*literals_[next]) > PacketSpace::FixedVars(lit)
+                            ? next
+                            : static_cast<uint32_t>(k);
       unlike.clear();
       group->index.Query(
           expanded_->rules[rules[kept[narrow]].expanded],

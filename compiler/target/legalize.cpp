@@ -1106,49 +1106,50 @@ private:
   static void Refine(const Competing &pairs, unsigned levels, unsigned exact,
                      std::vector<unsigned> &level) {
     static constexpr unsigned kMaxLevels = 64, kSweeps = 8;
+    if (levels > kMaxLevels) {
+      return;
+    }
     const std::vector<uint32_t> &earlier = pairs.earlier, &later = pairs.later;
     const std::vector<size_t> &earlier_at = pairs.earlier_at, &later_at = pairs.later_at;
     size_t n = level.size();
-    if (levels <= kMaxLevels) {
-      std::vector<int64_t> cost(levels), at(levels);
-      for (unsigned sweep = 0; sweep < kSweeps; ++sweep) {
-        size_t moved = 0;
-        for (size_t p = 0; p < n; ++p) {
-          if (level[p] < exact) {
-            continue;
-          }
-          // cost[l]: were this rule at l, its earlier rules at l or below
-          // (in number), and its later rules at l or above.
-          std::fill(cost.begin(), cost.end(), 0);
-          std::fill(at.begin(), at.end(), 0);
-          for (size_t e = earlier_at[p]; e < earlier_at[p + 1]; ++e) {
-            ++cost[level[earlier[e]]];
-          }
-          for (size_t e = later_at[p]; e < later_at[p + 1]; ++e) {
-            ++at[level[later[e]]];
-          }
-          for (unsigned l = levels - 1; l-- > 0;) {
-            cost[l] += cost[l + 1];
-          }
-          int64_t above = 0;
-          for (unsigned l = 0; l < levels; ++l) {
-            above += at[l];
-            cost[l] += above;
-          }
-          unsigned best = level[p];
-          for (unsigned l = levels; l-- > exact;) {
-            if (cost[l] < cost[best]) {
-              best = l;
-            }
-          }
-          if (best != level[p]) {
-            level[p] = best;
-            ++moved;
+    std::vector<int64_t> cost(levels), at(levels);
+    for (unsigned sweep = 0; sweep < kSweeps; ++sweep) {
+      size_t moved = 0;
+      for (size_t p = 0; p < n; ++p) {
+        if (level[p] < exact) {
+          continue;
+        }
+        // cost[l]: were this rule at l, its earlier rules at l or below
+        // (in number), and its later rules at l or above.
+        std::fill(cost.begin(), cost.end(), 0);
+        std::fill(at.begin(), at.end(), 0);
+        for (size_t e = earlier_at[p]; e < earlier_at[p + 1]; ++e) {
+          ++cost[level[earlier[e]]];
+        }
+        for (size_t e = later_at[p]; e < later_at[p + 1]; ++e) {
+          ++at[level[later[e]]];
+        }
+        for (unsigned l = levels - 1; l-- > 0;) {
+          cost[l] += cost[l + 1];
+        }
+        int64_t above = 0;
+        for (unsigned l = 0; l < levels; ++l) {
+          above += at[l];
+          cost[l] += above;
+        }
+        unsigned best = level[p];
+        for (unsigned l = levels; l-- > exact;) {
+          if (cost[l] < cost[best]) {
+            best = l;
           }
         }
-        if (moved * 1000 < n) {
-          break;
+        if (best != level[p]) {
+          level[p] = best;
+          ++moved;
         }
+      }
+      if (moved * 1000 < n) {
+        break;
       }
     }
   }

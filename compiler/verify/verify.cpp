@@ -1041,10 +1041,6 @@ private:
   uint64_t progress_done_ = 0, progress_total_ = 0;
 };
 
-} // namespace
-
-namespace {
-
 /// Whether `t` matches field `f` of `layer` fully, with one of `values`.
 bool Pins(const expand::TernaryRule &t, ir::Layer layer, Field f,
           std::initializer_list<uint64_t> values) {

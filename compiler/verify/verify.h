@@ -93,8 +93,8 @@ Result Verify(const ir::Policy &policy, const target::Target &target,
 /// (verbs-facts §1.5, §3.3), but an ESP, VXLAN_TUNNEL or MPLS spec with a
 /// zero mask only where the rule matches what carries the header (§3.2);
 /// the tunnel specs (VXLAN, GRE, an outer MPLS) describe the tunnel layer;
-/// each field with a non-zero mask is compared under it. Sub-fields are read through their containers. `index` becomes
-/// the result's `source`.
+/// each field with a non-zero mask is compared under it. Sub-fields are
+/// read through their containers. `index` becomes the result's `source`.
 expand::TernaryRule MatchOf(const emit::HwRule &rule, uint32_t index);
 
 } // namespace flowc::verify

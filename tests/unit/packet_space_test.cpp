@@ -42,10 +42,8 @@ struct Space {
 
   Space() : checked(CheckSource(kPolicy)) {
     EXPECT_TRUE(checked.diags.empty()) << checked.diags.front().second;
-    auto target = target::MakeTarget("generic", {});
-    EXPECT_TRUE(bool(target));
+    std::optional<target::Target> target = GenericTarget();
     if (!target) {
-      llvm::consumeError(target.takeError());
       return;
     }
     llvm::SourceMgr sources;

@@ -6,8 +6,13 @@
 #include <utility>
 #include <vector>
 
+#include <gtest/gtest.h>
+
+#include <optional>
+
 #include "compiler/parse/parse.h"
 #include "compiler/sema/sema.h"
+#include "compiler/target/profile.h"
 #include "llvm/Support/MemoryBuffer.h"
 
 namespace flowc {
@@ -29,8 +34,8 @@ struct Checked {
 
 inline Checked CheckSource(llvm::StringRef text, const parse::Options &popts = {}) {
   llvm::SourceMgr sources;
-  unsigned id =
-      sources.AddNewSourceBuffer(llvm::MemoryBuffer::getMemBufferCopy(text, "t.flow"), llvm::SMLoc());
+  unsigned id = sources.AddNewSourceBuffer(llvm::MemoryBuffer::getMemBufferCopy(text, "t.flow"),
+                                           llvm::SMLoc());
   Collect collect;
   diag::Options dopts;
   dopts.max_errors = 0;
@@ -42,6 +47,17 @@ inline Checked CheckSource(llvm::StringRef text, const parse::Options &popts = {
   out.policy = sema::Check(out.program, sopts, engine);
   out.diags = collect.seen;
   return out;
+}
+
+/// The generic target; none, and a test failure, if it cannot be made.
+inline std::optional<target::Target> GenericTarget() {
+  llvm::Expected<target::Target> t = target::MakeTarget("generic", {});
+  EXPECT_TRUE(bool(t));
+  if (!t) {
+    llvm::consumeError(t.takeError());
+    return std::nullopt;
+  }
+  return std::move(*t);
 }
 
 inline std::vector<unsigned> Codes(const Checked &c) {
