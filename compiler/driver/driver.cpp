@@ -119,7 +119,7 @@ Options:
   --optimize-limit=N        use the exact packet model to leave out rules no
                             packet reaches and to order only rules that compete
                             for a packet, up to N expanded rules (default
-                            20000; 0 = no limit); above it, overlapping rules
+                            200000; 0 = no limit); above it, overlapping rules
                             are ordered
   --max-rules=N             the most hardware rules the policy may become when
                             rules are split or added to fit the target's
