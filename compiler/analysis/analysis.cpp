@@ -14,6 +14,7 @@
 #include "compiler/expand/overlap_index.h"
 #include "compiler/target/profile.h"
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/Sequence.h"
 #include "llvm/Support/MathExtras.h"
 
 namespace flowc::analysis {
@@ -581,31 +582,57 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
       break;
     }
     if (!reaches) {
-      bdd match = build(i);
-      if (Empty(match & u)) {
-        continue; // an empty rule is sema's contradiction report, not a shadow
-      }
       // Which earlier rules take its packets: pick a packet of the rule not
       // yet accounted for, find the rule that takes it (the first earlier
       // trapping rule that matches it), repeat. Each rule named takes at
       // least that packet; one alone means it covers the whole rule.
       std::vector<uint32_t> takers;
       Packet packet;
-      bdd left = match & u;
-      while (!Empty(left) && !PacketSpace::Overflowed()) {
-        Packet p = space.Pick(left);
-        std::optional<uint32_t> taker = first_taker(p);
-        if (!taker) {
-          break; // cannot happen while the model is consistent; report nothing
+      // The first packet is the rule's least (what Pick() gives of its
+      // set), the least of its expansions' least packets. When one cube of
+      // the rule that takes it contains each expansion that has packets,
+      // that rule alone takes them all, and no set is built: at 100k, most
+      // of the 18,872 shadowed rules.
+      std::vector<bool> empty(own.size(), false);
+      std::vector<uint8_t> bits;
+      for (size_t k = 0; k < own.size(); ++k) {
+        empty[k] = !space.PickInCube(cube(own[k]), 0, bits);
+        if (!empty[k] && (packet.bits.empty() || bits < packet.bits)) {
+          packet.bits = bits;
         }
-        if (takers.empty()) {
-          packet = std::move(p);
-          space.Decode(packet);
-        }
-        takers.push_back(*taker);
-        left &= !match_of(*taker);
       }
-      if (PacketSpace::Overflowed() || takers.empty() || !Empty(left)) {
+      if (packet.bits.empty()) {
+        continue; // an empty rule is sema's contradiction report, not a shadow
+      }
+      std::optional<uint32_t> first = first_taker(packet);
+      auto contains = [&](size_t k) {
+        return empty[k] || llvm::any_of(expansions[*first], [&](uint32_t c) {
+                 return PacketSpace::CubeContains(cube(c), cube(own[k]));
+               });
+      };
+      if (first && llvm::all_of(llvm::seq<size_t>(0, own.size()), contains)) {
+        takers.push_back(*first);
+        space.Decode(packet);
+      } else {
+        bdd left = build(i) & u;
+        while (!Empty(left) && !PacketSpace::Overflowed()) {
+          Packet p = space.Pick(left);
+          std::optional<uint32_t> taker = first_taker(p);
+          if (!taker) {
+            break; // cannot happen while the model is consistent; report nothing
+          }
+          if (takers.empty()) {
+            packet = std::move(p);
+            space.Decode(packet);
+          }
+          takers.push_back(*taker);
+          left &= !match_of(*taker);
+        }
+        if (!Empty(left)) {
+          takers.clear();
+        }
+      }
+      if (PacketSpace::Overflowed() || takers.empty()) {
         stats.complete = false;
         break;
       }
