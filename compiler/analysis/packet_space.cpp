@@ -467,7 +467,10 @@ bool PacketSpace::Uncovered(const Literals &cube, Holders holders,
     for (const Literals *c : found) {
       set = bdd_apply(set, Match(*c), bddop_diff);
     }
-    if (set == bddfalse) {
+    // Past the node limit BuDDy makes no nodes (a cube would be false), so
+    // the same packet would come back forever; every caller checks
+    // Overflowed() and drops the answer.
+    if (set == bddfalse || Overflowed()) {
       return false;
     }
     bits = Pick(set).bits;

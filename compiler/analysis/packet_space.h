@@ -122,7 +122,8 @@ public:
   /// takes out a cube not taken out before, so the answer is exact, yet only
   /// the cubes that cover the cube are touched, not every one that meets
   /// it; and no set is built when no packet of the cube can exist or a cube
-  /// that holds its least packet contains it.
+  /// that holds its least packet contains it. Past the node limit it
+  /// returns false; the caller must then check Overflowed().
   bool Uncovered(const Literals &cube, Holders holders, std::vector<uint8_t> &bits) const;
   /// Whether the packet `bits` (Packet::bits) lies in `cube`.
   static bool InCube(const Literals &cube, const std::vector<uint8_t> &bits);

@@ -40,7 +40,7 @@ struct Space {
   expand::Expanded expanded;
   std::unique_ptr<PacketSpace> space;
 
-  Space() : checked(CheckSource(kPolicy)) {
+  explicit Space(int max_nodes = 1 << 20) : checked(CheckSource(kPolicy)) {
     EXPECT_TRUE(checked.diags.empty()) << checked.diags.front().second;
     std::optional<target::Target> target = GenericTarget();
     if (!target) {
@@ -50,7 +50,7 @@ struct Space {
     Collect collect;
     diag::Engine engine(sources, {}, collect);
     expanded = expand::Expand(checked.policy, *target, {}, engine);
-    space = std::make_unique<PacketSpace>(expanded.rules, 1 << 20);
+    space = std::make_unique<PacketSpace>(expanded.rules, max_nodes);
   }
 
   /// Calls `fn(a, b, cube)` for every rule (a == b) and every meet of two
@@ -215,6 +215,60 @@ TEST(PacketSpace, UncoveredAgreesWithTheSetDifference) {
   EXPECT_GT(uncovered, 0u);
   EXPECT_GT(covered, 0u);
   EXPECT_GT(rounds_over_one, 0u);
+}
+
+// Past the node limit BuDDy makes no new nodes (a new cube's set comes out
+// false), so taking a holder's cube out of a set changes nothing and the
+// same packet comes back: Uncovered() must stop there, with Overflowed()
+// set, instead of asking about that packet forever.
+TEST(PacketSpace, UncoveredStopsPastTheNodeLimit) {
+  Space s(1 << 17); // the least limit above the table BuDDy starts with
+  ASSERT_TRUE(s.space);
+  const PacketSpace::Literals &cube = s.space->CubeOfRule(0);
+  // The rule's set is made before the limit, so its nodes still exist.
+  bdd whole = s.space->Match(cube), set = whole & s.space->Universe();
+  ASSERT_NE(set, bddfalse);
+  const auto vars = static_cast<uint32_t>(bdd_varnum());
+  uint64_t state = 1;
+  bdd fill = bddfalse;
+  for (int k = 0; k < 1000000 && !PacketSpace::Overflowed(); ++k) {
+    PacketSpace::Literals random;
+    for (uint32_t w = 0; w * 64 < vars; ++w) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      uint64_t care = state & (state >> 7) & (state >> 13); // about one bit in eight
+      if (w * 64 + 64 > vars) {
+        care &= (uint64_t{1} << (vars - w * 64)) - 1;
+      }
+      random.push_back({w, care, state >> 3});
+    }
+    fill |= s.space->Match(random);
+  }
+  ASSERT_TRUE(PacketSpace::Overflowed());
+  // Each packet asked about is held by a cube of that packet alone, which
+  // cannot be made now.
+  unsigned rounds = 0;
+  std::vector<uint8_t> bits;
+  PacketSpace::Literals point;
+  bool found = s.space->Uncovered(
+      cube,
+      [&](const std::vector<uint8_t> &at, std::vector<const PacketSpace::Literals *> &out) {
+        if (++rounds > 100) {
+          return; // no holder: ends the loop for a broken Uncovered()
+        }
+        point.clear();
+        for (uint32_t w = 0; w * 64 < vars; ++w) {
+          uint64_t care = 0, value = 0;
+          for (uint32_t b = 0; b < 64 && w * 64 + b < vars; ++b) {
+            care |= uint64_t{1} << b;
+            value |= uint64_t{at[w * 64 + b]} << b;
+          }
+          point.push_back({w, care, value});
+        }
+        out.push_back(&point);
+      },
+      bits);
+  EXPECT_FALSE(found);
+  EXPECT_LE(rounds, 2u);
 }
 
 // FreeOfUniverse() against the sets: for a rule's cube K and its meet M with
