@@ -226,6 +226,19 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
     return llvm::any_of(expansions[j],
                         [&](uint32_t e) { return PacketSpace::InCube(cube(e), p.bits); });
   };
+  // The least packet (in Pick()'s order: by variable, 0 first) of those
+  // `pick(k, bits)` gives for k in [0, n), where it returns true: Pick() of
+  // a union is the least of its parts' least packets.
+  auto least_of = [](size_t n, auto &&pick) {
+    std::optional<Packet> least;
+    std::vector<uint8_t> bits;
+    for (size_t k = 0; k < n; ++k) {
+      if (pick(k, bits) && (!least || bits < least->bits)) {
+        least.emplace().bits = bits;
+      }
+    }
+    return least;
+  };
   // The rule that takes `p`: the first of `candidates` (sorted) that matches it.
   auto taker_of = [&](const std::vector<uint32_t> &candidates,
                       const Packet &p) -> std::optional<uint32_t> {
@@ -373,15 +386,9 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
     }
     // The example: the least packet that reaches the rule, as Pick() gives
     // it of that set, found per expansion without building the set.
-    std::optional<Packet> least;
-    std::vector<uint8_t> bits;
-    for (size_t k = 0; k < own.size(); ++k) {
-      if (!inside[k] && space.Uncovered(cube(own[k]), holders, bits) &&
-          (!least || bits < least->bits)) {
-        least = Packet{};
-        least->bits = bits;
-      }
-    }
+    std::optional<Packet> least = least_of(own.size(), [&](size_t k, std::vector<uint8_t> &bits) {
+      return !inside[k] && space.Uncovered(cube(own[k]), holders, bits);
+    });
     if (!least || PacketSpace::Overflowed()) {
       return;
     }
@@ -587,30 +594,27 @@ Stats Analyze(const ir::Policy &policy, const Options &options, diag::Engine &di
       // trapping rule that matches it), repeat. Each rule named takes at
       // least that packet; one alone means it covers the whole rule.
       std::vector<uint32_t> takers;
-      Packet packet;
       // The first packet is the rule's least (what Pick() gives of its
       // set), the least of its expansions' least packets. When one cube of
       // the rule that takes it contains each expansion that has packets,
       // that rule alone takes them all, and no set is built: at 100k, most
       // of the 18,872 shadowed rules.
       std::vector<bool> empty(own.size(), false);
-      std::vector<uint8_t> bits;
-      for (size_t k = 0; k < own.size(); ++k) {
-        empty[k] = !space.PickInCube(cube(own[k]), 0, bits);
-        if (!empty[k] && (packet.bits.empty() || bits < packet.bits)) {
-          packet.bits = bits;
-        }
-      }
-      if (packet.bits.empty()) {
+      std::optional<Packet> least = least_of(own.size(), [&](size_t k, std::vector<uint8_t> &bits) {
+        empty[k] = !space.PickInCube(cube(own[k]), 0, bits); // seed 0: the least
+        return !empty[k];
+      });
+      if (!least) {
         continue; // an empty rule is sema's contradiction report, not a shadow
       }
+      Packet packet = std::move(*least);
       std::optional<uint32_t> first = first_taker(packet);
-      auto contains = [&](size_t k) {
+      auto held_whole = [&](size_t k) {
         return empty[k] || llvm::any_of(expansions[*first], [&](uint32_t c) {
                  return PacketSpace::CubeContains(cube(c), cube(own[k]));
                });
       };
-      if (first && llvm::all_of(llvm::seq<size_t>(0, own.size()), contains)) {
+      if (first && llvm::all_of(llvm::seq<size_t>(0, own.size()), held_whole)) {
         takers.push_back(*first);
         space.Decode(packet);
       } else {
